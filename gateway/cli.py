@@ -1,0 +1,139 @@
+"""The command line: ``isogw`` (same as ``python -m gateway``).
+
+``isogw validate [--json] PATH...`` checks message files before they are sent: files,
+folders (every ``*.xml`` below) and ``-`` for standard input. Exit 0 when every input is
+valid, 1 when any is invalid, 2 for usage errors, unreadable input or a broken configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from gateway.composition import build_gateway, default_config_file
+from gateway.configuration.settings import ConfigurationError
+from gateway.iso.codec_catalogue import CodecError
+from gateway.iso.input_source import InputSource, spool
+from gateway.iso.problems import Verdict
+from gateway.iso.schema_catalogue import SchemaError
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isogw", description="ISO 20022 gateway for a retail batch clearing system"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="gateway settings file (default: $GATEWAY_CONFIG or config/gateway.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser(
+        "validate",
+        help="check message files: schema and business rules",
+        description="Check ISO 20022 message files. Each problem is printed as "
+        "'file:line: xpath: CODE text'. Exit 0 if all are valid, 1 if any is invalid, "
+        "2 for usage errors or unreadable input.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
+    validate.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
+    return parser
+
+
+def _inputs(paths: Sequence[str]) -> Iterator[Path | str]:
+    for text in paths:
+        if text == "-":
+            yield "-"
+            continue
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(candidate for candidate in path.rglob("*.xml") if candidate.is_file())
+            if not files:
+                raise UsageError(f"{text}: no *.xml files in this folder")
+            yield from files
+        elif path.is_file():
+            yield path
+        else:
+            raise UsageError(f"{text}: no such file or folder")
+
+
+def _check_readable(paths: list[Path | str]) -> None:
+    for path in paths:
+        if isinstance(path, Path):
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as error:
+                raise UsageError(f"{path}: cannot read: {error.strerror}") from error
+
+
+def _print_human(verdict: Verdict, out: TextIO) -> None:
+    for problem in verdict.problems:
+        out.write(f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} {problem.text}\n")
+    what = verdict.message_type or "unknown message"
+    if verdict.valid:
+        out.write(f"{verdict.source}: valid {what} ({verdict.transactions} transactions)\n")
+    else:
+        more = " (more not shown)" if verdict.truncated else ""
+        count = len(verdict.problems)
+        plural = "s" if count != 1 else ""
+        out.write(f"{verdict.source}: INVALID {what}: {count} problem{plural}{more}\n")
+
+
+def run_validate(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    inputs = list(_inputs(arguments.paths))
+    _check_readable(inputs)
+    if inputs.count("-") > 1:
+        raise UsageError("'-' (standard input) may be given once")
+    gateway = build_gateway(arguments.config or default_config_file(), check_sample_files=False)
+    limit = gateway.settings.parser.max_message_bytes
+    verdicts = []
+    for item in inputs:
+        if item == "-":
+            source, spooled = spool(stdin.buffer, "-", limit)
+            try:
+                verdict = gateway.validator.validate(source)
+            finally:
+                spooled.close()
+        else:
+            assert isinstance(item, Path)
+            verdict = gateway.validator.validate(InputSource.from_path(item))
+        verdicts.append(verdict)
+        if not arguments.json:
+            _print_human(verdict, out)
+    if arguments.json:
+        json.dump([verdict.as_dict() for verdict in verdicts], out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    return EXIT_VALID if all(verdict.valid for verdict in verdicts) else EXIT_INVALID
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    try:
+        if arguments.command == "validate":
+            return run_validate(arguments, sys.stdout, sys.stdin)
+    except UsageError as error:
+        sys.stderr.write(f"isogw: {error}\n")
+        return EXIT_USAGE
+    except (ConfigurationError, CodecError, SchemaError) as error:
+        sys.stderr.write(f"isogw: configuration error: {error}\n")
+        return EXIT_USAGE
+    parser.error(f"unknown command {arguments.command}")
+    return EXIT_USAGE  # pragma: no cover - parser.error exits

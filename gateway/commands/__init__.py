@@ -1,0 +1,1 @@
+"""Typed commands decoded from inbound messages and documents encoded into outbound ones."""

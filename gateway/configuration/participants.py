@@ -1,0 +1,134 @@
+"""Participants of the clearing system and how a bank code resolves to its clearing bank."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.configuration.settings import ConfigurationError
+
+BANK_CODE_PATTERN = r"^[0-9]{12}$"
+
+
+class ParticipantKind(str, Enum):
+    DIRECT = "direct"
+    INDIRECT = "indirect"
+    SPECIAL = "special"
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(pattern=BANK_CODE_PATTERN)
+    name: str = Field(min_length=1)
+
+
+class DirectEntry(_Entry):
+    pass
+
+
+class IndirectEntry(_Entry):
+    clears_through: str = Field(pattern=BANK_CODE_PATTERN)
+
+
+class SpecialEntry(_Entry):
+    kind: str = Field(pattern="^(agency|card-scheme)$")
+    settles_through: str = Field(pattern=BANK_CODE_PATTERN)
+
+
+class CentreEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    member_id: str = Field(pattern=BANK_CODE_PATTERN)
+    name: str
+
+
+class ParticipantsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    centre: CentreEntry
+    direct: tuple[DirectEntry, ...] = Field(min_length=1)
+    indirect: tuple[IndirectEntry, ...] = ()
+    special: tuple[SpecialEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def references_resolve(self) -> ParticipantsFile:
+        codes = [entry.code for entry in (*self.direct, *self.indirect, *self.special)]
+        duplicates = sorted({code for code in codes if codes.count(code) > 1})
+        if duplicates:
+            raise ValueError(f"bank codes listed more than once: {', '.join(duplicates)}")
+        if self.centre.member_id in codes:
+            raise ValueError("the centre member id is also a participant code")
+        direct = {entry.code for entry in self.direct}
+        for indirect in self.indirect:
+            if indirect.clears_through not in direct:
+                raise ValueError(
+                    f"indirect participant {indirect.code} clears through "
+                    f"{indirect.clears_through}, which is not a direct participant"
+                )
+        for special in self.special:
+            if special.settles_through not in direct:
+                raise ValueError(
+                    f"special participant {special.code} settles through "
+                    f"{special.settles_through}, which is not a direct participant"
+                )
+        return self
+
+
+class ParticipantDirectory:
+    """Looks up participants by 12-digit CNAPS code.
+
+    ``clearing_party`` answers who sends or receives a package on behalf of a bank code:
+    a direct participant stands for itself, an indirect participant for the direct participant
+    it clears through, and a special participant (agency) for itself.
+    """
+
+    def __init__(self, participants: ParticipantsFile) -> None:
+        self.centre_member_id = participants.centre.member_id
+        self._kinds: dict[str, ParticipantKind] = {}
+        self._names: dict[str, str] = {}
+        self._clearing_party: dict[str, str] = {}
+        for direct in participants.direct:
+            self._add(direct, ParticipantKind.DIRECT, direct.code)
+        for indirect in participants.indirect:
+            self._add(indirect, ParticipantKind.INDIRECT, indirect.clears_through)
+        for special in participants.special:
+            self._add(special, ParticipantKind.SPECIAL, special.code)
+
+    def _add(self, entry: _Entry, kind: ParticipantKind, clearing_party: str) -> None:
+        self._kinds[entry.code] = kind
+        self._names[entry.code] = entry.name
+        self._clearing_party[entry.code] = clearing_party
+
+    def kind(self, code: str) -> ParticipantKind | None:
+        return self._kinds.get(code)
+
+    def name(self, code: str) -> str | None:
+        return self._names.get(code)
+
+    def clearing_party(self, code: str) -> str | None:
+        return self._clearing_party.get(code)
+
+    def is_clearing_bank(self, code: str) -> bool:
+        return self._kinds.get(code) is ParticipantKind.DIRECT
+
+    def may_send_packages(self, code: str) -> bool:
+        return self._kinds.get(code) in (ParticipantKind.DIRECT, ParticipantKind.SPECIAL)
+
+
+def load_participants(path: Path) -> ParticipantDirectory:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigurationError(f"{path}: cannot read: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{path}: not valid TOML: {error}") from error
+    try:
+        return ParticipantDirectory(ParticipantsFile.model_validate(raw))
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigurationError(f"{path}: {details}") from error

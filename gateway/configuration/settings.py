@@ -1,0 +1,97 @@
+"""Gateway settings: every bound the gateway enforces, loaded from ``config/gateway.toml``."""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigurationError(Exception):
+    """A configuration file is missing or wrong; the message says which file and field."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(StrictModel):
+    """Folders and files, relative to the folder that holds ``gateway.toml``."""
+
+    schemas: Path = Path("../xsd")
+    codecs: Path = Path("../codecs")
+    participants: Path = Path("participants.toml")
+    samples: Path = Path("../samples")
+
+
+class ParserSettings(StrictModel):
+    """Bounds of the safe XML parser (DESIGN §7)."""
+
+    max_message_bytes: int = Field(default=2 * 1024**3, gt=0)
+    """Largest input accepted, in bytes (a 1,000,000-transaction package is about 1 GB)."""
+
+    max_elements_in_memory: int = Field(default=20_000, gt=0)
+    """Elements the parser may hold before the next transaction boundary releases them."""
+
+    read_chunk_bytes: int = Field(default=64 * 1024, ge=4096)
+    """Size of each read from the input stream."""
+
+    max_prolog_bytes: int = Field(default=4096, ge=256)
+    """Bytes allowed before the root element (XML declaration and comments)."""
+
+
+class ValidationSettings(StrictModel):
+    """Business-rule bounds (DESIGN §2); money as decimal strings, converted to minor units."""
+
+    max_transactions_per_package: int = Field(default=1_000_000, gt=0)
+    max_reported_problems: int = Field(default=100, gt=0)
+    """Problems listed per input; the verdict says when more were found."""
+
+    allowed_currencies: tuple[str, ...] = ("CNY",)
+    per_transaction_caps: dict[str, Decimal] = Field(
+        default_factory=lambda: {"A100": Decimal("50000.00")}
+    )
+    """Per-transaction cap by business type (ordinary credit: 50,000.00 CNY)."""
+
+    @field_validator("per_transaction_caps")
+    @classmethod
+    def caps_have_cents(cls, caps: dict[str, Decimal]) -> dict[str, Decimal]:
+        for business_type, cap in caps.items():
+            if cap <= 0 or cap.as_tuple().exponent < -2:  # type: ignore[operator]
+                raise ValueError(f"cap for {business_type} must be positive with 2 decimals")
+        return caps
+
+    def cap_minor_units(self, business_type: str) -> int | None:
+        cap = self.per_transaction_caps.get(business_type)
+        return None if cap is None else int(cap * 100)
+
+
+class Settings(StrictModel):
+    paths: PathSettings = PathSettings()
+    parser: ParserSettings = ParserSettings()
+    validation: ValidationSettings = ValidationSettings()
+    config_folder: Path = Path("config")
+
+    def resolve(self, relative: Path) -> Path:
+        return (self.config_folder / relative).resolve()
+
+
+def load_settings(config_file: Path) -> Settings:
+    """Read and check ``gateway.toml``; raise ConfigurationError naming the bad field."""
+    try:
+        with config_file.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigurationError(f"{config_file}: cannot read: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{config_file}: not valid TOML: {error}") from error
+    try:
+        return Settings.model_validate({**raw, "config_folder": config_file.parent})
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigurationError(f"{config_file}: {details}") from error

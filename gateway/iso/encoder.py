@@ -1,0 +1,126 @@
+"""Outbound codecs: build a document from a model, element by element in XSD order, and
+validate it against the product's own XSD before anyone sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lxml import etree
+from pydantic import BaseModel
+
+from gateway.iso.codec_catalogue import HEADER_NAMESPACE, Codec, CodecCatalogue
+from gateway.iso.codec_definition import EncodeElement
+from gateway.iso.converters import ENCODERS
+from gateway.iso.paths import CompiledPath, compile_path
+from gateway.iso.pipeline import ENVELOPE_NAMESPACE
+from gateway.iso.schema_catalogue import SchemaCatalogue
+from gateway.iso.xml_paths import strip_namespaces
+
+
+class EncodingError(Exception):
+    """A document the gateway built is not valid under its own XSD (a defect, never sent)."""
+
+
+@dataclass(frozen=True)
+class _Step:
+    path: CompiledPath
+    field: str | None
+    value: str | None
+    convert: str
+    each: str | None
+    children: tuple[_Step, ...]
+
+
+def _plan(elements: Iterable[EncodeElement], codec: Codec) -> tuple[_Step, ...]:
+    return tuple(
+        _Step(
+            compile_path(element.path, codec.namespace, codec.definition.namespaces),
+            element.field,
+            element.value,
+            element.convert,
+            element.each,
+            _plan(element.elements, codec),
+        )
+        for element in elements
+    )
+
+
+class DocumentEncoder:
+    def __init__(self, codecs: CodecCatalogue, schemas: SchemaCatalogue) -> None:
+        self._schemas = schemas
+        self._plans: dict[str, tuple[Codec, tuple[_Step, ...]]] = {}
+        for codec in codecs:
+            encode = codec.definition.encode
+            if encode is not None:
+                self._plans[encode.command] = (codec, _plan(encode.elements, codec))
+
+    def commands(self) -> frozenset[str]:
+        return frozenset(self._plans)
+
+    def element(self, document: BaseModel) -> etree._Element:
+        """The ``Document`` (or ``AppHdr``) element for ``document``, validated."""
+        name = type(document).__name__
+        if name not in self._plans:
+            raise EncodingError(f"no outbound codec encodes {name}")
+        codec, plan = self._plans[name]
+        if codec.namespace == HEADER_NAMESPACE:
+            top = etree.Element(codec.message_tag, nsmap={None: codec.namespace})
+            root = top
+        else:
+            top = etree.Element(codec.message_tag, nsmap={None: codec.namespace})
+            root = etree.SubElement(top, codec.root_tag)
+        _write(root, plan, document)
+        schema = self._schemas.catalogue
+        if not schema.validate(top):
+            errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
+            raise EncodingError(f"{codec.message} built from {name} is not valid: {errors}")
+        return top
+
+    def document(self, document: BaseModel) -> bytes:
+        return etree.tostring(self.element(document), xml_declaration=True, encoding="UTF-8")
+
+    def message(self, header: BaseModel, document: BaseModel) -> bytes:
+        """The envelope: business header then document, both validated."""
+        envelope = etree.Element(f"{{{ENVELOPE_NAMESPACE}}}Message", nsmap={None: ENVELOPE_NAMESPACE})
+        envelope.append(self.element(header))
+        envelope.append(self.element(document))
+        schema = self._schemas.catalogue
+        if not schema.validate(envelope):
+            errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
+            raise EncodingError(f"envelope is not valid: {errors}")
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def _write(parent: etree._Element, plan: tuple[_Step, ...], source: object) -> None:
+    for step in plan:
+        if step.each is not None:
+            for entry in getattr(source, step.each):
+                element = _descend(parent, step.path.steps, new_last=True)
+                if step.children:
+                    _write(element, step.children, entry)
+                else:
+                    element.text = ENCODERS[step.convert](entry)
+            continue
+        value = step.value if step.value is not None else getattr(source, step.field or "")
+        if value is None:
+            continue
+        text = ENCODERS[step.convert](value)
+        if step.path.attribute is not None:
+            _descend(parent, step.path.steps, new_last=False).set(step.path.attribute, text)
+        else:
+            _descend(parent, step.path.steps, new_last=True).text = text
+
+
+def _descend(parent: etree._Element, steps: tuple[str, ...], new_last: bool) -> etree._Element:
+    """Walk ``steps`` from ``parent``, reusing the last child of the same name for each
+    intermediate step (elements are listed in XSD order) and creating the rest."""
+    current = parent
+    for position, tag in enumerate(steps):
+        last = current[-1] if len(current) else None
+        final = position == len(steps) - 1
+        if last is not None and last.tag == tag and not (final and new_last):
+            current = last
+        else:
+            current = etree.SubElement(current, tag)
+    return current

@@ -1,0 +1,67 @@
+"""An input to validate: a name for reports and a way to open it (twice if needed)."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+"""Standard input above this size is spooled to a temporary file."""
+
+
+@dataclass(frozen=True)
+class InputSource:
+    name: str
+    open: Callable[[], BinaryIO]
+
+    @classmethod
+    def from_path(cls, path: Path, name: str | None = None) -> InputSource:
+        return cls(name or str(path), lambda: path.open("rb"))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> InputSource:
+        return cls(name, lambda: io.BytesIO(data))
+
+
+def spool(stream: BinaryIO, name: str, limit: int) -> tuple[InputSource, BinaryIO]:
+    """Copy a one-shot stream (stdin) into a spooled file so it can be read twice.
+
+    Copies at most ``limit + 1`` bytes; the guarded parser then reports the size problem.
+    Returns the source and the spool, which the caller closes.
+    """
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    remaining = limit + 1
+    while remaining > 0:
+        chunk = stream.read(min(1024 * 1024, remaining))
+        if not chunk:
+            break
+        spooled.write(chunk)
+        remaining -= len(chunk)
+
+    def reopen() -> BinaryIO:
+        spooled.seek(0)
+        return _Unclosable(spooled)  # type: ignore[return-value]
+
+    return InputSource(name, reopen), spooled  # type: ignore[return-value]
+
+
+class _Unclosable(io.RawIOBase):
+    """A view of the spool that readers may close without closing the spool."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+__all__ = ["InputSource", "spool"]
