@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
     validate.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
+    commands.add_parser(
+        "serve",
+        help="start the HTTP service (POST /v1/validate, GET /healthz)",
+        description="Start the HTTP service on the host and port of the [http] settings.",
+    )
     return parser
 
 
@@ -85,7 +90,9 @@ def _print_human(verdict: Verdict, out: TextIO) -> None:
         out.write(f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} {problem.text}\n")
     what = verdict.message_type or "unknown message"
     if verdict.valid:
-        out.write(f"{verdict.source}: valid {what} ({verdict.transactions} transactions)\n")
+        count = verdict.transactions
+        noun = "transaction" if count == 1 else "transactions"
+        out.write(f"{verdict.source}: valid {what} ({count} {noun})\n")
     else:
         more = " (more not shown)" if verdict.truncated else ""
         count = len(verdict.problems)
@@ -120,6 +127,18 @@ def run_validate(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
     return EXIT_VALID if all(verdict.valid for verdict in verdicts) else EXIT_INVALID
 
 
+def run_serve(arguments: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.transport.http_app import build_app
+
+    gateway = build_gateway(arguments.config or default_config_file())
+    http = gateway.settings.http
+    print(f"isogw: serving on http://{http.host}:{http.port} (POST /v1/validate)", flush=True)
+    web.run_app(build_app(gateway), host=http.host, port=http.port, print=None)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -129,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "validate":
             return run_validate(arguments, sys.stdout, sys.stdin)
+        if arguments.command == "serve":
+            return run_serve(arguments)
     except UsageError as error:
         sys.stderr.write(f"isogw: {error}\n")
         return EXIT_USAGE

@@ -68,8 +68,21 @@ class ValidationSettings(StrictModel):
         return None if cap is None else int(cap * 100)
 
 
+class HttpSettings(StrictModel):
+    """The HTTP listener (loopback by default)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest request body; larger packages go through the file drop."""
+
+    max_concurrent_validations: int = Field(default=4, gt=0)
+    """Validations running at once; further requests wait their turn."""
+
+
 class Settings(StrictModel):
     paths: PathSettings = PathSettings()
+    http: HttpSettings = HttpSettings()
     parser: ParserSettings = ParserSettings()
     validation: ValidationSettings = ValidationSettings()
     config_folder: Path = Path("config")

@@ -49,18 +49,18 @@ class SchemaDiagnostics:
                 guarded, events=("end",), tag=list(self._item_tags), **SAFE_PARSE_OPTIONS
             )
             counts: dict[str, int] = {}
+            released: etree._Element | None = None
             try:
                 for _, element in context:
                     codec = self._item_tags[element.tag]  # type: ignore[index]
-                    index = counts.get(codec.item_tag or "", 0) + 1
-                    counts[codec.item_tag or ""] = index
+                    index = counts.get(element.tag, 0) + 1  # type: ignore[call-overload]
+                    counts[element.tag] = index  # type: ignore[index]
                     if index > 1:
                         problems.extend(self._check_item(codec, element))
-                        previous = element.getprevious()
-                        parent = element.getparent()
-                        if previous is not None and previous.tag == element.tag and index > 2:
-                            parent.remove(previous)  # type: ignore[union-attr]
+                        if released is not None:
+                            released.getparent().remove(released)  # type: ignore[union-attr]
                         element.clear()
+                        released = element
                         guarded.release()
                     if len(problems) > limit:
                         break
@@ -68,6 +68,8 @@ class SchemaDiagnostics:
                 return [rejected.problem], False
             except etree.XMLSyntaxError as error:
                 return [Problem("FF01", strip_namespaces(str(error)), error.lineno or 0)], False
+            if released is not None:
+                released.getparent().remove(released)  # type: ignore[union-attr]
             root = context.root
         if root is not None and len(problems) <= limit:
             problems.extend(self._check_rest(root))

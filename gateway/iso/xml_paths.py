@@ -6,7 +6,7 @@ import re
 
 from lxml import etree
 
-_CLARK = re.compile(r"\{[^}]*\}")
+_CLARK = re.compile(r"\{(?:urn|https?):[^}]*\}")
 
 
 def strip_namespaces(text: str) -> str:

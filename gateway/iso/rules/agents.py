@@ -58,26 +58,29 @@ class _AgentsRule(Rule):
     receiving_field: str
 
     def on_header(self, header: Any) -> None:
-        self.sender: str = header.instructing_agent
-        self.receiver: str = header.instructed_agent
+        directory = self.context.directory
+        sender: str = header.instructing_agent
+        receiver: str = header.instructed_agent
+        # A wrong header agent is reported once by package-parties, not again per item.
+        self.sides = (
+            (self.sending_field, sender, "instructing", directory.may_send_packages(sender)),
+            (self.receiving_field, receiver, "instructed", directory.is_clearing_bank(receiver)),
+        )
 
     def on_item(self, item: Any, at: ItemRef) -> None:
         directory = self.context.directory
-        for field, expected, side in (
-            (self.sending_field, self.sender, "instructing"),
-            (self.receiving_field, self.receiver, "instructed"),
-        ):
+        for field, expected, side, comparable in self.sides:
             code: str = getattr(item, field)
             clearing = directory.clearing_party(code)
             role = field.replace("_", " ")
             if clearing is None:
                 self.report(_AGENT_CODE[field], f"{role} {code} is not a participant", at, field)
-            elif clearing != expected:
-                via = f" clears through {clearing}" if clearing != code else " is a clearing party"
+            elif comparable and clearing != expected:
+                where = f"clears through {clearing}, not" if clearing != code else "is not"
                 self.report(
                     _AGENT_CODE[field],
-                    f"{role} {code}{via}, but the package's {side} agent is {expected}; "
-                    "one package goes from one sender to one receiving clearing bank",
+                    f"{role} {code} {where} the package's {side} agent {expected}; "
+                    "a package goes from one sender to one receiving clearing bank",
                     at,
                     field,
                 )
