@@ -49,5 +49,5 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
     validator = MessageValidator(schemas, codecs, directory, settings, RULES)
     encoder = DocumentEncoder(codecs, schemas)
     if check_sample_files:
-        check_samples(settings.resolve(settings.paths.samples), validator, codecs)
+        check_samples(settings.resolve(settings.paths.samples), validator, codecs, settings.parser)
     return Gateway(settings, directory, schemas, codecs, validator, encoder)

@@ -107,21 +107,31 @@ class SubmitStatusReport(Command):
     instructed_agent: str | None = None
     original_message_id: str | None = None
     original_message_type: str | None = None
+    original_number_of_transactions: int | None = None
     group_status: str | None = None
     group_reason_code: str | None = None
+    group_reason_text: str | None = None
 
 
 class TransactionStatus(Command):
+    status_id: str | None = None
     original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
     status: str
     reason_code: str | None = None
     reason_text: str | None = None
+    acceptance_time: datetime | None = None
     clearing_reference: str | None = None
     amount: int | None = None
     currency: str | None = None
     settlement_date: date | None = None
+    debtor_name: str | None = None
+    debtor_account: str | None = None
+    debtor_agent: str | None = None
+    creditor_agent: str | None = None
+    creditor_name: str | None = None
+    creditor_account: str | None = None
 
 
 class SubmitReturnPackage(Command):
@@ -130,16 +140,19 @@ class SubmitReturnPackage(Command):
     message_id: str
     created_at: datetime
     number_of_transactions: int
-    control_sum: int | None = None
+    control_sum: int
     settlement_date: date | None = None
     instructing_agent: str
     instructed_agent: str
+    original_message_id: str | None = None
+    original_message_type: str | None = None
 
 
 class ReturnedTransaction(Command):
     return_id: str
     original_message_id: str | None = None
     original_message_type: str | None = None
+    original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
     amount: int
@@ -155,19 +168,21 @@ class SubmitReversal(Command):
     created_at: datetime
     number_of_transactions: int
     control_sum: int | None = None
+    group_reversal: bool | None = None
     instructing_agent: str
     instructed_agent: str
-    original_message_id: str | None = None
-    original_message_type: str | None = None
+    original_message_id: str
+    original_message_type: str
 
 
 class ReversedTransaction(Command):
-    reversal_id: str | None = None
+    reversal_id: str
+    original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
     amount: int
     currency: str
-    reason_code: str | None = None
+    reason_code: str
     reason_text: str | None = None
 
 
@@ -178,6 +193,7 @@ class RequestCancellation(Command):
     instructing_agent: str
     instructed_agent: str
     created_at: datetime
+    case_id: str | None = None
     number_of_transactions: int | None = None
     control_sum: int | None = None
     original_message_id: str
@@ -189,11 +205,13 @@ class RequestCancellation(Command):
 
 class CancellationItem(Command):
     cancellation_id: str | None = None
+    original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
-    amount: int | None = None
-    currency: str | None = None
+    amount: int
+    currency: str
     reason_code: str | None = None
+    reason_text: str | None = None
 
 
 class ResolveCancellation(Command):
@@ -203,18 +221,23 @@ class ResolveCancellation(Command):
     instructing_agent: str
     instructed_agent: str
     created_at: datetime
+    resolved_case_id: str | None = None
     confirmation: str
     original_message_id: str | None = None
     original_message_type: str | None = None
     group_status: str | None = None
     reason_code: str | None = None
+    reason_text: str | None = None
 
 
 class CancellationItemStatus(Command):
+    cancellation_status_id: str | None = None
+    original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
     status: str
     reason_code: str | None = None
+    reason_text: str | None = None
 
 
 class TransferInvoices(Command):
@@ -222,21 +245,35 @@ class TransferInvoices(Command):
 
     message_id: str
     created_at: datetime
-    number_of_transactions: int | None = None
-    instructing_agent: str | None = None
+    initiating_party: str
 
 
 class Invoice(Command):
+    """One remittance (``RmtInf``): the invoice it carries and the payment it is linked to.
+
+    A remittance may carry several invoices (``Strd`` 1..n); the invoice fields are those of
+    the first one.
+    """
+
     remittance_id: str
-    related_end_to_end_id: str | None = None
-    related_transaction_id: str | None = None
+    remittance_text: str | None = None
+    invoice_type: str
     invoice_number: str
-    invoice_date: date | None = None
-    invoice_type: str | None = None
+    invoice_date: date
     amount: int
     currency: str
-    payer_name: str | None = None
-    payee_name: str | None = None
+    remitted_amount: int | None = None
+    remitted_currency: str | None = None
+    related_end_to_end_id: str
+    related_transaction_id: str
+    payment_amount: int | None = None
+    payment_currency: str | None = None
+    payer_name: str
+    payer_account: str | None = None
+    payer_agent: str
+    payee_name: str
+    payee_account: str | None = None
+    payee_agent: str | None = None
 
 
 INBOUND_MODELS: MappingProxyType[str, type[Command]] = MappingProxyType(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Document(BaseModel):
@@ -51,10 +51,11 @@ class SystemEvent(Document):
 
 
 class ReportedTransaction(Document):
+    status_id: str | None = None
     original_instruction_id: str | None = None
     original_end_to_end_id: str | None = None
     original_transaction_id: str
-    status: str
+    status: str = Field(pattern="^(ACTC|ACCP|ACSP|ACSC|PDNG|RCVD|RJCT|CANC)$")
     reason_code: str | None = None
     reason_text: str | None = None
     acceptance_time: datetime | None = None
@@ -62,6 +63,30 @@ class ReportedTransaction(Document):
     amount: int | None = None
     currency: str | None = None
     settlement_date: date | None = None
+    debtor_name: str | None = None
+    debtor_account: str | None = None
+    debtor_agent: str | None = None
+    creditor_agent: str | None = None
+    creditor_name: str | None = None
+    creditor_account: str | None = None
+
+    @model_validator(mode="after")
+    def _complete_groups(self) -> ReportedTransaction:
+        if self.reason_text is not None and self.reason_code is None:
+            raise ValueError("reason_text needs reason_code (StsRsnInf/Rsn is mandatory)")
+        if (self.amount is None) != (self.currency is None):
+            raise ValueError("amount and currency go together (IntrBkSttlmAmt and its Ccy)")
+        return self
+
+    @property
+    def debtor_agent_clearing_system(self) -> str | None:
+        """``ClrSysId/Cd`` of the debtor agent, written only with the agent."""
+        return None if self.debtor_agent is None else "CNAPS"
+
+    @property
+    def creditor_agent_clearing_system(self) -> str | None:
+        """``ClrSysId/Cd`` of the creditor agent, written only with the agent."""
+        return None if self.creditor_agent is None else "CNAPS"
 
 
 class StatusReport(Document):
@@ -71,13 +96,44 @@ class StatusReport(Document):
     created_at: datetime
     instructing_agent: str | None = None
     instructed_agent: str | None = None
-    original_message_id: str
-    original_message_type: str
+    original_message_id: str | None = None
+    original_message_type: str | None = None
     original_number_of_transactions: int | None = None
-    group_status: str | None = None
+    group_status: str | None = Field(
+        default=None, pattern="^(ACTC|ACCP|ACSP|ACSC|PART|PDNG|RCVD|RJCT)$"
+    )
     group_reason_code: str | None = None
     group_reason_text: str | None = None
     transactions: tuple[ReportedTransaction, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete_groups(self) -> StatusReport:
+        """OrgnlGrpInfAndSts is optional, but when present it needs OrgnlMsgId and
+        OrgnlMsgNmId; a reason needs its code."""
+        original = (self.original_message_id, self.original_message_type)
+        if (original[0] is None) != (original[1] is None):
+            raise ValueError("original_message_id and original_message_type go together")
+        group = (
+            self.original_number_of_transactions,
+            self.group_status,
+            self.group_reason_code,
+            self.group_reason_text,
+        )
+        if original[0] is None and any(value is not None for value in group):
+            raise ValueError("the original group's status needs original_message_id/_type")
+        if self.group_reason_text is not None and self.group_reason_code is None:
+            raise ValueError("group_reason_text needs group_reason_code")
+        return self
+
+    @property
+    def instructing_agent_clearing_system(self) -> str | None:
+        """``ClrSysId/Cd`` of the instructing agent, written only with the agent."""
+        return None if self.instructing_agent is None else "CNAPS"
+
+    @property
+    def instructed_agent_clearing_system(self) -> str | None:
+        """``ClrSysId/Cd`` of the instructed agent, written only with the agent."""
+        return None if self.instructed_agent is None else "CNAPS"
 
 
 class EntryDetail(Document):
@@ -98,7 +154,7 @@ class Entry(Document):
     direction: str = Field(pattern="^(CRDT|DBIT)$")
     status: str = Field(pattern="^(BOOK|PDNG)$")
     booking_date: date | None = None
-    value_date: date
+    value_date: date | None = None
     transaction_code: str
     details: tuple[EntryDetail, ...] = ()
     information: str | None = None
@@ -129,13 +185,69 @@ class Balance(Document):
 
 
 class Statement(Document):
+    """One account statement (``Stmt``); its transactions summary (``TxsSummry``) is
+    computed from ``entries``, so it always agrees with them."""
+
     statement_id: str
-    sequence_number: int | None = None
+    sequence_number: int | None = Field(default=None, ge=1)
     created_at: datetime
+    period_from: datetime | None = None
+    period_to: datetime | None = None
     account: str
     account_name: str | None = None
     balances: tuple[Balance, ...] = Field(min_length=1)
     entries: tuple[Entry, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete_period(self) -> Statement:
+        if (self.period_from is None) != (self.period_to is None):
+            raise ValueError("period_from and period_to go together (FrToDt)")
+        if (
+            self.period_from is not None
+            and self.period_to is not None
+            and self.period_from > self.period_to
+        ):
+            raise ValueError("period_from is after period_to")
+        return self
+
+    def _total(self, direction: str | None) -> int:
+        return sum(
+            entry.amount
+            for entry in self.entries
+            if direction is None or entry.direction == direction
+        )
+
+    @property
+    def number_of_entries(self) -> int:
+        return len(self.entries)
+
+    @property
+    def sum_of_entries(self) -> int:
+        return self._total(None)
+
+    @property
+    def net_amount(self) -> int:
+        return abs(self._total("CRDT") - self._total("DBIT"))
+
+    @property
+    def net_direction(self) -> str:
+        return "CRDT" if self._total("CRDT") >= self._total("DBIT") else "DBIT"
+
+    @property
+    def number_of_credit_entries(self) -> int:
+        return sum(1 for entry in self.entries if entry.direction == "CRDT")
+
+    @property
+    def sum_of_credit_entries(self) -> int:
+        return self._total("CRDT")
+
+    @property
+    def number_of_debit_entries(self) -> int:
+        return sum(1 for entry in self.entries if entry.direction == "DBIT")
+
+    @property
+    def sum_of_debit_entries(self) -> int:
+        return self._total("DBIT")
 
 
 class EndOfDayStatement(Document):

@@ -35,6 +35,10 @@ class ParserSettings(StrictModel):
     max_elements_in_memory: int = Field(default=20_000, gt=0)
     """Elements the parser may hold before the next transaction boundary releases them."""
 
+    tree_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    """Inputs up to this size are parsed whole (faster for single messages); larger ones
+    are streamed in bounded memory."""
+
     read_chunk_bytes: int = Field(default=64 * 1024, ge=4096)
     """Size of each read from the input stream."""
 

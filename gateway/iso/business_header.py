@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel
+from typing import Any
 
-from gateway.commands.inbound import BusinessHeader
 from gateway.configuration.participants import ParticipantDirectory
 
 HeaderReport = Callable[[str, str, str], None]
@@ -14,9 +13,9 @@ HeaderReport = Callable[[str, str, str], None]
 
 
 def check_business_header(
-    header: BusinessHeader,
+    header: Any,
     message: str,
-    document: BaseModel | None,
+    document: Any,
     directory: ParticipantDirectory,
     report: HeaderReport,
 ) -> None:

@@ -8,9 +8,11 @@ is unknown, a required command field is not mapped, or a rule is unknown or lack
 from __future__ import annotations
 
 import tomllib
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xmlschema
 from pydantic import BaseModel, ValidationError
@@ -23,6 +25,19 @@ from gateway.iso.paths import CompiledPath, PathError, compile_path
 from gateway.iso.schema_catalogue import SchemaCatalogue
 
 HEADER_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
+
+
+PIPELINE_HEADER_FIELDS = frozenset(
+    {
+        "message_id",
+        "instructing_agent",
+        "sender",
+        "receiver",
+        "business_message_id",
+        "message_definition",
+    }
+)
+"""Header fields the validation pipeline reads itself (verdict, business-header checks)."""
 
 
 class CodecError(Exception):
@@ -52,6 +67,18 @@ class Codec:
     item_model: type[BaseModel] | None
     item_extractor: Extractor | None
     item_type: str | None
+    rule_extractor: Extractor | None
+    """Reads only the item fields the codec's rules use (the validation pass)."""
+
+    rule_view: Callable[..., Any] | None
+    """A light record of those fields (absent ones are None) handed to the rules."""
+
+    rule_required: frozenset[str]
+    """Of those fields, the ones the item command requires."""
+
+    header_rule_extractor: Extractor | None
+    header_view: Callable[..., Any] | None
+    header_required: frozenset[str]
 
     @property
     def message(self) -> str:
@@ -152,6 +179,9 @@ class _CodecLoader:
         prefixes = definition.namespaces
 
         header_model = header_extractor = item_model = item_extractor = None
+        rule_extractor = rule_view = header_rule_extractor = header_view = None
+        rule_required: frozenset[str] = frozenset()
+        header_required: frozenset[str] = frozenset()
         item_steps: tuple[str, ...] = ()
         item_type = None
         decode = definition.decode
@@ -159,6 +189,21 @@ class _CodecLoader:
             header_model = self._model(decode.command)
             header_extractor = self._extractor(
                 decode.header, header_model, root_decl, namespace, prefixes, model, "header"
+            )
+            header_extractor_used = sorted(
+                (
+                    PIPELINE_HEADER_FIELDS
+                    | {
+                        name
+                        for rule in definition.rules
+                        if rule in self._rules
+                        for name in self._rules[rule].header_fields
+                    }
+                )
+                & set(decode.header)
+            )
+            header_rule_extractor, header_view, header_required = _view(
+                header_extractor, header_model, header_extractor_used
             )
             if decode.item is not None and decode.item_command is not None:
                 item = compile_path(decode.item, namespace, prefixes)
@@ -173,6 +218,16 @@ class _CodecLoader:
                 item_extractor = self._extractor(
                     decode.fields, item_model, item_decl, namespace, prefixes, model, "item"
                 )
+                used = sorted(
+                    {
+                        name
+                        for rule in definition.rules
+                        if rule in self._rules
+                        for name in self._rules[rule].item_fields
+                    }
+                    & set(decode.fields)
+                )
+                rule_extractor, rule_view, rule_required = _view(item_extractor, item_model, used)
             self._check_rules(definition, header_model, item_model)
         if definition.encode is not None:
             self._model(definition.encode.command)
@@ -189,6 +244,12 @@ class _CodecLoader:
             item_model=item_model,
             item_extractor=item_extractor,
             item_type=item_type,
+            rule_extractor=rule_extractor,
+            rule_view=rule_view,
+            rule_required=rule_required,
+            header_rule_extractor=header_rule_extractor,
+            header_view=header_view,
+            header_required=header_required,
         )
 
     def _model(self, name: str) -> type[BaseModel]:
@@ -242,6 +303,17 @@ class _CodecLoader:
             )
             if lacking:
                 raise ValueError(f"rule {name!r} needs fields {', '.join(lacking)}")
+
+
+def _view(
+    extractor: Extractor, model: type[BaseModel], names: list[str]
+) -> tuple[Extractor, Callable[..., Any], frozenset[str]]:
+    """An extractor of ``names`` only, a light record type for them, and the required ones."""
+    view = namedtuple(  # type: ignore[misc]  # noqa: PYI024
+        f"{model.__name__}Fields", names, defaults=[None] * len(names)
+    )
+    required = frozenset(name for name in names if model.model_fields[name].is_required())
+    return extractor.subset(names), view, required
 
 
 def _child(decl: XsdElement, tag: str, model: xmlschema.XMLSchema) -> XsdElement | None:

@@ -19,7 +19,6 @@ from types import MappingProxyType
 MINOR_UNITS_PER_MAJOR = 100
 """Every currency the scheme allows has two decimals (the XSDs allow at most two)."""
 
-_BANK_CODE = re.compile(r"[0-9]{12}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -74,7 +73,7 @@ def to_datetime(text: str) -> datetime:
 
 
 def to_bank_code(text: str) -> str:
-    if not _BANK_CODE.fullmatch(text):
+    if not (len(text) == 12 and text.isascii() and text.isdigit()):
         raise ConversionError(f"{text!r} is not a 12-digit CNAPS bank code")
     return text
 

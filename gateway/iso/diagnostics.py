@@ -56,7 +56,7 @@ class SchemaDiagnostics:
                     index = counts.get(element.tag, 0) + 1  # type: ignore[call-overload]
                     counts[element.tag] = index  # type: ignore[index]
                     if index > 1:
-                        problems.extend(self._check_item(codec, element))
+                        problems.extend(self._check_item(codec, element, index))
                         if released is not None:
                             released.getparent().remove(released)  # type: ignore[union-attr]
                         element.clear()
@@ -76,14 +76,16 @@ class SchemaDiagnostics:
         problems.sort(key=lambda problem: problem.line)
         return problems[:limit], len(problems) > limit
 
-    def _check_item(self, codec: Codec, element: etree._Element) -> list[Problem]:
+    def _check_item(self, codec: Codec, element: etree._Element, index: int) -> list[Problem]:
         assert codec.item_tag is not None and codec.item_type is not None
         schema = self._schemas.item_schema(
             codec.namespace, etree.QName(codec.item_tag).localname, codec.item_type
         )
         if schema.validate(element):
             return []
-        base = named_path(element, always_index=self._always_index)
+        parent = element.getparent()
+        above = named_path(parent, always_index=self._always_index) if parent is not None else ""
+        base = f"{above}/{etree.QName(element).localname}[{index}]"
         problems = []
         for entry in schema.error_log:
             target = _resolve(element, entry.path)
@@ -97,20 +99,28 @@ class SchemaDiagnostics:
     def _check_rest(self, root: etree._Element) -> list[Problem]:
         if not isinstance(root.tag, str):
             return []
-        tree = root.getroottree()
-        if self._schemas.catalogue.validate(tree):
+        schema = self._schemas.catalogue
+        if schema.validate(root.getroottree()):
             return []
-        problems = []
-        for entry in self._schemas.catalogue.error_log:
-            found = tree.xpath(entry.path) if entry.path else []
-            target = found[0] if isinstance(found, list) and found else None
-            path = (
-                named_path(target, always_index=self._always_index)  # type: ignore[arg-type]
-                if isinstance(target, etree._Element)
-                else "/"
-            )
-            problems.append(schema_problem(entry.message, entry.line, path))
-        return problems
+        return tree_schema_problems(root, schema.error_log, self._always_index)
+
+
+def tree_schema_problems(
+    root: etree._Element, errors: etree._ListErrorLog, always_index: frozenset[str]
+) -> list[Problem]:
+    """Schema errors of a whole tree as problems, with lines and readable paths."""
+    tree = root.getroottree()
+    problems = []
+    for entry in errors:
+        found = tree.xpath(entry.path) if entry.path else []
+        target = found[0] if isinstance(found, list) and found else None
+        path = (
+            named_path(target, always_index=always_index)
+            if isinstance(target, etree._Element)
+            else "/"
+        )
+        problems.append(schema_problem(entry.message, entry.line, path))
+    return problems
 
 
 def _resolve(item: etree._Element, path: str | None) -> etree._Element | None:

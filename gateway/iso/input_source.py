@@ -17,14 +17,16 @@ SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 class InputSource:
     name: str
     open: Callable[[], BinaryIO]
+    size: int | None = None
+    """Size in bytes when known; small inputs are parsed whole, larger ones streamed."""
 
     @classmethod
     def from_path(cls, path: Path, name: str | None = None) -> InputSource:
-        return cls(name or str(path), lambda: path.open("rb"))
+        return cls(name or str(path), lambda: path.open("rb"), path.stat().st_size)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str) -> InputSource:
-        return cls(name, lambda: io.BytesIO(data))
+        return cls(name, lambda: io.BytesIO(data), len(data))
 
 
 def spool(stream: BinaryIO, name: str, limit: int) -> tuple[InputSource, BinaryIO]:
@@ -46,7 +48,7 @@ def spool(stream: BinaryIO, name: str, limit: int) -> tuple[InputSource, BinaryI
         spooled.seek(0)
         return _Unclosable(spooled)  # type: ignore[return-value]
 
-    return InputSource(name, reopen), spooled  # type: ignore[return-value]
+    return InputSource(name, reopen, spooled.tell()), spooled  # type: ignore[return-value]
 
 
 class _Unclosable(io.RawIOBase):

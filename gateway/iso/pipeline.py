@@ -1,26 +1,28 @@
 """The validation pipeline every entry point shares (CLI, file drop, HTTPS).
 
-One streaming pass does it all: the guarded stream enforces the parser bounds, lxml parses
-and validates against the catalogue schema as it reads, the codec extracts each item in one
-walk, and the business rules see the header and every item before the item is released.
-When the schema says no, a second pass locates every schema error (``diagnostics``); rule
-findings are then dropped, since rules assume a schema-valid document.
+Two ways in, one way through:
+* small inputs (up to ``parser.tree_max_bytes``) are parsed whole, validated against the
+  catalogue schema (errors come with lines and paths at once), then walked;
+* larger inputs are streamed: lxml parses and validates as it reads, each transaction is
+  handled at its end tag and released, so memory stays flat however large the package. When
+  the schema says no, a second pass locates every schema error (``diagnostics``).
+Either way the same handler sees the end of each item, business header and document: the
+codec extracts each item in one walk and the business rules check it. Rule findings are
+dropped when the schema fails, since rules assume a schema-valid document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, BinaryIO
 
 from lxml import etree
-from pydantic import BaseModel, ValidationError
 
-from gateway.commands.inbound import BusinessHeader
 from gateway.configuration.participants import ParticipantDirectory
 from gateway.configuration.settings import Settings
 from gateway.iso.business_header import check_business_header
 from gateway.iso.codec_catalogue import HEADER_NAMESPACE, Codec, CodecCatalogue
-from gateway.iso.diagnostics import SchemaDiagnostics
+from gateway.iso.diagnostics import SchemaDiagnostics, tree_schema_problems
 from gateway.iso.extractor import Extractor, FieldFailure
 from gateway.iso.input_source import InputSource
 from gateway.iso.paths import local_name
@@ -33,10 +35,14 @@ from gateway.iso.xml_paths import strip_namespaces
 
 ENVELOPE_NAMESPACE = "urn:isogw:xsd:envelope.001.01"
 MESSAGE_TAG = f"{{{ENVELOPE_NAMESPACE}}}Message"
+_EVENTS = ("end", "comment", "pi")
 
 
 class MessageValidator:
-    """Validates inputs; built once (schemas and codecs compiled), used for many inputs."""
+    """Validates inputs; built once (schemas and codecs compiled), used for many inputs.
+
+    ``validate`` is safe to call from several threads at once: each call has its own parser.
+    """
 
     def __init__(
         self,
@@ -56,42 +62,46 @@ class MessageValidator:
         self.rules = rules
         self.header_codec = header_codec
         self.message_codecs = {codec.message_tag: codec for codec in codecs}
-        tags = {MESSAGE_TAG, *self.message_codecs}
-        tags.update(codec.item_tag for codec in codecs if codec.item_tag)
-        self.tags = sorted(tags)
+        self.item_codecs = {codec.item_tag: codec for codec in codecs if codec.item_tag}
+        self.always_index = frozenset(self.item_codecs)
+        self.tags = sorted({*self.message_codecs, *self.item_codecs})
         self.diagnostics = SchemaDiagnostics(schemas, codecs, settings.parser)
 
     def validate(self, source: InputSource) -> Verdict:
         verdict = Verdict(source.name)
-        run = _StreamingRun(self, verdict)
+        run = _Run(self, verdict)
+        small = source.size is not None and source.size <= self.settings.parser.tree_max_bytes
         with source.open() as stream:
-            schema_invalid = run.execute(stream)
-        if schema_invalid:
+            schema_errors = run.whole(stream) if small else run.streamed(stream)
+        if schema_errors:
             verdict.problems, verdict.truncated = self.diagnostics.locate(
                 source, self.settings.validation.max_reported_problems
             )
             if not verdict.problems:
                 verdict.problems = [
-                    Problem("FF01", strip_namespaces(message)) for message in schema_invalid
+                    Problem("FF01", strip_namespaces(message)) for message in schema_errors
                 ]
         if run.codec is None and not verdict.problems:
             verdict.problems.append(_unsupported(run.document_root))
         return verdict
 
 
-class _StreamingRun:
-    """The state of one streaming pass over one input."""
+class _Run:
+    """The state of one validation of one input."""
 
     def __init__(self, validator: MessageValidator, verdict: Verdict) -> None:
         self.validator = validator
         self.verdict = verdict
         self.limit = validator.settings.validation.max_reported_problems
+        self.release = True
+        self.guarded: GuardedStream | None = None
         self.prefix = ""
         self.codec: Codec | None = None
-        self.business_header: BusinessHeader | None = None
+        self.business_header: Any = None
         self.business_header_element: etree._Element | None = None
         self.root: etree._Element | None = None
-        self.header: BaseModel | None = None
+        self.item_parent: etree._Element | None = None
+        self.header: Any = None
         self.header_done = False
         self.rules: list[Rule] = []
         self.item_rules: list[Rule] = []
@@ -99,36 +109,21 @@ class _StreamingRun:
         self.comments: list[etree._Element] = []
         self.document_root: etree._Element | None = None
 
-    # The streaming loop -------------------------------------------------------------------
+    # The two ways in ----------------------------------------------------------------------
 
-    def execute(self, stream: Any) -> list[str]:
-        """Run the pass; return the schema error messages (empty when schema-valid)."""
+    def streamed(self, stream: BinaryIO) -> list[str]:
+        """Stream, validate and handle; return schema error messages (empty when valid)."""
         validator = self.validator
-        guarded = GuardedStream(stream, validator.settings.parser)
-        self.guarded = guarded
+        self.guarded = GuardedStream(stream, validator.settings.parser)
         context = etree.iterparse(
-            guarded,
-            events=("start", "end", "comment", "pi"),
+            self.guarded,
+            events=_EVENTS,
             tag=validator.tags,
             schema=validator.schemas.catalogue,
             **SAFE_PARSE_OPTIONS,
         )
         try:
-            for event, element in context:
-                if event == "end":
-                    self._on_end(element)
-                elif event == "start":
-                    self._on_start(element)
-                elif event == "comment":
-                    self.comments.append(element)
-                else:
-                    raise InputRejected(
-                        Problem(
-                            "FF01",
-                            "processing instructions are not allowed",
-                            element.sourceline or 0,
-                        )
-                    )
+            self._handle(context)
         except InputRejected as rejected:
             self._replace_with(rejected.problem)
             return []
@@ -144,101 +139,131 @@ class _StreamingRun:
         self.document_root = context.root
         return []
 
+    def whole(self, stream: BinaryIO) -> list[str]:
+        """Parse the whole input, validate the tree, then handle it. Never needs pass two."""
+        validator = self.validator
+        self.release = False
+        guarded = GuardedStream(stream, validator.settings.parser, count_elements=False)
+        try:
+            data = guarded.read_all()
+            root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+        except InputRejected as rejected:
+            self._replace_with(rejected.problem)
+            return []
+        except etree.XMLSyntaxError as error:
+            self._replace_with(
+                Problem("FF01", f"not well-formed XML: {error.msg}", error.lineno or 0)
+            )
+            return []
+        self.document_root = root
+        schema = validator.schemas.catalogue
+        if not schema.validate(root):
+            problems = tree_schema_problems(root, schema.error_log, validator.always_index)
+            self.verdict.problems = problems[: self.limit]
+            self.verdict.truncated = len(problems) > self.limit
+            self._identify(root)
+            return []
+        try:
+            self._handle(etree.iterwalk(root, events=_EVENTS, tag=validator.tags))
+        except InputRejected as rejected:
+            self._replace_with(rejected.problem)
+        return []
+
+    def _identify(self, root: etree._Element) -> None:
+        document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
+        codec = self.validator.message_codecs.get(document.tag)  # type: ignore[arg-type]
+        if codec is not None:
+            self.codec = codec
+            self.verdict.message_type = codec.message
+
+    # The handler --------------------------------------------------------------------------
+
+    def _handle(self, events: Iterable[tuple[str, Any]]) -> None:
+        validator = self.validator
+        item_codecs = validator.item_codecs
+        for event, element in events:
+            if event == "end":
+                tag = element.tag
+                if tag in item_codecs:
+                    self._on_item(element)
+                elif tag == validator.header_codec.message_tag and element.getparent() is not None:
+                    self._decode_business_header(element)
+                else:
+                    self._on_document_end(element)
+            elif event == "comment":
+                self.comments.append(element)
+            else:
+                raise InputRejected(
+                    Problem(
+                        "FF01", "processing instructions are not allowed", element.sourceline or 0
+                    )
+                )
+
     def _replace_with(self, problem: Problem) -> None:
         self.verdict.problems = [problem]
         self.verdict.truncated = False
 
-    def _on_start(self, element: etree._Element) -> None:
-        tag = element.tag
+    def _adopt(self, codec: Codec, document: etree._Element) -> bool:
+        """Take ``codec`` for this input if ``document`` is the message (root or enveloped)."""
+        parent = document.getparent()
+        if parent is not None and (parent.tag != MESSAGE_TAG or parent.getparent() is not None):
+            return False
+        if self.codec is None:
+            self.codec = codec
+            self.verdict.message_type = codec.message
+            self.prefix = "/Message" if parent is not None else ""
+        return self.codec is codec
+
+    def _on_item(self, element: etree._Element) -> None:
         parent = element.getparent()
-        if tag == MESSAGE_TAG:
-            if parent is None:
-                self.prefix = "/Message"
-            return
-        codec = self.validator.message_codecs.get(tag)  # type: ignore[arg-type]
-        if codec is not None:
-            if parent is None or (parent.tag == MESSAGE_TAG and parent.getparent() is None):
-                if codec is self.validator.header_codec and parent is not None:
-                    return  # the envelope's header, decoded at its end
-                if self.codec is None:
-                    self.codec = codec
-                    self.verdict.message_type = codec.message
-            return
-        if self.codec is not None and tag == self.codec.item_tag and not self.header_done:
-            root = self._root_of_item(element)
-            if root is not None:
-                self._decode_header(root)
-
-    def _on_end(self, element: etree._Element) -> None:
+        if parent is not self.item_parent:
+            if not self._first_item(element):
+                return
         codec = self.codec
-        tag = element.tag
-        if codec is not None and tag == codec.item_tag:
-            if self.header_done and self.root is not None:
-                self._on_item(codec, element)
-            return
-        if tag == self.validator.header_codec.message_tag and codec is not self.validator.header_codec:
-            self._decode_business_header(element)
-            return
-        if codec is not None and tag == codec.message_tag:
-            self._on_document_end(codec, element)
-
-    # Header, items, end -------------------------------------------------------------------
-
-    def _root_of_item(self, item: etree._Element) -> etree._Element | None:
-        assert self.codec is not None
-        current = item.getparent()
-        for step in reversed(self.codec.item_steps[:-1]):
-            if current is None or current.tag != step:
-                return None
-            current = current.getparent()
-        if current is None or current.tag != self.codec.root_tag:
-            return None
-        return current
-
-    def _decode_header(self, root: etree._Element) -> None:
-        codec = self.codec
-        assert codec is not None
-        self.header_done = True
-        self.root = root
-        if codec.header_extractor is None or codec.header_model is None:
-            return  # an outbound-only message: schema and header checks only
-        header = self._decode(codec.header_extractor, codec.header_model, root, None)
-        if header is None:
-            return
-        self.header = header
-        self.verdict.message_id = getattr(header, "message_id", None) or getattr(
-            header, "business_message_id", None
-        )
-        report = self.report
-        context = RuleContext(
-            self.validator.directory,
-            self.validator.settings.validation,
-            codec.message,
-            report,
-        )
-        self.rules = [self.validator.rules[name](context) for name in codec.definition.rules]
-        self.item_rules = [rule for rule in self.rules if type(rule).on_item is not Rule.on_item]
-        for rule in self.rules:
-            rule.on_header(header)
-
-    def _on_item(self, codec: Codec, element: etree._Element) -> None:
+        assert codec is not None and codec.rule_extractor is not None
+        assert codec.rule_view is not None
         self.count += 1
-        assert codec.item_extractor is not None and codec.item_model is not None
         at = ItemRef(self.count, element)
-        if self.header is not None:
-            item = self._decode(codec.item_extractor, codec.item_model, element, at)
+        if self.item_rules:
+            item = self._read_view(
+                codec.rule_extractor, codec.rule_view, codec.rule_required, element, at
+            )
             if item is not None:
                 for rule in self.item_rules:
                     rule.on_item(item, at)
         if self.comments:
             self._check_comments()
-        previous = element.getprevious()
-        if previous is not None and previous.tag == element.tag:
-            element.getparent().remove(previous)  # type: ignore[union-attr]
-        element.clear()
-        self.guarded.release()
+        if self.release:
+            previous = element.getprevious()
+            if previous is not None and previous.tag == element.tag:
+                parent.remove(previous)  # type: ignore[union-attr]
+            element.clear()
+            assert self.guarded is not None
+            self.guarded.release()
 
-    def _on_document_end(self, codec: Codec, element: etree._Element) -> None:
+    def _first_item(self, element: etree._Element) -> bool:
+        """Check the first item sits where its codec says; then decode the header."""
+        if self.item_parent is not None:
+            return False
+        codec = self.validator.item_codecs[element.tag]  # type: ignore[index]
+        current = element.getparent()
+        for step in reversed(codec.item_steps[:-1]):
+            if current is None or current.tag != step:
+                return False
+            current = current.getparent()
+        if current is None or current.tag != codec.root_tag:
+            return False
+        document = current.getparent()
+        if document is None or document.tag != codec.message_tag or not self._adopt(codec, document):
+            return False
+        self.item_parent = element.getparent()
+        self._decode_header(current)
+        return True
+
+    def _on_document_end(self, element: etree._Element) -> None:
+        codec = self.validator.message_codecs.get(element.tag)  # type: ignore[arg-type]
+        if codec is None or not self._adopt(codec, element):
+            return
         root = element if codec is self.validator.header_codec else element.find(codec.root_tag)
         if not self.header_done and root is not None:
             self._decode_header(root)
@@ -257,39 +282,71 @@ class _StreamingRun:
                 self._report_business_header,
             )
 
-    def _decode_business_header(self, element: etree._Element) -> None:
-        codec = self.validator.header_codec
-        assert codec.header_extractor is not None and codec.header_model is not None
-        self.business_header_element = element
-        header = self._decode(codec.header_extractor, codec.header_model, element, None, element)
-        if isinstance(header, BusinessHeader):
-            self.business_header = header
+    def _decode_header(self, root: etree._Element) -> None:
+        codec = self.codec
+        assert codec is not None
+        self.header_done = True
+        self.root = root
+        if codec.header_rule_extractor is None or codec.header_view is None:
+            return  # an outbound-only message: schema and header checks only
+        header = self._read_view(
+            codec.header_rule_extractor, codec.header_view, codec.header_required, root, None
+        )
+        if header is None:
+            return
+        self.header = header
+        self.verdict.message_id = getattr(header, "message_id", None) or getattr(
+            header, "business_message_id", None
+        )
+        context = RuleContext(
+            self.validator.directory,
+            self.validator.settings.validation,
+            codec.message,
+            self.report,
+        )
+        self.rules = [self.validator.rules[name](context) for name in codec.definition.rules]
+        self.item_rules = [rule for rule in self.rules if type(rule).on_item is not Rule.on_item]
+        for rule in self.rules:
+            rule.on_header(header)
 
-    def _decode(
+    def _decode_business_header(self, element: etree._Element) -> None:
+        parent = element.getparent()
+        if parent is None or parent.tag != MESSAGE_TAG:
+            return
+        codec = self.validator.header_codec
+        assert codec.header_rule_extractor is not None and codec.header_view is not None
+        self.business_header_element = element
+        self.business_header = self._read_view(
+            codec.header_rule_extractor, codec.header_view, codec.header_required, element, None,
+            element,
+        )
+
+    def _read_view(
         self,
         extractor: Extractor,
-        model: type[BaseModel],
+        view: Callable[..., Any],
+        required: frozenset[str],
         element: etree._Element,
         at: ItemRef | None,
         base: etree._Element | None = None,
-    ) -> BaseModel | None:
+    ) -> Any:
+        """Read the fields the checks need; None when a field is unreadable or missing."""
         values, failures = extractor.extract(element)
         for failure in failures:
             self._report_failure(failure, at, base)
         if failures:
             return None
-        try:
-            return model(**values)
-        except ValidationError as error:
-            missing = ", ".join(str(item["loc"][0]) for item in error.errors() if item["loc"])
-            self.report("FF01", f"cannot decode {model.__name__}: {missing}", Location(at))
+        if not required.issubset(values):
+            missing = ", ".join(sorted(required.difference(values)))
+            self.report("FF01", f"required fields missing: {missing}", Location(at))
             return None
+        return view(**values)
 
     def _report_failure(
         self, failure: FieldFailure, at: ItemRef | None, base: etree._Element | None
     ) -> None:
         if base is not None:
-            line, path = self._locate_in(base, self._element_path(base), failure.field, header=True)
+            line, path = self._locate_in(base, _element_path(base), failure.field, header=True)
             self._add(Problem("FF01", f"{failure.path}: {failure.reason}", line, path))
         else:
             self.report("FF01", f"{failure.path}: {failure.reason}", Location(at, failure.field))
@@ -304,7 +361,7 @@ class _StreamingRun:
                         "FF01",
                         "comment inside a value: comments may not split element text",
                         comment.sourceline or 0,
-                        self._element_path(parent) if parent is not None else "/",
+                        _element_path(parent) if parent is not None else "/",
                     )
                 )
         self.comments.clear()
@@ -327,7 +384,7 @@ class _StreamingRun:
     def _report_business_header(self, code: str, text: str, field: str) -> None:
         element = self.business_header_element
         assert element is not None
-        line, path = self._locate_in(element, self._element_path(element), field, header=True)
+        line, path = self._locate_in(element, _element_path(element), field, header=True)
         self._add(Problem(code, text, line, path))
 
     def _root_path(self) -> str:
@@ -336,14 +393,6 @@ class _StreamingRun:
         if codec is self.validator.header_codec:
             return f"{self.prefix}/AppHdr"
         return f"{self.prefix}/Document/{local_name(codec.root_tag)}"
-
-    def _element_path(self, element: etree._Element) -> str:
-        steps = []
-        current: etree._Element | None = element
-        while current is not None:
-            steps.append(local_name(current.tag))  # type: ignore[arg-type]
-            current = current.getparent()
-        return "/" + "/".join(reversed(steps))
 
     def _locate(self, location: Location) -> tuple[int, str]:
         codec = self.codec
@@ -366,12 +415,10 @@ class _StreamingRun:
         line = element.sourceline or 0
         if field is None:
             return line, base
-        codec = self.codec if element is not self.business_header_element else None
-        extractor = (
-            self.validator.header_codec.header_extractor
-            if codec is None
-            else (codec.header_extractor if header else codec.item_extractor)
-        )
+        if element is self.business_header_element or self.codec is None:
+            extractor = self.validator.header_codec.header_extractor
+        else:
+            extractor = self.codec.header_extractor if header else self.codec.item_extractor
         assert extractor is not None
         compiled = extractor.path_of(field)
         current = element
@@ -386,20 +433,29 @@ class _StreamingRun:
         return current.sourceline or line, f"{base}/{suffix}"
 
 
+def _element_path(element: etree._Element) -> str:
+    steps = []
+    current: etree._Element | None = element
+    while current is not None:
+        steps.append(local_name(current.tag))  # type: ignore[arg-type]
+        current = current.getparent()
+    return "/" + "/".join(reversed(steps))
+
+
 def _unsupported(root: etree._Element | None) -> Problem:
     """The input is schema-valid but holds no message the gateway has a codec for."""
-    if root is None:
+    if root is None or not isinstance(root.tag, str):
         return Problem("FF01", "no ISO 20022 message found", 1)
     document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
-    tag = document.tag if isinstance(document.tag, str) else ""
-    namespace = etree.QName(tag).namespace if tag else None
+    namespace = etree.QName(document).namespace or local_name(document.tag)  # type: ignore[arg-type]
+    path = "/" + local_name(root.tag)
+    if document is not root:
+        path += "/" + local_name(document.tag)  # type: ignore[arg-type]
     return Problem(
         "FF01",
-        f"message {namespace or tag} is not supported by this gateway (no codec)",
+        f"message {namespace} is not supported by this gateway (no codec)",
         document.sourceline or 1,
-        "/" + "/".join(local_name(el.tag) for el in (root, document) if el is not None)
-        if document is not root
-        else "/" + local_name(tag),
+        path,
     )
 
 

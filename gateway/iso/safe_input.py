@@ -34,9 +34,12 @@ class InputRejected(Exception):
 class GuardedStream:
     """A read-only stream over ``source`` that enforces the parser bounds."""
 
-    def __init__(self, source: BinaryIO, limits: ParserSettings) -> None:
+    def __init__(
+        self, source: BinaryIO, limits: ParserSettings, count_elements: bool = True
+    ) -> None:
         self._source = source
         self._limits = limits
+        self._count_elements = count_elements
         self._started = False
         self.bytes_read = 0
         self.lines_read = 1
@@ -45,6 +48,13 @@ class GuardedStream:
     def release(self) -> None:
         """Called at a transaction boundary, once the parser's elements have been freed."""
         self._elements_held = 0
+
+    def read_all(self) -> bytes:
+        """Read everything (for small inputs parsed whole), with the same checks."""
+        chunks = []
+        while chunk := self.read():
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def read(self, size: int = -1) -> bytes:
         if not self._started:
@@ -67,6 +77,8 @@ class GuardedStream:
                     self.lines_read,
                 )
             )
+        if not self._count_elements:
+            return
         self._elements_held += chunk.count(b"<") - chunk.count(b"</")
         if self._elements_held > self._limits.max_elements_in_memory:
             raise InputRejected(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.configuration.settings import ParserSettings
 from gateway.iso.codec_catalogue import CodecCatalogue, CodecError
+from gateway.iso.decoder import DecodingError, decode
 from gateway.iso.input_source import InputSource
 from gateway.iso.pipeline import MessageValidator
 
 
-def check_samples(folder: Path, validator: MessageValidator, codecs: CodecCatalogue) -> int:
+def check_samples(
+    folder: Path, validator: MessageValidator, codecs: CodecCatalogue, limits: ParserSettings
+) -> int:
     """Validate ``<folder>/<message>/valid-*.xml`` for every decoding codec; return the count.
 
     Raises CodecError naming the first sample that does not validate, with its problems.
@@ -33,6 +37,15 @@ def check_samples(folder: Path, validator: MessageValidator, codecs: CodecCatalo
                 raise CodecError(
                     f"{codec.source}: sample {sample} is a {verdict.message_type}, "
                     f"not a {codec.message}"
+                )
+            try:
+                commands = list(decode(InputSource.from_path(sample), codec, limits))
+            except DecodingError as error:
+                raise CodecError(f"{codec.source}: sample {sample} does not decode: {error}") from error
+            if len(commands) != verdict.transactions + 1:
+                raise CodecError(
+                    f"{codec.source}: sample {sample} decoded {len(commands) - 1} items, "
+                    f"validated {verdict.transactions}"
                 )
             checked += 1
     return checked

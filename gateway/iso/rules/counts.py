@@ -13,9 +13,9 @@ class TransactionCount(Rule):
     requirement = requires(header=("number_of_transactions",))
 
     def on_header(self, header: Any) -> None:
-        self.declared: int = header.number_of_transactions
+        self.declared: int | None = header.number_of_transactions
         limit = self.context.settings.max_transactions_per_package
-        if self.declared > limit:
+        if self.declared is not None and self.declared > limit:
             self.report(
                 "AM18",
                 f"NbOfTxs {self.declared} is above the limit of {limit} transactions per package "
@@ -24,7 +24,7 @@ class TransactionCount(Rule):
             )
 
     def on_end(self, count: int) -> None:
-        if count != self.declared:
+        if self.declared is not None and count != self.declared:
             self.report(
                 "AM18",
                 f"NbOfTxs says {self.declared} but the message holds {count} transactions",

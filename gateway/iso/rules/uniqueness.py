@@ -1,20 +1,20 @@
 """Transaction ids (TxId) are unique within a message (AM05).
 
 A package may hold a million transactions, so the ids are not kept: each id is reduced to
-an 8-byte BLAKE2b digest, stored with its position and line in one of 256 compact arrays
-chosen by the digest's low byte (16 bytes per transaction). At the end each array is sorted
+its 64-bit string hash (SipHash, keyed per process), stored with its position and line in one of 256 compact arrays
+chosen by the digest's low byte and created when first needed (16 bytes per transaction). At the end each array is sorted
 on its own and equal neighbours are duplicates; only one small array is expanded at a time.
 """
 
 from __future__ import annotations
 
 from array import array
-from hashlib import blake2b
 from typing import Any
 
 from gateway.iso.rules.base import ItemRef, Rule, requires
 
 _BUCKETS = 256
+_MASK = (1 << 64) - 1
 
 
 class UniqueTransactionIds(Rule):
@@ -22,22 +22,21 @@ class UniqueTransactionIds(Rule):
     requirement = requires(item=("transaction_id",))
 
     def on_header(self, header: Any) -> None:
-        self.digests = [array("Q") for _ in range(_BUCKETS)]
-        self.positions = [array("L") for _ in range(_BUCKETS)]
-        self.lines = [array("L") for _ in range(_BUCKETS)]
+        self.buckets: dict[int, tuple[array[int], array[int], array[int]]] = {}
 
     def on_item(self, item: Any, at: ItemRef) -> None:
-        digest = int.from_bytes(
-            blake2b(item.transaction_id.encode(), digest_size=8).digest(), "little"
-        )
-        bucket = digest & 0xFF
-        self.digests[bucket].append(digest)
-        self.positions[bucket].append(at.index)
-        self.lines[bucket].append(at.element.sourceline or 0 if at.element is not None else 0)
+        digest = hash(item.transaction_id) & _MASK
+        bucket = self.buckets.get(digest % _BUCKETS)
+        if bucket is None:
+            bucket = self.buckets[digest % _BUCKETS] = (array("Q"), array("L"), array("L"))
+        digests, positions, lines = bucket
+        digests.append(digest)
+        positions.append(at.index)
+        lines.append((at.element.sourceline or 0) if at.element is not None else 0)
 
     def on_end(self, count: int) -> None:
         found: list[tuple[int, int, int]] = []
-        for digests, positions, lines in zip(self.digests, self.positions, self.lines, strict=True):
+        for digests, positions, lines in self.buckets.values():
             if len(digests) < 2:
                 continue
             order = sorted(range(len(digests)), key=digests.__getitem__)
