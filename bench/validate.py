@@ -116,8 +116,10 @@ def main() -> None:
 
     folder = ROOT / "bench" / "output"
     folder.mkdir(exist_ok=True)
-    print(f"{'transactions':>12} {'MB':>7} {'baseline tx/s':>14} {'validator tx/s':>15} "
-          f"{'ratio':>6} {'baseline RSS':>13} {'validator RSS':>14}")
+    print(
+        f"{'transactions':>12} {'MB':>7} {'baseline tx/s':>14} {'validator tx/s':>15} "
+        f"{'ratio':>6} {'baseline RSS':>13} {'validator RSS':>14}"
+    )
     for size in (int(text) for text in arguments.sizes.split(",")):
         path = write_package(folder / f"pacs008-{size}.xml", size)
         megabytes = path.stat().st_size / 1e6

@@ -87,7 +87,9 @@ def _check_readable(paths: list[Path | str]) -> None:
 
 def _print_human(verdict: Verdict, out: TextIO) -> None:
     for problem in verdict.problems:
-        out.write(f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} {problem.text}\n")
+        out.write(
+            f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} {problem.text}\n"
+        )
     what = verdict.message_type or "unknown message"
     if verdict.valid:
         count = verdict.transactions

@@ -45,7 +45,9 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
     directory = load_participants(settings.resolve(settings.paths.participants))
     schemas = SchemaCatalogue(settings.resolve(settings.paths.schemas))
     models = {**INBOUND_MODELS, **OUTBOUND_MODELS}
-    codecs = load_codecs(settings.resolve(settings.paths.codecs), schemas, models, rule_requirements())
+    codecs = load_codecs(
+        settings.resolve(settings.paths.codecs), schemas, models, rule_requirements()
+    )
     validator = MessageValidator(schemas, codecs, directory, settings, RULES)
     encoder = DocumentEncoder(codecs, schemas)
     if check_sample_files:

@@ -72,7 +72,7 @@ def duplicate_item(namespace: str, item: str) -> Mutation:
 def _recount(tree: etree._ElementTree, namespace: str, item: str) -> None:
     items = tree.getroot().findall(".//" + q(namespace, item))
     one(tree, namespace, "GrpHdr/NbOfTxs").text = str(len(items))
-    total = sum(int(round(float(i.find(q(namespace, "IntrBkSttlmAmt")).text) * 100)) for i in items)
+    total = sum(round(float(i.find(q(namespace, "IntrBkSttlmAmt")).text) * 100) for i in items)
     one(tree, namespace, "GrpHdr/CtrlSum").text = f"{total // 100}.{total % 100:02d}"
 
 
@@ -97,7 +97,9 @@ def add_transaction_type(namespace: str, item: str, code: str) -> Mutation:
         info = _transaction_payment_type(one(tree, namespace, item), namespace)
         for old in list(info):
             info.remove(old)
-        etree.SubElement(etree.SubElement(info, q(namespace, "CtgyPurp")), q(namespace, "Prtry")).text = code
+        etree.SubElement(
+            etree.SubElement(info, q(namespace, "CtgyPurp")), q(namespace, "Prtry")
+        ).text = code
 
     return mutate
 
@@ -108,8 +110,12 @@ def add_transaction_deadline(namespace: str, item: str, deadline: str, index: in
         package_type = one(tree, namespace, "GrpHdr/PmtTpInf/CtgyPurp/Prtry").text
         for old in list(info):
             info.remove(old)
-        etree.SubElement(etree.SubElement(info, q(namespace, "LclInstrm")), q(namespace, "Prtry")).text = deadline
-        etree.SubElement(etree.SubElement(info, q(namespace, "CtgyPurp")), q(namespace, "Prtry")).text = package_type
+        etree.SubElement(
+            etree.SubElement(info, q(namespace, "LclInstrm")), q(namespace, "Prtry")
+        ).text = deadline
+        etree.SubElement(
+            etree.SubElement(info, q(namespace, "CtgyPurp")), q(namespace, "Prtry")
+        ).text = package_type
 
     return mutate
 
@@ -142,11 +148,17 @@ def main() -> None:
     c, d = PACS008, PACS003
     write(CREDIT, "invalid-AM18-nboftxs-mismatch.xml", set_text(c, "GrpHdr/NbOfTxs", "5"))
     write(CREDIT, "invalid-AM10-control-sum.xml", set_text(c, "GrpHdr/CtrlSum", "62280.51"))
+    write(REALTIME_CREDIT, "invalid-AM18-real-time-two-transactions.xml", duplicate_item(c, CT))
     write(
-        REALTIME_CREDIT, "invalid-AM18-real-time-two-transactions.xml", duplicate_item(c, CT)
+        CREDIT,
+        "invalid-FF06-unknown-business-type.xml",
+        set_text(c, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "Z999"),
     )
-    write(CREDIT, "invalid-FF06-unknown-business-type.xml", set_text(c, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "Z999"))
-    write(CREDIT, "invalid-FF06-debit-type-on-credit.xml", set_text(c, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "B100"))
+    write(
+        CREDIT,
+        "invalid-FF06-debit-type-on-credit.xml",
+        set_text(c, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "B100"),
+    )
     write(PAYROLL, "invalid-FF06-mixed-business-types.xml", add_transaction_type(c, CT, "A100"))
     write(CREDIT, "invalid-AM02-credit-over-cap.xml", set_amount(c, CT, 1, "50000.01"))
     write(CREDIT, "invalid-AM01-zero-amount.xml", set_amount(c, CT, 2, "0.00"))
@@ -162,33 +174,91 @@ def main() -> None:
             one(tree, c, f"{CT}/PmtId/TxId", 3), "text", one(tree, c, f"{CT}/PmtId/TxId", 0).text
         ),
     )
-    write(CREDIT, "invalid-RC01-bank-code-format.xml", set_text(c, f"{CT}/CdtrAgt/FinInstnId/ClrSysMmbId/MmbId", "10410000000"))
-    write(CREDIT, "invalid-RC08-unknown-instructed-agent.xml", chain(
-        set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "308584000013"),
-    ))
-    write(CREDIT, "invalid-RC08-instructed-agent-not-clearing-bank.xml", set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "104290003033"))
-    write(CREDIT, "invalid-RC08-header-sender-not-instructing-agent.xml", set_text(HEAD, "Fr/FIId/FinInstnId/ClrSysMmbId/MmbId", "103100000026"))
-    write(CREDIT, "invalid-RC10-second-receiving-bank.xml", set_text(c, f"{CT}/CdtrAgt/FinInstnId/ClrSysMmbId/MmbId", "105100000017", 2))
-    write(CREDIT, "invalid-RC09-unknown-debtor-agent.xml", set_text(c, f"{CT}/DbtrAgt/FinInstnId/ClrSysMmbId/MmbId", "102100000001", 1))
-    write(CREDIT, "invalid-FF01-schema-missing-transaction-id.xml", remove(c, f"{CT}/PmtId/TxId", 2))
-    write(CREDIT, "invalid-FF01-header-message-definition.xml", set_text(HEAD, "MsgDefIdr", "pacs.003.001.08"))
-    write_raw(CREDIT, "invalid-FF01-doctype.xml", lambda data: data.replace(
-        b"?>\n", b'?>\n<!DOCTYPE Message [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n', 1))
-    write_raw(CREDIT, "invalid-FF01-encoding-utf-7.xml", lambda data: data.replace(
-        b'encoding="UTF-8"', b'encoding="UTF-7"', 1))
+    write(
+        CREDIT,
+        "invalid-RC01-bank-code-format.xml",
+        set_text(c, f"{CT}/CdtrAgt/FinInstnId/ClrSysMmbId/MmbId", "10410000000"),
+    )
+    write(
+        CREDIT,
+        "invalid-RC08-unknown-instructed-agent.xml",
+        chain(
+            set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "308584000013"),
+        ),
+    )
+    write(
+        CREDIT,
+        "invalid-RC08-instructed-agent-not-clearing-bank.xml",
+        set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "104290003033"),
+    )
+    write(
+        CREDIT,
+        "invalid-RC08-header-sender-not-instructing-agent.xml",
+        set_text(HEAD, "Fr/FIId/FinInstnId/ClrSysMmbId/MmbId", "103100000026"),
+    )
+    write(
+        CREDIT,
+        "invalid-RC10-second-receiving-bank.xml",
+        set_text(c, f"{CT}/CdtrAgt/FinInstnId/ClrSysMmbId/MmbId", "105100000017", 2),
+    )
+    write(
+        CREDIT,
+        "invalid-RC09-unknown-debtor-agent.xml",
+        set_text(c, f"{CT}/DbtrAgt/FinInstnId/ClrSysMmbId/MmbId", "102100000001", 1),
+    )
+    write(
+        CREDIT, "invalid-FF01-schema-missing-transaction-id.xml", remove(c, f"{CT}/PmtId/TxId", 2)
+    )
+    write(
+        CREDIT,
+        "invalid-FF01-header-message-definition.xml",
+        set_text(HEAD, "MsgDefIdr", "pacs.003.001.08"),
+    )
+    write_raw(
+        CREDIT,
+        "invalid-FF01-doctype.xml",
+        lambda data: data.replace(
+            b"?>\n", b'?>\n<!DOCTYPE Message [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n', 1
+        ),
+    )
+    write_raw(
+        CREDIT,
+        "invalid-FF01-encoding-utf-7.xml",
+        lambda data: data.replace(b'encoding="UTF-8"', b'encoding="UTF-7"', 1),
+    )
 
     write(DEBIT, "invalid-FF05-missing-reply-deadline.xml", remove(d, "GrpHdr/PmtTpInf/LclInstrm"))
-    write(DEBIT, "invalid-FF05-different-reply-deadlines.xml", add_transaction_deadline(d, DD, "T+5", 1))
-    write(DEBIT, "invalid-FF06-credit-type-on-debit.xml", set_text(d, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "A100"))
-    write(REALTIME_DEBIT, "invalid-AM18-real-time-debit-two-transactions.xml", duplicate_item(d, DD))
-    write(DEBIT, "invalid-RC09-second-paying-bank.xml", set_text(d, f"{DD}/DbtrAgt/FinInstnId/ClrSysMmbId/MmbId", "103100000026", 1))
-    write(PERIODIC_DEBIT, "invalid-MD01-periodic-debit-without-mandate.xml", remove(d, f"{DD}/DrctDbtTx", 1))
+    write(
+        DEBIT,
+        "invalid-FF05-different-reply-deadlines.xml",
+        add_transaction_deadline(d, DD, "T+5", 1),
+    )
+    write(
+        DEBIT,
+        "invalid-FF06-credit-type-on-debit.xml",
+        set_text(d, "GrpHdr/PmtTpInf/CtgyPurp/Prtry", "A100"),
+    )
+    write(
+        REALTIME_DEBIT, "invalid-AM18-real-time-debit-two-transactions.xml", duplicate_item(d, DD)
+    )
+    write(
+        DEBIT,
+        "invalid-RC09-second-paying-bank.xml",
+        set_text(d, f"{DD}/DbtrAgt/FinInstnId/ClrSysMmbId/MmbId", "103100000026", 1),
+    )
+    write(
+        PERIODIC_DEBIT,
+        "invalid-MD01-periodic-debit-without-mandate.xml",
+        remove(d, f"{DD}/DrctDbtTx", 1),
+    )
     write(CHEQUES, "invalid-CH21-cheque-data-missing.xml", remove(d, f"{DD}/SplmtryData", 1))
-    write(CHEQUES, "invalid-CH16-cheque-image-digest.xml", chain(
-        lambda tree: setattr(
-            one(tree, CHEQUE, "BckImg/Sha256", 0), "text", "0" * 64
+    write(
+        CHEQUES,
+        "invalid-CH16-cheque-image-digest.xml",
+        chain(
+            lambda tree: setattr(one(tree, CHEQUE, "BckImg/Sha256", 0), "text", "0" * 64),
         ),
-    ))
+    )
     write(CHEQUES, "invalid-AM12-cheque-amount-differs.xml", set_text(CHEQUE, "Amt", "36800.01", 0))
     write(DEBIT, "invalid-CH17-cheque-data-on-ordinary-debit.xml", _borrow_cheque)
 

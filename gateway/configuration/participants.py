@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -13,7 +13,7 @@ from gateway.configuration.settings import ConfigurationError
 BANK_CODE_PATTERN = r"^[0-9]{12}$"
 
 
-class ParticipantKind(str, Enum):
+class ParticipantKind(StrEnum):
     DIRECT = "direct"
     INDIRECT = "indirect"
     SPECIAL = "special"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ class CodecCatalogue:
     def __init__(self, codecs: Iterable[Codec]) -> None:
         self._by_namespace = {codec.namespace: codec for codec in codecs}
 
-    def __iter__(self) -> Iterable[Codec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Codec]:
         return iter(self._by_namespace.values())
 
     def __len__(self) -> int:
@@ -168,14 +168,13 @@ class _CodecLoader:
         message_decl = model.maps.elements.get(message_tag)
         if message_decl is None:
             raise ValueError(f"{schema_file.name} declares no global {message_tag}")
-        if is_header:
-            root_decl = message_decl
-            root_tag = message_tag
-        else:
+        root_decl: XsdElement | None = message_decl
+        root_tag = message_tag
+        if not is_header:
             root_tag = f"{{{namespace}}}{definition.root}"
             root_decl = _child(message_decl, root_tag, model)
-            if root_decl is None:
-                raise ValueError(f"Document has no child {definition.root!r} in {schema_file.name}")
+        if root_decl is None:
+            raise ValueError(f"Document has no child {definition.root!r} in {schema_file.name}")
         prefixes = definition.namespaces
 
         header_model = header_extractor = item_model = item_extractor = None
@@ -230,8 +229,9 @@ class _CodecLoader:
                 rule_extractor, rule_view, rule_required = _view(item_extractor, item_model, used)
             self._check_rules(definition, header_model, item_model)
         if definition.encode is not None:
-            self._model(definition.encode.command)
+            command = self._model(definition.encode.command)
             _check_encode_paths(definition.encode.elements, root_decl, namespace, prefixes, model)
+            _check_encode_fields(definition.encode.elements, command)
         return Codec(
             definition=definition,
             source=path,
@@ -309,29 +309,26 @@ def _view(
     extractor: Extractor, model: type[BaseModel], names: list[str]
 ) -> tuple[Extractor, Callable[..., Any], frozenset[str]]:
     """An extractor of ``names`` only, a light record type for them, and the required ones."""
-    view = namedtuple(  # type: ignore[misc]  # noqa: PYI024
-        f"{model.__name__}Fields", names, defaults=[None] * len(names)
-    )
+    defaults: list[None] = [None] * len(names)
+    view = namedtuple(f"{model.__name__}Fields", names, defaults=defaults)  # type: ignore[misc]
     required = frozenset(name for name in names if model.model_fields[name].is_required())
     return extractor.subset(names), view, required
 
 
 def _child(decl: XsdElement, tag: str, model: xmlschema.XMLSchema) -> XsdElement | None:
     for child in decl.iterchildren():
-        if child.name == tag:
-            return child  # type: ignore[no-any-return]
+        if child.name == tag and isinstance(child, XsdElement):
+            return child
     content = getattr(decl.type, "content", None)
     if content is None or not hasattr(content, "iter_elements"):
         return None
     for particle in content.iter_elements():
         if isinstance(particle, XsdAnyElement) and particle.is_matching(tag):
-            return model.maps.elements.get(tag)  # type: ignore[no-any-return]
+            return model.maps.elements.get(tag)
     return None
 
 
-def _walk(
-    decl: XsdElement, steps: Iterable[str], model: xmlschema.XMLSchema
-) -> XsdElement | None:
+def _walk(decl: XsdElement, steps: Iterable[str], model: xmlschema.XMLSchema) -> XsdElement | None:
     current: XsdElement | None = decl
     for step in steps:
         if current is None:
@@ -340,12 +337,44 @@ def _walk(
     return current
 
 
-def _check_path(path: CompiledPath, start: XsdElement, model: xmlschema.XMLSchema, what: str) -> None:
+def _check_path(
+    path: CompiledPath, start: XsdElement, model: xmlschema.XMLSchema, what: str
+) -> None:
     target = _walk(start, path.steps, model)
     if target is None:
         raise ValueError(f"{what}: path {path.text!r} does not exist in the schema")
     if path.attribute is not None and path.attribute not in target.attributes:
         raise ValueError(f"{what}: {path.text!r}: no attribute {path.attribute!r}")
+
+
+def _check_encode_fields(elements: Iterable[EncodeElement], command: type[BaseModel]) -> None:
+    """Every field an encode section reads exists on its model (fields or properties)."""
+    for element in elements:
+        name = element.field or element.each
+        if name is None:
+            continue
+        if name not in command.model_fields and not isinstance(
+            getattr(command, name, None), property
+        ):
+            raise ValueError(f"encode element {element.path!r}: {command.__name__} has no {name!r}")
+        if element.each is not None and element.elements:
+            inner = _item_model(command, element.each)
+            if inner is None:
+                raise ValueError(
+                    f"encode element {element.path!r}: {command.__name__}.{name} is not a "
+                    "list of models"
+                )
+            _check_encode_fields(element.elements, inner)
+
+
+def _item_model(command: type[BaseModel], name: str) -> type[BaseModel] | None:
+    info = command.model_fields.get(name)
+    if info is None:
+        return None
+    for argument in getattr(info.annotation, "__args__", ()):
+        if isinstance(argument, type) and issubclass(argument, BaseModel):
+            return argument
+    return None
 
 
 def _check_encode_paths(

@@ -73,6 +73,6 @@ def decode(source: InputSource, codec: Codec, limits: ParserSettings) -> Iterato
             yield _command(codec.item_extractor, codec.item_model, element)
             previous = element.getprevious()
             if previous is not None and previous.tag == element.tag:
-                element.getparent().remove(previous)  # type: ignore[union-attr]
+                element.getparent().remove(previous)
             element.clear()
             guarded.release()

@@ -15,7 +15,7 @@ from gateway.configuration.settings import ParserSettings
 from gateway.iso.codec_catalogue import Codec, CodecCatalogue
 from gateway.iso.input_source import InputSource
 from gateway.iso.problems import Problem
-from gateway.iso.safe_input import GuardedStream, InputRejected
+from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import named_path, strip_namespaces
@@ -52,24 +52,27 @@ class SchemaDiagnostics:
             released: etree._Element | None = None
             try:
                 for _, element in context:
-                    codec = self._item_tags[element.tag]  # type: ignore[index]
-                    index = counts.get(element.tag, 0) + 1  # type: ignore[call-overload]
-                    counts[element.tag] = index  # type: ignore[index]
+                    codec = self._item_tags[element.tag]
+                    index = counts.get(element.tag, 0) + 1
+                    counts[element.tag] = index
                     if index > 1:
                         problems.extend(self._check_item(codec, element, index))
                         if released is not None:
-                            released.getparent().remove(released)  # type: ignore[union-attr]
+                            released.getparent().remove(released)
                         element.clear()
                         released = element
                         guarded.release()
                     if len(problems) > limit:
                         break
-            except InputRejected as rejected:
+            except UnsafeInputError as rejected:
                 return [rejected.problem], False
             except etree.XMLSyntaxError as error:
-                return [Problem("FF01", strip_namespaces(str(error)), error.lineno or 0)], False
+                first = next(iter(context.error_log), None)
+                message = first.message if first is not None else str(error)
+                line = first.line if first is not None else error.lineno
+                return [Problem("FF01", strip_namespaces(message), line or 0)], False
             if released is not None:
-                released.getparent().remove(released)  # type: ignore[union-attr]
+                released.getparent().remove(released)
             root = context.root
         if root is not None and len(problems) <= limit:
             problems.extend(self._check_rest(root))

@@ -78,18 +78,22 @@ class DocumentEncoder:
         return top
 
     def document(self, document: BaseModel) -> bytes:
-        return etree.tostring(self.element(document), xml_declaration=True, encoding="UTF-8")
+        text: bytes = etree.tostring(self.element(document), xml_declaration=True, encoding="UTF-8")
+        return text
 
     def message(self, header: BaseModel, document: BaseModel) -> bytes:
         """The envelope: business header then document, both validated."""
-        envelope = etree.Element(f"{{{ENVELOPE_NAMESPACE}}}Message", nsmap={None: ENVELOPE_NAMESPACE})
+        envelope = etree.Element(
+            f"{{{ENVELOPE_NAMESPACE}}}Message", nsmap={None: ENVELOPE_NAMESPACE}
+        )
         envelope.append(self.element(header))
         envelope.append(self.element(document))
         schema = self._schemas.catalogue
         if not schema.validate(envelope):
             errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
             raise EncodingError(f"envelope is not valid: {errors}")
-        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        text: bytes = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        return text
 
 
 def _write(parent: etree._Element, plan: tuple[_Step, ...], source: object) -> None:

@@ -72,7 +72,7 @@ class Extractor:
     ) -> None:
         children = node.children
         for child in element:
-            entry = children.get(child.tag)  # type: ignore[call-overload]
+            entry = children.get(child.tag)
             if entry is None:
                 continue
             for name, convert, attribute in entry.leaves:

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 """Standard input above this size is spooled to a temporary file."""
@@ -29,7 +29,7 @@ class InputSource:
         return cls(name, lambda: io.BytesIO(data), len(data))
 
 
-def spool(stream: BinaryIO, name: str, limit: int) -> tuple[InputSource, BinaryIO]:
+def spool(stream: IO[bytes], name: str, limit: int) -> tuple[InputSource, IO[bytes]]:
     """Copy a one-shot stream (stdin) into a spooled file so it can be read twice.
 
     Copies at most ``limit + 1`` bytes; the guarded parser then reports the size problem.
@@ -46,21 +46,21 @@ def spool(stream: BinaryIO, name: str, limit: int) -> tuple[InputSource, BinaryI
 
     def reopen() -> BinaryIO:
         spooled.seek(0)
-        return _Unclosable(spooled)  # type: ignore[return-value]
+        return cast(BinaryIO, _Unclosable(spooled))
 
-    return InputSource(name, reopen, spooled.tell()), spooled  # type: ignore[return-value]
+    return InputSource(name, reopen, spooled.tell()), spooled
 
 
 class _Unclosable(io.RawIOBase):
     """A view of the spool that readers may close without closing the spool."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: IO[bytes]) -> None:
         self._inner = inner
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]  # narrower buffer
         data = self._inner.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

@@ -28,7 +28,7 @@ from gateway.iso.input_source import InputSource
 from gateway.iso.paths import local_name
 from gateway.iso.problems import Problem, Verdict
 from gateway.iso.rules.base import ItemRef, Location, Rule, RuleContext
-from gateway.iso.safe_input import GuardedStream, InputRejected
+from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import strip_namespaces
@@ -124,18 +124,20 @@ class _Run:
         )
         try:
             self._handle(context)
-        except InputRejected as rejected:
+        except UnsafeInputError as rejected:
             self._replace_with(rejected.problem)
             return []
         except etree.XMLSyntaxError as error:
-            syntax = [entry for entry in error.error_log if entry.domain_name != "SCHEMASV"]
+            # The context's own log: the exception's log also holds other parses' entries.
+            log = context.error_log
+            syntax = [entry for entry in log if entry.domain_name != "SCHEMASV"]
             if syntax:
                 first = syntax[0]
                 self._replace_with(
                     Problem("FF01", f"not well-formed XML: {first.message}", first.line or 0)
                 )
                 return []
-            return [entry.message for entry in error.error_log] or [str(error)]
+            return [entry.message for entry in log] or [str(error)]
         self.document_root = context.root
         return []
 
@@ -144,16 +146,18 @@ class _Run:
         validator = self.validator
         self.release = False
         guarded = GuardedStream(stream, validator.settings.parser, count_elements=False)
+        parser = etree.XMLParser(**SAFE_PARSE_OPTIONS)
         try:
             data = guarded.read_all()
-            root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
-        except InputRejected as rejected:
+            root = etree.fromstring(data, parser)
+        except UnsafeInputError as rejected:
             self._replace_with(rejected.problem)
             return []
         except etree.XMLSyntaxError as error:
-            self._replace_with(
-                Problem("FF01", f"not well-formed XML: {error.msg}", error.lineno or 0)
-            )
+            first = next(iter(parser.error_log), None)
+            message = first.message if first is not None else error.msg
+            line = first.line if first is not None else error.lineno
+            self._replace_with(Problem("FF01", f"not well-formed XML: {message}", line or 0))
             return []
         self.document_root = root
         schema = validator.schemas.catalogue
@@ -165,13 +169,13 @@ class _Run:
             return []
         try:
             self._handle(etree.iterwalk(root, events=_EVENTS, tag=validator.tags))
-        except InputRejected as rejected:
+        except UnsafeInputError as rejected:
             self._replace_with(rejected.problem)
         return []
 
     def _identify(self, root: etree._Element) -> None:
         document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
-        codec = self.validator.message_codecs.get(document.tag)  # type: ignore[arg-type]
+        codec = self.validator.message_codecs.get(document.tag)
         if codec is not None:
             self.codec = codec
             self.verdict.message_type = codec.message
@@ -193,7 +197,7 @@ class _Run:
             elif event == "comment":
                 self.comments.append(element)
             else:
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem(
                         "FF01", "processing instructions are not allowed", element.sourceline or 0
                     )
@@ -216,9 +220,8 @@ class _Run:
 
     def _on_item(self, element: etree._Element) -> None:
         parent = element.getparent()
-        if parent is not self.item_parent:
-            if not self._first_item(element):
-                return
+        if parent is not self.item_parent and not self._first_item(element):
+            return
         codec = self.codec
         assert codec is not None and codec.rule_extractor is not None
         assert codec.rule_view is not None
@@ -236,7 +239,7 @@ class _Run:
         if self.release:
             previous = element.getprevious()
             if previous is not None and previous.tag == element.tag:
-                parent.remove(previous)  # type: ignore[union-attr]
+                parent.remove(previous)
             element.clear()
             assert self.guarded is not None
             self.guarded.release()
@@ -245,7 +248,7 @@ class _Run:
         """Check the first item sits where its codec says; then decode the header."""
         if self.item_parent is not None:
             return False
-        codec = self.validator.item_codecs[element.tag]  # type: ignore[index]
+        codec = self.validator.item_codecs[element.tag]
         current = element.getparent()
         for step in reversed(codec.item_steps[:-1]):
             if current is None or current.tag != step:
@@ -254,14 +257,18 @@ class _Run:
         if current is None or current.tag != codec.root_tag:
             return False
         document = current.getparent()
-        if document is None or document.tag != codec.message_tag or not self._adopt(codec, document):
+        if (
+            document is None
+            or document.tag != codec.message_tag
+            or not self._adopt(codec, document)
+        ):
             return False
         self.item_parent = element.getparent()
         self._decode_header(current)
         return True
 
     def _on_document_end(self, element: etree._Element) -> None:
-        codec = self.validator.message_codecs.get(element.tag)  # type: ignore[arg-type]
+        codec = self.validator.message_codecs.get(element.tag)
         if codec is None or not self._adopt(codec, element):
             return
         root = element if codec is self.validator.header_codec else element.find(codec.root_tag)
@@ -317,7 +324,11 @@ class _Run:
         assert codec.header_rule_extractor is not None and codec.header_view is not None
         self.business_header_element = element
         self.business_header = self._read_view(
-            codec.header_rule_extractor, codec.header_view, codec.header_required, element, None,
+            codec.header_rule_extractor,
+            codec.header_view,
+            codec.header_required,
+            element,
+            None,
             element,
         )
 
@@ -356,7 +367,7 @@ class _Run:
             parent = comment.getparent()
             inside_text = parent is not None and bool(parent.text and parent.text.strip())
             if inside_text or bool(comment.tail and comment.tail.strip()):
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem(
                         "FF01",
                         "comment inside a value: comments may not split element text",
@@ -437,7 +448,7 @@ def _element_path(element: etree._Element) -> str:
     steps = []
     current: etree._Element | None = element
     while current is not None:
-        steps.append(local_name(current.tag))  # type: ignore[arg-type]
+        steps.append(local_name(current.tag))
         current = current.getparent()
     return "/" + "/".join(reversed(steps))
 
@@ -447,10 +458,10 @@ def _unsupported(root: etree._Element | None) -> Problem:
     if root is None or not isinstance(root.tag, str):
         return Problem("FF01", "no ISO 20022 message found", 1)
     document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
-    namespace = etree.QName(document).namespace or local_name(document.tag)  # type: ignore[arg-type]
+    namespace = etree.QName(document).namespace or local_name(document.tag)
     path = "/" + local_name(root.tag)
     if document is not root:
-        path += "/" + local_name(document.tag)  # type: ignore[arg-type]
+        path += "/" + local_name(document.tag)
     return Problem(
         "FF01",
         f"message {namespace} is not supported by this gateway (no codec)",

@@ -23,7 +23,7 @@ _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _WHITESPACE = b" \t\r\n"
 
 
-class InputRejected(Exception):
+class UnsafeInputError(Exception):
     """The input breaks a parser rule; ``problem`` says which and where."""
 
     def __init__(self, problem: Problem) -> None:
@@ -69,7 +69,7 @@ class GuardedStream:
         self.bytes_read += len(chunk)
         self.lines_read += chunk.count(b"\n")
         if self.bytes_read > self._limits.max_message_bytes:
-            raise InputRejected(
+            raise UnsafeInputError(
                 Problem(
                     "FF01",
                     f"input is larger than the limit of {self._limits.max_message_bytes} bytes "
@@ -81,7 +81,7 @@ class GuardedStream:
             return
         self._elements_held += chunk.count(b"<") - chunk.count(b"</")
         if self._elements_held > self._limits.max_elements_in_memory:
-            raise InputRejected(
+            raise UnsafeInputError(
                 Problem(
                     "FF01",
                     "too many elements without a transaction boundary (more than "
@@ -94,10 +94,10 @@ class GuardedStream:
     def _read_prolog(self) -> bytes:
         head = self._source.read(max(self._limits.read_chunk_bytes, self._limits.max_prolog_bytes))
         if not head.strip():
-            raise InputRejected(Problem("FF01", "input is empty", 1))
+            raise UnsafeInputError(Problem("FF01", "input is empty", 1))
         for bom in _FOREIGN_BOMS:
             if head.startswith(bom):
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem("FF01", "input is not UTF-8 (byte-order mark of another encoding)", 1)
                 )
         body = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
@@ -107,12 +107,12 @@ class GuardedStream:
             encoding = _ENCODING.search(declaration.group(0))
             if encoding and encoding.group(1).lower() not in (b"utf-8", b"utf8"):
                 name = encoding.group(1).decode("ascii", "replace")
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem("FF01", f"encoding {name!r} is not allowed; only UTF-8 is accepted", 1)
                 )
             position = declaration.end()
         elif body.startswith(b"<?xml"):
-            raise InputRejected(Problem("FF01", "malformed XML declaration", 1))
+            raise UnsafeInputError(Problem("FF01", "malformed XML declaration", 1))
         self._check_prolog(body, position)
         return head
 
@@ -123,7 +123,7 @@ class GuardedStream:
                 position += 1
             line = body.count(b"\n", 0, position) + 1
             if position >= min(len(body), limit):
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem(
                         "FF01",
                         f"no root element within the first {limit} bytes "
@@ -134,17 +134,19 @@ class GuardedStream:
             if body.startswith(b"<!--", position):
                 end = body.find(b"-->", position)
                 if end < 0:
-                    raise InputRejected(Problem("FF01", "unterminated comment in prolog", line))
+                    raise UnsafeInputError(Problem("FF01", "unterminated comment in prolog", line))
                 position = end + 3
             elif body.startswith(b"<!", position):
-                raise InputRejected(
-                    Problem("FF01", "DOCTYPE declarations are not allowed (DTDs and entities)", line)
+                raise UnsafeInputError(
+                    Problem(
+                        "FF01", "DOCTYPE declarations are not allowed (DTDs and entities)", line
+                    )
                 )
             elif body.startswith(b"<?", position):
-                raise InputRejected(
+                raise UnsafeInputError(
                     Problem("FF01", "processing instructions are not allowed", line)
                 )
             elif body.startswith(b"<", position):
                 return
             else:
-                raise InputRejected(Problem("FF01", "content before the root element", line))
+                raise UnsafeInputError(Problem("FF01", "content before the root element", line))

@@ -41,7 +41,9 @@ def check_samples(
             try:
                 commands = list(decode(InputSource.from_path(sample), codec, limits))
             except DecodingError as error:
-                raise CodecError(f"{codec.source}: sample {sample} does not decode: {error}") from error
+                raise CodecError(
+                    f"{codec.source}: sample {sample} does not decode: {error}"
+                ) from error
             if len(commands) != verdict.transactions + 1:
                 raise CodecError(
                     f"{codec.source}: sample {sample} decoded {len(commands) - 1} items, "

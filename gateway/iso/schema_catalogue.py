@@ -36,7 +36,7 @@ def _target_namespace(path: Path) -> str:
     namespace = root.get("targetNamespace")
     if not namespace:
         raise SchemaError(f"{path}: no targetNamespace")
-    return namespace
+    return str(namespace)
 
 
 class SchemaCatalogue:
@@ -49,7 +49,9 @@ class SchemaCatalogue:
         for path in files:
             namespace = _target_namespace(path)
             if namespace in self.files:
-                raise SchemaError(f"{path}: namespace {namespace} already in {self.files[namespace]}")
+                raise SchemaError(
+                    f"{path}: namespace {namespace} already in {self.files[namespace]}"
+                )
             self.files[namespace] = path
         imports = "".join(
             f"<xs:import namespace={quoteattr(namespace)} "

@@ -16,11 +16,11 @@ def strip_namespaces(text: str) -> str:
 
 def step(element: etree._Element, always_index: frozenset[str] = frozenset()) -> str:
     tag = element.tag
-    name = etree.QName(tag).localname  # type: ignore[arg-type]
+    name = str(etree.QName(tag).localname)
     parent = element.getparent()
     if parent is None:
         return name
-    same = [sibling for sibling in parent.iterchildren(tag)]  # type: ignore[arg-type]
+    same = [sibling for sibling in parent.iterchildren(tag)]
     if len(same) == 1 and tag not in always_index:
         return name
     return f"{name}[{same.index(element) + 1}]"

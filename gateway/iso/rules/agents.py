@@ -41,7 +41,9 @@ class PackageParties(Rule):
             )
         if directory.kind(receiver) is None:
             self.report(
-                "RC08", f"instructed agent {receiver} is not a participant", field="instructed_agent"
+                "RC08",
+                f"instructed agent {receiver} is not a participant",
+                field="instructed_agent",
             )
         elif not directory.is_clearing_bank(receiver):
             clearing = directory.clearing_party(receiver)

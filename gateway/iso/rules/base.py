@@ -58,7 +58,9 @@ class Rule:
     def __init__(self, context: RuleContext) -> None:
         self.context = context
 
-    def report(self, code: str, text: str, item: ItemRef | None = None, field: str | None = None) -> None:
+    def report(
+        self, code: str, text: str, item: ItemRef | None = None, field: str | None = None
+    ) -> None:
         self.context.report(code, text, Location(item, field))
 
     def on_header(self, header: Any) -> None:

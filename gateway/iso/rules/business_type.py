@@ -30,7 +30,9 @@ class BusinessTypeFits(Rule):
         kind = BUSINESS_TYPES.get(code)
         if kind is None:
             known = ", ".join(BUSINESS_TYPES)
-            self.report("FF06", f"unknown business type {code}; known: {known}", field="business_type")
+            self.report(
+                "FF06", f"unknown business type {code}; known: {known}", field="business_type"
+            )
         elif kind.message != self.context.message:
             self.report(
                 "FF06",
@@ -85,7 +87,11 @@ class ReplyDeadline(Rule):
             )
 
     def on_item(self, item: Any, at: ItemRef) -> None:
-        if self.applies and item.reply_deadline is not None and item.reply_deadline != self.deadline:
+        if (
+            self.applies
+            and item.reply_deadline is not None
+            and item.reply_deadline != self.deadline
+        ):
             self.report(
                 "FF05",
                 f"transaction reply deadline {item.reply_deadline} differs from the package's "

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     CREDIT = "credit"
     DEBIT = "debit"
 
 
-class Cycle(str, Enum):
+class Cycle(StrEnum):
     ORDINARY = "ordinary"
     PERIODIC = "periodic"
     REAL_TIME = "real-time"
@@ -39,9 +39,7 @@ BUSINESS_TYPES: MappingProxyType[str, BusinessType] = MappingProxyType(
             BusinessType("E100", "periodic credit", Direction.CREDIT, Cycle.PERIODIC),
             BusinessType("C100", "real-time credit", Direction.CREDIT, Cycle.REAL_TIME),
             BusinessType("B100", "ordinary debit", Direction.DEBIT, Cycle.ORDINARY),
-            BusinessType(
-                "B308", "cheque truncation", Direction.DEBIT, Cycle.ORDINARY, cheque=True
-            ),
+            BusinessType("B308", "cheque truncation", Direction.DEBIT, Cycle.ORDINARY, cheque=True),
             BusinessType("F100", "periodic debit", Direction.DEBIT, Cycle.PERIODIC),
             BusinessType("D100", "real-time debit", Direction.DEBIT, Cycle.REAL_TIME),
         )

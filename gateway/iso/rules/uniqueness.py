@@ -1,9 +1,11 @@
 """Transaction ids (TxId) are unique within a message (AM05).
 
 A package may hold a million transactions, so the ids are not kept: each id is reduced to
-its 64-bit string hash (SipHash, keyed per process), stored with its position and line in one of 256 compact arrays
-chosen by the digest's low byte and created when first needed (16 bytes per transaction). At the end each array is sorted
-on its own and equal neighbours are duplicates; only one small array is expanded at a time.
+its 64-bit string hash (SipHash, keyed per process) and stored with its position and line
+in one of 256 compact arrays, chosen by the hash and created when first needed (16 bytes per
+transaction). At the end each array is sorted on its own and equal neighbours are
+duplicates; only one small array is expanded at a time. Two different ids share a 64-bit
+hash with odds of about 1 in 37 million for a million-transaction package.
 """
 
 from __future__ import annotations

@@ -1,0 +1,44 @@
+"""Shared fixtures: the gateway built once from the sample configuration."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.composition import Gateway, build_gateway
+from gateway.iso.input_source import InputSource
+from gateway.iso.problems import Verdict
+
+PROJECT = Path(__file__).resolve().parent.parent
+CONFIG = PROJECT / "config" / "gateway.toml"
+SAMPLES = PROJECT / "samples"
+OFFICIAL_SCHEMAS = PROJECT.parent / "shared" / "iso20022-xsd"
+
+sys.path.insert(0, str(PROJECT / "bench"))
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Gateway:
+    return build_gateway(CONFIG, check_sample_files=False)
+
+
+Validate = Callable[[bytes], Verdict]
+
+
+@pytest.fixture(scope="session")
+def validate(gateway: Gateway) -> Validate:
+    def run(data: bytes, name: str = "input.xml") -> Verdict:
+        return gateway.validator.validate(InputSource.from_bytes(data, name))
+
+    return run
+
+
+def sample(relative: str) -> bytes:
+    return (SAMPLES / relative).read_bytes()
+
+
+def codes(verdict: Verdict) -> list[str]:
+    return [problem.code for problem in verdict.problems]

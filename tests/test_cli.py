@@ -1,0 +1,89 @@
+"""``isogw validate``: output format, JSON, exit codes 0 / 1 / 2, files, folders and stdin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.cli import main
+from tests.conftest import PROJECT, SAMPLES
+
+VALID = SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml"
+INVALID = SAMPLES / "pacs.008.001.08" / "invalid-AM02-credit-over-cap.xml"
+
+
+def run(*arguments: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *arguments],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+    )
+
+
+def test_valid_file_exits_zero_with_a_verdict(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["validate", str(VALID)]) == 0
+    assert capsys.readouterr().out == f"{VALID}: valid pacs.008.001.08 (1 transaction)\n"
+
+
+def test_invalid_file_prints_file_line_xpath_code_text(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["validate", str(INVALID)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        f"{INVALID}:132: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf[2]/IntrBkSttlmAmt: AM02 "
+    )
+    assert lines[1] == f"{INVALID}: INVALID pacs.008.001.08: 1 problem"
+
+
+def test_json_output_lists_every_file(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["validate", "--json", str(VALID), str(INVALID)]) == 1
+    verdicts = json.loads(capsys.readouterr().out)
+    assert [verdict["valid"] for verdict in verdicts] == [True, False]
+    assert set(verdicts[1]) >= {"file", "valid", "message_id", "message_type", "errors"}
+    assert verdicts[1]["message_id"] == "B102100099996202611230001"
+    error = verdicts[1]["errors"][0]
+    assert set(error) == {"line", "path", "code", "text"} and error["code"] == "AM02"
+
+
+def test_folder_validates_every_xml_below(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "one.xml").write_bytes(VALID.read_bytes())
+    (tmp_path / "two.xml").write_bytes(VALID.read_bytes())
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert main(["validate", "--json", str(tmp_path)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_standard_input() -> None:
+    completed = run("validate", "--json", "-", stdin=INVALID.read_bytes())
+    assert completed.returncode == 1
+    assert json.loads(completed.stdout)[0]["file"] == "-"
+
+
+def test_missing_file_is_a_usage_error() -> None:
+    completed = run("validate", "no/such/file.xml")
+    assert completed.returncode == 2 and "no such file" in completed.stderr
+
+
+def test_no_arguments_is_a_usage_error() -> None:
+    assert run("validate").returncode == 2
+
+
+def test_broken_configuration_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[parser]\nmax_message_bytes = -1\n")
+    completed = run("--config", str(config), "validate", str(VALID))
+    assert completed.returncode == 2
+    assert "parser.max_message_bytes" in completed.stderr
+
+
+def test_console_script_is_the_same_command() -> None:
+    script = Path(sys.executable).parent / "isogw"
+    completed = subprocess.run(
+        [str(script), "validate", str(VALID)], capture_output=True, text=True, cwd=PROJECT
+    )
+    assert completed.returncode == 0 and "valid pacs.008.001.08" in completed.stdout

@@ -1,0 +1,141 @@
+"""Outbound documents are built in XSD order and validated before they leave."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from lxml import etree
+
+from gateway.commands.inbound import BusinessHeader
+from gateway.commands.outbound import (
+    AcknowledgedMessage,
+    Entry,
+    EntryDetail,
+    MessageReject,
+    Notification,
+    ReceiptAcknowledgement,
+    ReportedTransaction,
+    SessionNotification,
+    StatusReport,
+    SystemEvent,
+)
+from gateway.composition import Gateway
+from gateway.iso.encoder import EncodingError
+from gateway.iso.input_source import InputSource
+from tests.test_schema_conformance import official
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def header(message: str, message_id: str) -> BusinessHeader:
+    return BusinessHeader(
+        sender="999999999999",
+        receiver="102100099996",
+        business_message_id=message_id,
+        message_definition=message,
+        created_at=NOW,
+    )
+
+
+DOCUMENTS = [
+    MessageReject(
+        related_reference="B102100099996202611230001",
+        reason_code="AM02",
+        rejected_at=NOW,
+        error_location=(
+            "line 132: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf[2]/IntrBkSttlmAmt"
+        ),
+        reason_text="amount 50000.01 is above the A100 cap of 50000.00 per transaction",
+    ),
+    ReceiptAcknowledgement(
+        message_id="A999999999999202611230001",
+        created_at=NOW,
+        reports=(
+            AcknowledgedMessage(
+                reference="B102100099996202611230001", message_name="pacs.008.001.08"
+            ),
+        ),
+    ),
+    SystemEvent(event_code="DSWT", parameters=("BIZDT=2026-11-24",), event_time=NOW),
+    StatusReport(
+        message_id="R999999999999202611230001",
+        created_at=NOW,
+        original_message_id="B102100099996202611230001",
+        original_message_type="pacs.008.001.08",
+        group_status="ACSP",
+        transactions=(
+            ReportedTransaction(
+                original_transaction_id="1021000999962026112300000001",
+                status="ACSP",
+                clearing_reference="20261123-S01",
+                settlement_date=date(2026, 11, 23),
+            ),
+        ),
+    ),
+    SessionNotification(
+        message_id="N999999999999202611230001",
+        created_at=NOW,
+        notifications=(
+            Notification(
+                notification_id="N20261123S01102100099996",
+                created_at=NOW,
+                account="102100099996001",
+                entries=(
+                    Entry(
+                        amount=4209480,
+                        currency="CNY",
+                        direction="DBIT",
+                        status="PDNG",
+                        value_date=date(2026, 11, 23),
+                        transaction_code="NETTING",
+                        details=(
+                            EntryDetail(
+                                message_id="B102100099996202611230001",
+                                transaction_id="1021000999962026112300000001",
+                                amount=1280000,
+                                currency="CNY",
+                                direction="DBIT",
+                                debtor_agent="102100099996",
+                                creditor_agent="104100000004",
+                            ),
+                        ),
+                        information="20261123-S01",
+                    ),
+                ),
+            ),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda document: type(document).__name__)
+def test_document_is_valid_under_ours_and_the_official_schema(gateway: Gateway, document) -> None:  # type: ignore[no-untyped-def]
+    element = gateway.encoder.element(document)
+    message = etree.QName(element).namespace.rsplit(":", 1)[1]
+    assert official(message).validate(etree.ElementTree(element)), official(message).error_log
+
+
+def test_enveloped_reject_validates_and_decodes_back(gateway: Gateway) -> None:
+    reject = DOCUMENTS[0]
+    data = gateway.encoder.message(header("admi.002.001.01", "R1"), reject)
+    verdict = gateway.validator.validate(InputSource.from_bytes(data, "reject"))
+    assert verdict.valid, verdict.problems
+    assert verdict.message_type == "admi.002.001.01"
+    assert b"<RjctgPtyRsn>AM02</RjctgPtyRsn>" in data
+
+
+def test_amounts_are_written_from_minor_units(gateway: Gateway) -> None:
+    text = etree.tostring(gateway.encoder.element(DOCUMENTS[4]))
+    assert b'<Amt Ccy="CNY">42094.80</Amt>' in text and b'<Amt Ccy="CNY">12800.00</Amt>' in text
+
+
+def test_a_document_our_schema_refuses_never_leaves(gateway: Gateway) -> None:
+    too_long = MessageReject(
+        related_reference="X" * 36,
+        reason_code="FF01",
+        rejected_at=NOW,
+        reason_text="schema error",
+    )
+    with pytest.raises(EncodingError, match=r"admi\.002\.001\.01"):
+        gateway.encoder.document(too_long)

@@ -1,0 +1,93 @@
+"""Large packages stream in bounded memory, and schema errors are located exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from package_generator import transaction_line, write_package
+
+from gateway.composition import Gateway
+from gateway.iso.input_source import InputSource
+from tests.conftest import PROJECT
+
+ITEM = "/Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf"
+
+
+def test_large_valid_package_streams(gateway: Gateway, tmp_path: Path) -> None:
+    path = write_package(tmp_path / "package.xml", 5_000)
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert verdict.valid, verdict.problems[:3]
+    assert verdict.transactions == 5_000
+    assert verdict.message_id == "B102100099996202611000000005000"
+
+
+def test_schema_error_in_the_last_transaction_is_found_with_line_and_path(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    path = write_package(tmp_path / "package.xml", 5_000, defect_at=5_000)
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert [(p.code, p.line, p.path) for p in verdict.problems] == [
+        ("FF01", transaction_line(5_000) + 2, f"{ITEM}[5000]/IntrBkSttlmAmt")
+    ]
+    assert "'12,50'" in verdict.problems[0].text
+
+
+def test_schema_error_in_the_first_transaction_of_a_streamed_package(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    path = write_package(tmp_path / "package.xml", 3_000, defect_at=1)
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert [(p.line, p.path) for p in verdict.problems] == [
+        (transaction_line(1) + 2, f"{ITEM}[1]/IntrBkSttlmAmt")
+    ]
+
+
+def test_rule_problem_deep_in_a_package_names_its_transaction(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    path = write_package(tmp_path / "package.xml", 3_000)
+    text = path.read_text(encoding="utf-8").replace(
+        "<TxId>TX0000000000002999</TxId>", "<TxId>TX0000000000000007</TxId>"
+    )
+    path.write_text(text, encoding="utf-8")
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert [(p.code, p.path) for p in verdict.problems] == [("AM05", f"{ITEM}[2999]/PmtId/TxId")]
+    assert verdict.problems[0].line == transaction_line(2999)
+
+
+def test_reported_problems_are_capped(gateway: Gateway, tmp_path: Path) -> None:
+    path = write_package(tmp_path / "package.xml", 2_000)
+    text = path.read_text(encoding="utf-8").replace('Ccy="CNY"', 'Ccy="USD"')
+    path.write_text(text, encoding="utf-8")
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    limit = gateway.settings.validation.max_reported_problems
+    assert len(verdict.problems) == limit and verdict.truncated
+
+
+def test_memory_stays_flat_for_a_large_package(tmp_path: Path) -> None:
+    """Peak RSS of a fresh process validating 60,000 transactions (about 52 MB of XML)."""
+    path = write_package(tmp_path / "package.xml", 60_000)
+    config = PROJECT / "config" / "gateway.toml"
+    script = (
+        "import json, resource, sys\n"
+        "from pathlib import Path\n"
+        "from gateway.composition import build_gateway\n"
+        "from gateway.iso.input_source import InputSource\n"
+        f"g = build_gateway(Path({str(config)!r}), check_sample_files=False)\n"
+        "v = g.validator.validate(InputSource.from_path(Path(sys.argv[1])))\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print(json.dumps({'valid': v.valid, 'rss': rss}))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+    )
+    result = json.loads(completed.stdout)
+    assert result["valid"]
+    assert result["rss"] < 150, f"peak RSS {result['rss']} MB"
