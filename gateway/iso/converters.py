@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
@@ -18,8 +17,6 @@ from types import MappingProxyType
 
 MINOR_UNITS_PER_MAJOR = 100
 """Every currency the scheme allows has two decimals (the XSDs allow at most two)."""
-
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class ConversionError(ValueError):
@@ -53,7 +50,7 @@ def to_amount(text: str) -> int:
 
 
 def to_currency(text: str) -> str:
-    if not _CURRENCY.fullmatch(text):
+    if not (len(text) == 3 and text.isascii() and text.isalpha() and text.isupper()):
         raise ConversionError(f"{text!r} is not an ISO 4217 currency code")
     return text
 

@@ -13,7 +13,7 @@ dropped when the schema fails, since rules assume a schema-valid document.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from lxml import etree
@@ -168,10 +168,35 @@ class _Run:
             self._identify(root)
             return []
         try:
-            self._handle(etree.iterwalk(root, events=_EVENTS, tag=validator.tags))
+            self._handle(self._tree_events(root))
         except UnsafeInputError as rejected:
             self._replace_with(rejected.problem)
         return []
+
+    def _tree_events(self, root: etree._Element) -> Iterator[tuple[str, Any]]:
+        """The events the streaming parser would give, read from a whole tree.
+
+        ``iter`` visits in document order and filters in C; the document itself is handed
+        over last, as its end tag would be. Comments and processing instructions come too.
+        """
+        validator = self.validator
+        document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
+        codec = validator.message_codecs.get(document.tag)
+        tags = {validator.header_codec.message_tag}
+        if codec is not None:
+            tags.add(codec.message_tag)
+            if codec.item_tag:
+                tags.add(codec.item_tag)
+        for node in root.iter(*tags, etree.Comment, etree.ProcessingInstruction):
+            if node is document:
+                continue
+            if isinstance(node, etree._Comment):
+                yield "comment", node
+            elif isinstance(node, etree._ProcessingInstruction):
+                yield "pi", node
+            else:
+                yield "end", node
+        yield "end", document
 
     def _identify(self, root: etree._Element) -> None:
         document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
