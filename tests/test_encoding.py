@@ -139,3 +139,16 @@ def test_a_document_our_schema_refuses_never_leaves(gateway: Gateway) -> None:
     )
     with pytest.raises(EncodingError, match=r"admi\.002\.001\.01"):
         gateway.encoder.document(too_long)
+
+
+def test_optional_agent_is_left_out_entirely(gateway: Gateway) -> None:
+    report = StatusReport(
+        message_id="R2",
+        created_at=NOW,
+        instructed_agent="104100000004",
+        transactions=(
+            ReportedTransaction(original_transaction_id="T1", status="RJCT", reason_code="AC01"),
+        ),
+    )
+    text = etree.tostring(gateway.encoder.element(report)).decode()
+    assert "InstgAgt" not in text and "<InstdAgt>" in text and "DbtrAgt" not in text

@@ -78,16 +78,6 @@ class ReportedTransaction(Document):
             raise ValueError("amount and currency go together (IntrBkSttlmAmt and its Ccy)")
         return self
 
-    @property
-    def debtor_agent_clearing_system(self) -> str | None:
-        """``ClrSysId/Cd`` of the debtor agent, written only with the agent."""
-        return None if self.debtor_agent is None else "CNAPS"
-
-    @property
-    def creditor_agent_clearing_system(self) -> str | None:
-        """``ClrSysId/Cd`` of the creditor agent, written only with the agent."""
-        return None if self.creditor_agent is None else "CNAPS"
-
 
 class StatusReport(Document):
     """pacs.002 from the gateway: receipts with netting date and session."""
@@ -124,16 +114,6 @@ class StatusReport(Document):
         if self.group_reason_text is not None and self.group_reason_code is None:
             raise ValueError("group_reason_text needs group_reason_code")
         return self
-
-    @property
-    def instructing_agent_clearing_system(self) -> str | None:
-        """``ClrSysId/Cd`` of the instructing agent, written only with the agent."""
-        return None if self.instructing_agent is None else "CNAPS"
-
-    @property
-    def instructed_agent_clearing_system(self) -> str | None:
-        """``ClrSysId/Cd`` of the instructed agent, written only with the agent."""
-        return None if self.instructed_agent is None else "CNAPS"
 
 
 class EntryDetail(Document):

@@ -350,6 +350,10 @@ def _check_path(
 def _check_encode_fields(elements: Iterable[EncodeElement], command: type[BaseModel]) -> None:
     """Every field an encode section reads exists on its model (fields or properties)."""
     for element in elements:
+        if element.when is not None and element.when not in command.model_fields:
+            raise ValueError(
+                f"encode element {element.path!r}: {command.__name__} has no {element.when!r}"
+            )
         name = element.field or element.each
         if name is None:
             continue

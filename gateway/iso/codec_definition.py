@@ -64,6 +64,10 @@ class EncodeElement(_Strict):
     field: str | None = None
     value: str | None = None
     convert: ConverterName = "text"
+    when: str | None = None
+    """Write this element only when that field is set (a constant inside an optional group,
+    like ``ClrSysId/Cd = CNAPS`` of an optional agent)."""
+
     each: str | None = None
     """A list field: the element is repeated once per entry, with ``elements`` relative to
     it, or with the entry itself as text when there are no ``elements``."""

@@ -29,6 +29,7 @@ class _Step:
     value: str | None
     convert: str
     each: str | None
+    when: str | None
     children: tuple[_Step, ...]
 
 
@@ -40,6 +41,7 @@ def _plan(elements: Iterable[EncodeElement], codec: Codec) -> tuple[_Step, ...]:
             element.value,
             element.convert,
             element.each,
+            element.when,
             _plan(element.elements, codec),
         )
         for element in elements
@@ -98,6 +100,8 @@ class DocumentEncoder:
 
 def _write(parent: etree._Element, plan: tuple[_Step, ...], source: object) -> None:
     for step in plan:
+        if step.when is not None and getattr(source, step.when) is None:
+            continue
         if step.each is not None:
             for entry in getattr(source, step.each):
                 element = _descend(parent, step.path.steps, new_last=True)
