@@ -121,3 +121,23 @@ def test_too_many_elements_without_a_transaction_boundary_are_refused(gateway) -
     data = sample(CREDIT).replace(b"<RmtInf>", b"<RmtInf>" + flood, 1)
     verdict = validator.validate(InputSource.from_bytes(data, "flood"))
     assert codes(verdict) == ["FF01"] and "max_elements_in_memory" in verdict.problems[0].text
+
+
+def test_nesting_deeper_than_the_parser_cap_is_refused(validate: Validate) -> None:
+    from gateway.iso.safe_parsing import MAX_DEPTH
+
+    depth = MAX_DEPTH + 20
+    data = b"<a>" * depth + b"</a>" * depth
+    code, text, _ = only_problem(validate, data)
+    assert code == "FF01" and "depth" in text.lower()
+
+
+def test_deep_nesting_in_a_streamed_package_is_refused(gateway) -> None:  # type: ignore[no-untyped-def]
+    from gateway.iso.safe_parsing import MAX_DEPTH
+
+    validator = small_limits_validator(gateway.validator, tree_max_bytes=0)
+    depth = MAX_DEPTH + 20
+    nested = b"<Ustrd>" * depth + b"</Ustrd>" * depth
+    data = sample(CREDIT).replace(b"<RmtInf>", b"<RmtInf>" + nested, 1)
+    verdict = validator.validate(InputSource.from_bytes(data, "deep"))
+    assert codes(verdict) == ["FF01"] and "depth" in verdict.problems[0].text.lower()

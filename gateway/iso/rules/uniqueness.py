@@ -30,7 +30,7 @@ class UniqueTransactionIds(Rule):
         digest = hash(item.transaction_id) & _MASK
         bucket = self.buckets.get(digest % _BUCKETS)
         if bucket is None:
-            bucket = self.buckets[digest % _BUCKETS] = (array("Q"), array("L"), array("L"))
+            bucket = self.buckets[digest % _BUCKETS] = (array("Q"), array("I"), array("I"))
         digests, positions, lines = bucket
         digests.append(digest)
         positions.append(at.index)
