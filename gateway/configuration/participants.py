@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from gateway.configuration.settings import ConfigurationError
 
@@ -25,8 +34,35 @@ class _Entry(BaseModel):
     name: str = Field(min_length=1)
 
 
+def _minor_units(value: Decimal) -> Decimal:
+    if value < 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError("must be a non-negative amount with at most 2 decimals")
+    return value
+
+
+Money = Annotated[Decimal, AfterValidator(_minor_units)]
+
+
+def to_minor_units(value: Decimal) -> int:
+    return int(value * 100)
+
+
 class DirectEntry(_Entry):
-    pass
+    """A clearing bank: settlement account and the parts of its net debit cap (CNY)."""
+
+    settlement_balance: Money = Decimal(0)
+    collateral: Money = Decimal(0)
+    credit_line: Money = Decimal(0)
+    ring_fenced: Money = Decimal(0)
+
+    @model_validator(mode="after")
+    def ring_fenced_is_held(self) -> DirectEntry:
+        if self.ring_fenced > self.settlement_balance:
+            raise ValueError(
+                f"{self.code}: ring-fenced funds {self.ring_fenced} exceed the settlement "
+                f"balance {self.settlement_balance} they are frozen in"
+            )
+        return self
 
 
 class IndirectEntry(_Entry):
@@ -84,10 +120,14 @@ class ParticipantDirectory:
     """
 
     def __init__(self, participants: ParticipantsFile) -> None:
+        self.participants = participants
         self.centre_member_id = participants.centre.member_id
         self._kinds: dict[str, ParticipantKind] = {}
         self._names: dict[str, str] = {}
         self._clearing_party: dict[str, str] = {}
+        self._settles_through = {
+            special.code: special.settles_through for special in participants.special
+        }
         for direct in participants.direct:
             self._add(direct, ParticipantKind.DIRECT, direct.code)
         for indirect in participants.indirect:
@@ -108,6 +148,14 @@ class ParticipantDirectory:
 
     def clearing_party(self, code: str) -> str | None:
         return self._clearing_party.get(code)
+
+    def settling_bank(self, code: str) -> str | None:
+        """The direct participant whose settlement account a bank code's payments move:
+        itself, the bank an indirect participant clears through, or an agency's bank."""
+        party = self._clearing_party.get(code)
+        if party is None:
+            return None
+        return self._settles_through.get(party, party)
 
     def is_clearing_bank(self, code: str) -> bool:
         return self._kinds.get(code) is ParticipantKind.DIRECT

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.iso.rules.base import ItemRef, Rule, requires
-from gateway.iso.rules.business_types import BUSINESS_TYPES, BusinessType, Cycle, Direction
+from gateway.scheme.business_types import BUSINESS_TYPES, BusinessType, Cycle, Direction
 
 
 def _describe(kind: BusinessType) -> str:

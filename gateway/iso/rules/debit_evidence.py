@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.iso.converters import from_amount
 from gateway.iso.rules.base import ItemRef, Rule, requires
-from gateway.iso.rules.business_types import BUSINESS_TYPES, Cycle, Direction
+from gateway.scheme.business_types import BUSINESS_TYPES, Cycle, Direction
 
 
 class Mandate(Rule):

@@ -1,0 +1,118 @@
+"""Facts the core reports. Later issues turn them into messages: item events into pacs.002
+receipts, session events into camt.054, the day switch into admi.004, end of day into camt.053.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChanged(Event):
+    """An item moved to a new state (netted, queued, rejected, expired, ...)."""
+
+    kind: ClassVar[str] = "item-changed"
+    item_id: str
+    state: str
+    session_id: str | None = None
+    reason_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRefused(Event):
+    kind: ClassVar[str] = "command-refused"
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarningLevelChanged(Event):
+    kind: ClassVar[str] = "warning-level-changed"
+    participant: str
+    level: str
+    available: int
+    cap: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed(Event):
+    kind: ClassVar[str] = "session-closed"
+    session_id: str
+    business_date: date
+    items: int
+    nets: dict[str, int]
+    """Net per participant: positive = net credit, negative = net debit."""
+    recomputed: bool
+    """The incremental figures disagreed with the detail records and were recomputed."""
+    settlement_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class NetSettled(Event):
+    kind: ClassVar[str] = "net-settled"
+    session_id: str
+    participant: str
+    amount: int
+    """Positive credits the settlement account, negative debits it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementQueued(Event):
+    kind: ClassVar[str] = "settlement-queued"
+    session_id: str
+    participant: str
+    amount: int
+    shortfall: int
+
+
+@dataclass(frozen=True, slots=True)
+class DaySwitched(Event):
+    kind: ClassVar[str] = "day-switched"
+    previous_business_date: date
+    business_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChanged(Event):
+    kind: ClassVar[str] = "schedule-changed"
+    times: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CapChanged(Event):
+    kind: ClassVar[str] = "cap-changed"
+    participant: str
+    cap: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundsCredited(Event):
+    kind: ClassVar[str] = "funds-credited"
+    participant: str
+    amount: int
+    settlement_balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfDay(Event):
+    """Reconciliation, billing and trial balance of a business date."""
+
+    kind: ClassVar[str] = "end-of-day"
+    business_date: date
+    reconciliation: dict[str, dict[str, dict[str, list[int]]]] = field(default_factory=dict)
+    """participant → business type → state → [count, amount]."""
+    fees: dict[str, int] = field(default_factory=dict)
+    """participant → fees in minor units."""
+    balanced: bool = True
+    settled_nets: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Facts of the clearing scheme shared by message validation and the clearing core."""
