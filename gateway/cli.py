@@ -14,12 +14,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from gateway.composition import build_gateway, default_config_file
 from gateway.configuration.settings import ConfigurationError
 from gateway.iso.codec_catalogue import CodecError
 from gateway.iso.input_source import InputSource, spool
 from gateway.iso.problems import Verdict
 from gateway.iso.schema_catalogue import SchemaError
+from gateway.operator_cli import OperatorError, add_core_commands, run_core
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
     validate.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
+    add_core_commands(commands)
     commands.add_parser(
         "serve",
         help="start the HTTP service (POST /v1/validate, GET /healthz)",
@@ -152,8 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_validate(arguments, sys.stdout, sys.stdin)
         if arguments.command == "serve":
             return run_serve(arguments)
-    except UsageError as error:
+        if arguments.command == "core":
+            return run_core(arguments.config or default_config_file(), arguments, sys.stdout)
+    except (UsageError, OperatorError) as error:
         sys.stderr.write(f"isogw: {error}\n")
+        return EXIT_USAGE
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()
+        )
+        sys.stderr.write(f"isogw: {details}\n")
         return EXIT_USAGE
     except (ConfigurationError, CodecError, SchemaError) as error:
         sys.stderr.write(f"isogw: configuration error: {error}\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway.commands.inbound import INBOUND_MODELS
 from gateway.commands.outbound import OUTBOUND_MODELS
+from gateway.configuration.clearing_settings import ClearingSettings, load_clearing_settings
 from gateway.configuration.participants import ParticipantDirectory, load_participants
 from gateway.configuration.settings import Settings, load_settings
 from gateway.iso.codec_catalogue import CodecCatalogue, load_codecs
@@ -16,6 +17,14 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
+from gateway.service.clearing_service import ClearingService
+from gateway.service.clock import Clock
+from gateway.store.database import (
+    DEFAULT_STATE_DIRECTORY,
+    STATE_DIRECTORY_VARIABLE,
+    create_engine,
+    sqlite_url,
+)
 
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -53,3 +62,28 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
     if check_sample_files:
         check_samples(settings.resolve(settings.paths.samples), validator, codecs, settings.parser)
     return Gateway(settings, directory, schemas, codecs, validator, encoder)
+
+
+def state_directory() -> Path:
+    """Everything the gateway keeps on disk lives here: $GATEWAY_STATE_DIR or ./state."""
+    folder = Path(os.environ.get(STATE_DIRECTORY_VARIABLE, DEFAULT_STATE_DIRECTORY))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass(frozen=True)
+class Clearing:
+    settings: ClearingSettings
+    service: ClearingService
+    clock: Clock
+
+
+async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
+    """Build the clearing service on the configured database and replay its log."""
+    settings = load_settings(config_file)
+    directory = load_participants(settings.resolve(settings.paths.participants))
+    clearing_settings = load_clearing_settings(settings.resolve(settings.paths.clearing))
+    url = settings.storage.database_url or sqlite_url(state_directory())
+    service = ClearingService(create_engine(url), directory, clearing_settings, clock.now)
+    await service.open()
+    return Clearing(clearing_settings, service, clock)

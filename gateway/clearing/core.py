@@ -637,3 +637,33 @@ class ClearingCore:
 
     def ended(self, item: PaymentItem) -> bool:
         return item.state in ENDED
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything the core knows, in a canonical form (for restart and replay checks)."""
+        return (
+            self.clock.isoformat(),
+            self.business_date,
+            self.open_session.session_id,
+            self.schedule,
+            tuple(
+                (code, account.settlement_balance, account.cap, account.net_position)
+                for code, account in sorted(self.accounts.items())
+            ),
+            tuple(
+                (item.item_id, item.state, item.session_id, item.reason_code, item.returned_by)
+                for item in self.items.values()
+            ),
+            tuple((code, tuple(queue)) for code, queue in sorted(self.netting.queues.items())),
+            tuple(
+                (
+                    session.session_id,
+                    session.closed,
+                    tuple(sorted(session.nets.items())),
+                    tuple(sorted(session.unsettled)),
+                )
+                for session in self.sessions.values()
+            ),
+            tuple(self.settlement_queue),
+            tuple(self.reported_days),
+            len(self.seen),
+        )

@@ -23,6 +23,7 @@ class PathSettings(StrictModel):
     schemas: Path = Path("../xsd")
     codecs: Path = Path("../codecs")
     participants: Path = Path("participants.toml")
+    clearing: Path = Path("clearing.toml")
     samples: Path = Path("../samples")
 
 
@@ -84,8 +85,15 @@ class HttpSettings(StrictModel):
     """Validations running at once; further requests wait their turn."""
 
 
+class StorageSettings(StrictModel):
+    database_url: str | None = None
+    """SQLAlchemy async URL; empty means SQLite in the state folder ($GATEWAY_STATE_DIR,
+    default ./state)."""
+
+
 class Settings(StrictModel):
     paths: PathSettings = PathSettings()
+    storage: StorageSettings = StorageSettings()
     http: HttpSettings = HttpSettings()
     parser: ParserSettings = ParserSettings()
     validation: ValidationSettings = ValidationSettings()

@@ -1,0 +1,275 @@
+"""``isogw core …``: the clearing operator's commands over the clearing service.
+
+Queries show the state as of the last logged command (``as_of``); operator commands are
+logged like any other command, so they count for restarts, audits and other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TextIO
+
+from gateway.clearing.commands import (
+    CloseSession,
+    CreditSettlementAccount,
+    SetCap,
+    SetSchedule,
+    SwitchDay,
+)
+from gateway.clearing.core import ClearingCore
+from gateway.clearing.events import Event
+from gateway.composition import open_clearing
+from gateway.iso.converters import from_amount
+from gateway.service.clock import SystemClock
+
+QUERIES = ("status", "positions", "sessions")
+
+
+def add_core_commands(commands: Any) -> None:
+    core = commands.add_parser("core", help="query and operate the clearing core")
+    actions = core.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("status", "business date, open session, next session and day switch"),
+        ("positions", "caps, net positions and available amounts per direct participant"),
+        ("sessions", "netting sessions of the ledger and their settlement"),
+        ("close-session", "close the open netting session now"),
+        ("day-switch", "switch to the next business day now"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--json", action="store_true", help="print JSON")
+    schedule = actions.add_parser("set-schedule", help="replace today's session times")
+    schedule.add_argument("times", nargs="*", metavar="HH:MM")
+    schedule.add_argument("--json", action="store_true")
+    cap = actions.add_parser("set-cap", help="change a participant's cap components (CNY)")
+    cap.add_argument("participant")
+    cap.add_argument("--collateral")
+    cap.add_argument("--credit-line")
+    cap.add_argument("--ring-fenced")
+    cap.add_argument("--json", action="store_true")
+    funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
+    funds.add_argument("participant")
+    funds.add_argument("amount", help="CNY, e.g. 1000000.00")
+    funds.add_argument("--json", action="store_true")
+
+
+class OperatorError(Exception):
+    """A bad operator argument (exit 2)."""
+
+
+def _money(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation as error:
+        raise OperatorError(f"{what}: {text!r} is not an amount") from error
+    if value < 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise OperatorError(f"{what}: {text} must be non-negative with at most 2 decimals")
+    return int(value * 100)
+
+
+def _times(texts: Sequence[str]) -> tuple[time, ...]:
+    try:
+        return tuple(time.fromisoformat(text) for text in texts)
+    except ValueError as error:
+        raise OperatorError(f"times are HH:MM: {error}") from error
+
+
+def status(core: ClearingCore) -> dict[str, Any]:
+    next_session = core.next_session_time()
+    queued = [core.netting.queued(code) for code in core.accounts]
+    return {
+        "as_of": core.clock.astimezone(core.zone).isoformat(),
+        "business_date": core.business_date.isoformat(),
+        "system_state": "open",
+        "open_session": core.open_session.session_id,
+        "next_session_close": next_session.isoformat() if next_session else None,
+        "next_day_switch": core.next_switch_time().isoformat(),
+        "schedule": [value.strftime("%H:%M") for value in core.schedule],
+        "queued_items": sum(count for count, _ in queued),
+        "queued_amount": from_amount(sum(amount for _, amount in queued)),
+        "settlement_queue": [
+            {"session": key, "participant": code, "amount": from_amount(amount)}
+            for key, code, amount in core.settlement_queue
+        ],
+        "end_of_day_pending": [day.isoformat() for day in sorted(core.eod_pending)],
+    }
+
+
+def positions(core: ClearingCore) -> list[dict[str, Any]]:
+    rows = []
+    for code, account in sorted(core.accounts.items()):
+        count, amount = core.netting.queued(code)
+        rows.append(
+            {
+                "participant": code,
+                "name": core.directory.name(code),
+                "settlement_balance": from_amount(account.settlement_balance),
+                "collateral": from_amount(account.collateral),
+                "credit_line": from_amount(account.credit_line),
+                "ring_fenced": from_amount(account.ring_fenced),
+                "cap": from_amount(account.cap),
+                "net_position": from_amount(account.net_position),
+                "available": from_amount(account.available),
+                "warning_level": core.netting.levels[code].value,
+                "queued_count": count,
+                "queued_amount": from_amount(amount),
+            }
+        )
+    return rows
+
+
+def sessions(core: ClearingCore) -> list[dict[str, Any]]:
+    rows = []
+    for session in core.sessions.values():
+        if not session.closed:
+            state = "open"
+        elif session.settlement_date is None:
+            state = "unbalanced (held)"
+        elif session.unsettled:
+            state = "awaiting settlement"
+        else:
+            state = "settled"
+        rows.append(
+            {
+                "session": session.session_id,
+                "business_date": session.business_date.isoformat(),
+                "state": state,
+                "items": len(session.item_ids),
+                "settlement_date": (
+                    session.settlement_date.isoformat() if session.settlement_date else None
+                ),
+                "nets": {code: from_amount(net) for code, net in session.nets.items()},
+            }
+        )
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    cells = [[str(row.get(column, "")) for column in columns] for row in rows]
+    widths = [
+        max([len(column), *(len(line[index]) for line in cells)])
+        for index, column in enumerate(columns)
+    ]
+    out.write(
+        "  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)) + "\n"
+    )
+    for line in cells:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) + "\n"
+        )
+
+
+MONEY_FIELDS = frozenset({"amount", "cap", "available", "settlement_balance", "shortfall"})
+
+
+def _readable(fields: dict[str, Any]) -> dict[str, Any]:
+    """Minor units as CNY amounts for people."""
+    shown: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in MONEY_FIELDS and isinstance(value, int):
+            shown[key] = from_amount(value)
+        elif key == "nets" and isinstance(value, dict):
+            shown[key] = {code: from_amount(net) for code, net in value.items()}
+        else:
+            shown[key] = value
+    return shown
+
+
+def _print_events(events: list[Event], out: TextIO) -> None:
+    if not events:
+        out.write("nothing changed\n")
+    for event in events:
+        fields = event.as_dict()
+        kind = fields.pop("kind")
+        out.write(f"{kind}: {json.dumps(_readable(fields), ensure_ascii=False, default=str)}\n")
+
+
+async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
+    clock = SystemClock()
+    clearing = await open_clearing(config, clock)
+    service = clearing.service
+    try:
+        action = arguments.action
+        if action in QUERIES:
+            view: Callable[[ClearingCore], Any] = {
+                "status": status,
+                "positions": positions,
+                "sessions": sessions,
+            }[action]
+            result = view(service.core)
+            if arguments.json:
+                json.dump(result, out, ensure_ascii=False, indent=2)
+                out.write("\n")
+            elif action == "status":
+                for key, value in result.items():
+                    out.write(f"{key}: {value}\n")
+            elif action == "positions":
+                _print_table(
+                    result,
+                    [
+                        "participant",
+                        "cap",
+                        "net_position",
+                        "available",
+                        "warning_level",
+                        "queued_count",
+                        "queued_amount",
+                        "settlement_balance",
+                    ],
+                    out,
+                )
+            else:
+                _print_table(
+                    result, ["session", "business_date", "state", "items", "settlement_date"], out
+                )
+            return 0
+        command_id = f"operator-{uuid.uuid4()}"
+        at = clock.now()
+        if action == "close-session":
+            command: Any = CloseSession(command_id=command_id, at=at)
+        elif action == "day-switch":
+            command = SwitchDay(command_id=command_id, at=at)
+        elif action == "set-schedule":
+            command = SetSchedule(command_id=command_id, at=at, times=_times(arguments.times))
+        elif action == "set-cap":
+            command = SetCap(
+                command_id=command_id,
+                at=at,
+                participant=arguments.participant,
+                collateral=_money(arguments.collateral, "--collateral"),
+                credit_line=_money(arguments.credit_line, "--credit-line"),
+                ring_fenced=_money(arguments.ring_fenced, "--ring-fenced"),
+            )
+        else:
+            amount = _money(arguments.amount, "amount")
+            command = CreditSettlementAccount(
+                command_id=command_id, at=at, participant=arguments.participant, amount=amount or 0
+            )
+        events = await service.execute(command)
+        if arguments.json:
+            json.dump(
+                [event.as_dict() for event in events],
+                out,
+                ensure_ascii=False,
+                indent=2,
+                default=str,
+            )
+            out.write("\n")
+        else:
+            _print_events(events, out)
+        refused = any(event.kind == "command-refused" for event in events)
+        return 1 if refused else 0
+    finally:
+        await service.close()
+
+
+def run_core(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_run(config, arguments, out))
