@@ -1,0 +1,228 @@
+"""Property tests over random sequences of packages, receipts, cancellations, stops, reversals,
+returns, sessions, day switches, cap changes and funds. After every step:
+
+* the trial balance holds (positions and queued settlements sum to zero; money is conserved);
+* no paying bank's net debit exceeds its cap at any netting event;
+* netted items never change;
+* each payer's queue nets in FIFO order;
+* replaying any command changes nothing;
+and at the end, once caps are raised and time has passed, every item has ended in exactly one
+terminal state (a settled item may only go on to be returned).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.clearing.events import ItemChanged
+from gateway.clearing.items import ENDED, ItemState, PaymentItem
+from gateway.clearing.sessions import Session
+from tests.clearing.scenario import BOC, CCB, ICBC, Scenario
+
+BANKS = (ICBC, BOC, CCB)
+S = ItemState
+AMOUNTS = st.sampled_from(["1.00", "999.99", "20000.00", "45000.00", "80000.00", "120000.00"])
+
+
+class Observer:
+    """Wraps the core's netting step and records what the invariants need."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.initial_balances = sum(
+            account.settlement_balance for account in scenario.core.accounts.values()
+        )
+        self.states: dict[str, ItemState] = {}
+        self.netted: dict[str, tuple[str | None, str, str, int]] = {}
+        self.queue_order: dict[str, list[str]] = defaultdict(list)
+        self.released: dict[str, list[str]] = defaultdict(list)
+        self.ended_visits: dict[str, list[str]] = defaultdict(list)
+        netting = scenario.core.netting
+        original = netting._net
+
+        def checked_net(item: PaymentItem, session: Session, events: list[Any]) -> None:
+            payer = netting.accounts[item.payer]
+            assert item.payer == item.payee or item.amount <= payer.available, "cap exceeded"
+            was_queued = item.state is S.QUEUED
+            if not item.real_time and not was_queued:
+                assert not netting.queues[item.payer], f"{item.item_id} overtook the queue"
+            original(item, session, events)
+            assert -payer.net_position <= payer.cap or item.payer == item.payee
+            if was_queued:
+                self.released[item.payer].append(item.item_id)
+
+        netting._net = checked_net  # type: ignore[method-assign]
+
+    def record(self) -> None:
+        for event in self.scenario.take_events():
+            if isinstance(event, ItemChanged) and event.state == S.QUEUED:
+                item = self.scenario.core.items[event.item_id]
+                self.queue_order[item.payer].append(item.item_id)
+        for item in self.scenario.core.items.values():
+            if self.states.get(item.item_id) is not item.state:
+                self.states[item.item_id] = item.state
+                if item.state in ENDED:
+                    self.ended_visits[item.item_id].append(item.state.value)
+            if item.state in (S.NETTED, S.SETTLED, S.RETURNED):
+                record = (item.session_id, item.payer, item.payee, item.amount)
+                assert self.netted.setdefault(item.item_id, record) == record, "netted item changed"
+            else:
+                assert item.item_id not in self.netted, "netted item left netting"
+
+    def check(self) -> None:
+        core = self.scenario.core
+        queued_debits = sum(amount for _, _, amount in core.settlement_queue)
+        assert sum(account.net_position for account in core.accounts.values()) + queued_debits == 0
+        assert (
+            sum(account.settlement_balance for account in core.accounts.values()) + queued_debits
+            == self.initial_balances + core.funds_credited
+        )
+        for session in core.sessions.values():
+            if session.closed:
+                assert sum(session.nets.values()) == 0
+        for payer, released in self.released.items():
+            order = {item_id: position for position, item_id in enumerate(self.queue_order[payer])}
+            positions = [order[item_id] for item_id in released]
+            assert positions == sorted(positions), f"queue of {payer} not FIFO"
+
+    def replay_last(self) -> None:
+        before = self.scenario.core.fingerprint()
+        assert self.scenario.core.execute(self.scenario.log[-1]) == []
+        assert self.scenario.core.fingerprint() == before
+
+
+def step(scenario: Scenario, data: st.DataObject) -> None:
+    core = scenario.core
+    action = data.draw(
+        st.sampled_from(
+            [
+                "credit",
+                "credit",
+                "debit",
+                "real-time",
+                "receipt",
+                "cancel",
+                "stop",
+                "reverse",
+                "return",
+                "advance",
+                "close",
+                "switch",
+                "cap",
+                "fund",
+            ]
+        )
+    )
+    bank = st.sampled_from(BANKS)
+    if action == "credit":
+        payer, payee = data.draw(bank), data.draw(bank)
+        if payer != payee:
+            kind = data.draw(st.sampled_from(["A100", "E100"]))
+            scenario.submit(
+                kind,
+                payer,
+                payee,
+                (payer, payee, data.draw(AMOUNTS)),
+                (payer, payee, data.draw(AMOUNTS)),
+            )
+    elif action == "debit":
+        payer, payee = data.draw(bank), data.draw(bank)
+        if payer != payee:
+            kind = data.draw(st.sampled_from(["B100", "F100"]))
+            scenario.submit(
+                kind,
+                payee,
+                payer,
+                (payer, payee, data.draw(AMOUNTS)),
+                deadline_days=data.draw(st.integers(0, 2)),
+            )
+    elif action == "real-time":
+        payer, payee = data.draw(bank), data.draw(bank)
+        if payer != payee:
+            if data.draw(st.booleans()):
+                scenario.submit("C100", payer, payee, (payer, payee, data.draw(AMOUNTS)))
+            else:
+                scenario.submit("D100", payee, payer, (payer, payee, data.draw(AMOUNTS)))
+    elif action == "receipt" and core.packages:
+        awaiting = sorted(
+            {item.package_id for item in core.items.values() if item.state is S.AWAITING_RECEIPT}
+        ) or sorted(core.packages)
+        package = core.packages[data.draw(st.sampled_from(awaiting))]
+        answers = {
+            core.items[item_id].transaction_id: data.draw(st.sampled_from([True, True, "AC01"]))
+            for item_id in package.item_ids
+        }
+        sender = data.draw(st.sampled_from([package.receiver, package.receiver, *BANKS]))
+        scenario.receipt(package.package_id, sender, **answers)
+    elif action == "cancel" and core.packages:
+        waiting = sorted(
+            {
+                item.package_id
+                for item in core.items.values()
+                if item.state is S.QUEUED and item.package_id in core.packages
+            }
+        )
+        targets = waiting + sorted(core.receipts) or sorted(core.packages)
+        target = data.draw(st.sampled_from(targets))
+        owner = (
+            core.receipts[target].sender
+            if target in core.receipts
+            else core.packages[target].sender
+        )
+        scenario.cancel(data.draw(st.sampled_from([owner, owner, *BANKS])), target)
+    elif action in ("stop", "reverse") and core.packages:
+        package = core.packages[data.draw(st.sampled_from(sorted(core.packages)))]
+        requester = data.draw(st.sampled_from([package.sender, package.sender, *BANKS]))
+        if action == "stop":
+            scenario.stop(requester, package.package_id)
+        else:
+            scenario.reverse(requester, package.package_id)
+    elif action == "return" and core.items:
+        item = core.items[data.draw(st.sampled_from(sorted(core.items)))]
+        scenario.return_items(data.draw(st.sampled_from([item.payee, *BANKS])), item.item_id)
+    elif action == "advance":
+        scenario.advance(seconds=data.draw(st.sampled_from([5, 25, 3600, 7 * 3600, 26 * 3600])))
+    elif action == "close":
+        scenario.close_session()
+    elif action == "switch":
+        scenario.switch_day()
+    elif action == "cap":
+        scenario.set_cap(
+            data.draw(bank),
+            credit_line=data.draw(st.sampled_from(["0.00", "30000.00", "200000.00"])),
+        )
+    elif action == "fund":
+        scenario.fund(data.draw(bank), data.draw(AMOUNTS))
+    else:
+        scenario.advance(seconds=1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_invariants_hold_after_every_step(data: st.DataObject) -> None:
+    scenario = Scenario()
+    observer = Observer(scenario)
+    for _ in range(data.draw(st.integers(5, 45))):
+        before = len(scenario.log)
+        step(scenario, data)
+        observer.record()
+        observer.check()
+        if len(scenario.log) > before:
+            observer.replay_last()
+    # Drain: plenty of cap and funds, then time passes; every item must end.
+    for bank in BANKS:
+        scenario.set_cap(bank, credit_line="100000000.00")
+        scenario.fund(bank, "100000000.00")
+    scenario.advance(days=6)
+    scenario.switch_day()
+    scenario.advance(days=1)
+    observer.record()
+    observer.check()
+    for item in scenario.core.items.values():
+        assert item.state in ENDED, f"{item.item_id} is still {item.state}"
+        visits = observer.ended_visits[item.item_id]
+        assert visits in ([item.state.value], ["settled", "returned"]), (item.item_id, visits)
