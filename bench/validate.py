@@ -85,6 +85,15 @@ def measure_single(repeat: int) -> dict[str, float]:
     return {"baseline": repeat / baseline, "validator": repeat / validator}
 
 
+def peak_rss_megabytes() -> float:
+    """This process's peak RSS (VmHWM). ru_maxrss would carry the parent's peak across exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(kind: str, argument: str) -> dict[str, float]:
     """Run one measurement in a fresh interpreter and read its JSON and peak RSS."""
     completed = subprocess.run(
@@ -110,7 +119,7 @@ def main() -> None:
         else:
             measure = measure_baseline if kind == "baseline" else measure_validator
             result = measure(Path(argument))
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = peak_rss_megabytes()
         print(json.dumps(result))
         return
 

@@ -1,4 +1,4 @@
-"""Net debit cap = collateral + credit line + ring-fenced; available = cap − net debit position."""
+"""Net debit cap = collateral + credit line + ring-fenced; available = cap - net debit position."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_credits_received_raise_the_available_amount() -> None:
 
 def test_warning_levels_follow_the_available_amount() -> None:
     scenario = Scenario()
-    package, events = scenario.submit("A100", ICBC, BOC, (ICBC, BOC, "80000.01"))
+    _, events = scenario.submit("A100", ICBC, BOC, (ICBC, BOC, "80000.01"))
     assert [
         event.level
         for event in events
