@@ -32,6 +32,7 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/clearing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

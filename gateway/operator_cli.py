@@ -205,12 +205,19 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
                 "sessions": sessions,
             }[action]
             result = view(service.core)
+            if action == "status":
+                result["configuration_differs_from_ledger"] = service.genesis_differs
             if arguments.json:
                 json.dump(result, out, ensure_ascii=False, indent=2)
                 out.write("\n")
             elif action == "status":
                 for key, value in result.items():
                     out.write(f"{key}: {value}\n")
+                if service.genesis_differs:
+                    out.write(
+                        "note: config/ differs from the settings this ledger started with; the "
+                        "ledger keeps its own (change caps and the schedule with isogw core)\n"
+                    )
             elif action == "positions":
                 _print_table(
                     result,

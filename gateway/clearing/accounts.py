@@ -22,10 +22,15 @@ class Account:
     net_position: int = 0
     """Netted credits received minus netted debits paid, not yet settled."""
 
-    @property
-    def cap(self) -> int:
-        """Net debit cap = collateral + credit line + ring-fenced funds."""
-        return self.collateral + self.credit_line + self.ring_fenced
+    cap: int = 0
+    """Net debit cap = collateral + credit line + ring-fenced funds (kept by ``set_parts``)."""
+
+    def __post_init__(self) -> None:
+        self.cap = self.collateral + self.credit_line + self.ring_fenced
+
+    def set_parts(self, collateral: int, credit_line: int, ring_fenced: int) -> None:
+        self.collateral, self.credit_line, self.ring_fenced = collateral, credit_line, ring_fenced
+        self.cap = collateral + credit_line + ring_fenced
 
     @property
     def available(self) -> int:
@@ -36,11 +41,3 @@ class Account:
     def settleable_funds(self) -> int:
         """What a net debit may be settled from: the balance less ring-fenced funds."""
         return self.settlement_balance - self.ring_fenced
-
-    def warning_level(self, warning_percent: int, critical_percent: int) -> WarningLevel:
-        available, cap = self.available, self.cap
-        if available * 100 < cap * critical_percent:
-            return WarningLevel.CRITICAL
-        if available * 100 < cap * warning_percent:
-            return WarningLevel.WARNING
-        return WarningLevel.NORMAL

@@ -348,11 +348,15 @@ class ClearingCore:
         identifiers = [item.transaction_id for item in command.items]
         if len(set(identifiers)) != len(identifiers):
             raise CommandRefusedError("DU01", "a transaction id repeats within the package")
+        banks: dict[str, str] = {}
+
+        def bank(code: str, role: str) -> str:
+            if code not in banks:
+                banks[code] = self._settling_bank(code, role)
+            return banks[code]
+
         parties = [
-            (
-                self._settling_bank(item.debtor_agent, "debtor agent"),
-                self._settling_bank(item.creditor_agent, "creditor agent"),
-            )
+            (bank(item.debtor_agent, "debtor agent"), bank(item.creditor_agent, "creditor agent"))
             for item in command.items
         ]
         # Validated: from here on nothing can refuse, so nothing is half-applied.
@@ -610,11 +614,11 @@ class ClearingCore:
             raise CommandRefusedError(
                 "AGNT", "ring-fenced funds cannot exceed the settlement account balance"
             )
-        if command.collateral is not None:
-            account.collateral = command.collateral
-        if command.credit_line is not None:
-            account.credit_line = command.credit_line
-        account.ring_fenced = ring_fenced
+        account.set_parts(
+            account.collateral if command.collateral is None else command.collateral,
+            account.credit_line if command.credit_line is None else command.credit_line,
+            ring_fenced,
+        )
         events.append(CapChanged(account.code, account.cap, account.available))
         self.netting.refresh_level(account.code, events)
         self.netting.release([account.code], self.open_session, events)

@@ -1,5 +1,8 @@
 """Facts the core reports. Later issues turn them into messages: item events into pacs.002
 receipts, session events into camt.054, the day switch into admi.004, end of day into camt.053.
+
+Plain slotted dataclasses: one is built per netted item, so they must be cheap to make;
+nothing changes them after they are made.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from datetime import date
 from typing import Any, ClassVar
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     kind: ClassVar[str] = "event"
 
@@ -17,7 +20,7 @@ class Event:
         return {"kind": self.kind, **asdict(self)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ItemChanged(Event):
     """An item moved to a new state (netted, queued, rejected, expired, ...)."""
 
@@ -28,14 +31,14 @@ class ItemChanged(Event):
     reason_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommandRefused(Event):
     kind: ClassVar[str] = "command-refused"
     code: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WarningLevelChanged(Event):
     kind: ClassVar[str] = "warning-level-changed"
     participant: str
@@ -44,7 +47,7 @@ class WarningLevelChanged(Event):
     cap: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionClosed(Event):
     kind: ClassVar[str] = "session-closed"
     session_id: str
@@ -57,7 +60,7 @@ class SessionClosed(Event):
     settlement_date: date
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NetSettled(Event):
     kind: ClassVar[str] = "net-settled"
     session_id: str
@@ -66,7 +69,7 @@ class NetSettled(Event):
     """Positive credits the settlement account, negative debits it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettlementQueued(Event):
     kind: ClassVar[str] = "settlement-queued"
     session_id: str
@@ -75,20 +78,20 @@ class SettlementQueued(Event):
     shortfall: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DaySwitched(Event):
     kind: ClassVar[str] = "day-switched"
     previous_business_date: date
     business_date: date
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScheduleChanged(Event):
     kind: ClassVar[str] = "schedule-changed"
     times: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CapChanged(Event):
     kind: ClassVar[str] = "cap-changed"
     participant: str
@@ -96,7 +99,7 @@ class CapChanged(Event):
     available: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FundsCredited(Event):
     kind: ClassVar[str] = "funds-credited"
     participant: str
@@ -104,7 +107,7 @@ class FundsCredited(Event):
     settlement_balance: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EndOfDay(Event):
     """Reconciliation, billing and trial balance of a business date."""
 

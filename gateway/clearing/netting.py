@@ -35,17 +35,20 @@ class NettingBook:
         self.items = items
         self.queues: dict[str, deque[str]] = {code: deque() for code in accounts}
         self._warnings = warnings
-        self.levels: dict[str, WarningLevel] = {
-            code: account.warning_level(warnings.warning, warnings.critical)
-            for code, account in accounts.items()
-        }
+        self.levels: dict[str, WarningLevel] = {}
+        self._thresholds: dict[str, tuple[int, int]] = {}
+        for code in accounts:
+            self._set_thresholds(code)
+            self.levels[code] = self._level(accounts[code])
 
     # Decisions -------------------------------------------------------------------------
 
     def decide(self, item: PaymentItem, session: Session, events: list[Event]) -> None:
         """Net ``item`` now, queue it, or (real-time) reject it for the cap (AM04)."""
+        payer = self.accounts[item.payer]
+        fits = item.amount <= payer.cap + payer.net_position or item.payer == item.payee
         if item.real_time:
-            if item.amount <= self.accounts[item.payer].available or item.payer == item.payee:
+            if fits:
                 self._net(item, session, events)
             else:
                 item.move(ItemState.REJECTED)
@@ -53,9 +56,7 @@ class NettingBook:
                 events.append(ItemChanged(item.item_id, item.state, reason_code="AM04"))
             return
         queue = self.queues[item.payer]
-        if not queue and (
-            item.amount <= self.accounts[item.payer].available or item.payer == item.payee
-        ):
+        if fits and not queue:
             self._net(item, session, events)
             return
         item.move(ItemState.QUEUED)
@@ -65,14 +66,18 @@ class NettingBook:
     def _net(self, item: PaymentItem, session: Session, events: list[Event]) -> None:
         item.move(ItemState.NETTED)
         item.session_id = session.session_id
-        session.add(item)
-        if item.payer != item.payee:
-            payer = self.accounts[item.payer]
-            payee = self.accounts[item.payee]
-            payer.net_position -= item.amount
-            payee.net_position += item.amount
+        session.item_ids.append(item.item_id)
+        payer_code, payee_code, amount = item.payer, item.payee, item.amount
+        if payer_code != payee_code:
+            session.bilateral[(payer_code, payee_code)] += amount
+            payer = self.accounts[payer_code]
+            payee = self.accounts[payee_code]
+            payer.net_position -= amount
+            payee.net_position += amount
             self._check_level(payer, events)
-            self._check_level(payee, events)
+            if self.levels[payee_code] is not WarningLevel.NORMAL:
+                # A credit only improves a level: nothing to check while it is normal.
+                self._check_level(payee, events)
         events.append(ItemChanged(item.item_id, item.state, session.session_id))
 
     # Queues ----------------------------------------------------------------------------
@@ -108,11 +113,26 @@ class NettingBook:
 
     # Warning levels --------------------------------------------------------------------
 
+    def _set_thresholds(self, code: str) -> None:
+        cap = self.accounts[code].cap
+        self._thresholds[code] = (cap * self._warnings.warning, cap * self._warnings.critical)
+
+    def _level(self, account: Account) -> WarningLevel:
+        warning, critical = self._thresholds[account.code]
+        scaled = (account.cap + account.net_position) * 100
+        if scaled < critical:
+            return WarningLevel.CRITICAL
+        if scaled < warning:
+            return WarningLevel.WARNING
+        return WarningLevel.NORMAL
+
     def _check_level(self, account: Account, events: list[Event]) -> None:
-        level = account.warning_level(self._warnings.warning, self._warnings.critical)
+        level = self._level(account)
         if level is not self.levels[account.code]:
             self.levels[account.code] = level
             events.append(WarningLevelChanged(account.code, level, account.available, account.cap))
 
     def refresh_level(self, code: str, events: list[Event]) -> None:
+        """After a cap or balance change: thresholds follow the cap."""
+        self._set_thresholds(code)
         self._check_level(self.accounts[code], events)

@@ -26,11 +26,6 @@ class Session:
     unsettled: set[str] = field(default_factory=set)
     """Participants whose net of this session is not settled yet."""
 
-    def add(self, item: PaymentItem) -> None:
-        self.item_ids.append(item.item_id)
-        if item.payer != item.payee:
-            self.bilateral[(item.payer, item.payee)] += item.amount
-
     @property
     def settled(self) -> bool:
         return self.closed and self.settlement_date is not None and not self.unsettled
