@@ -89,7 +89,15 @@ class ClearingCore:
         self.packages: dict[str, Package] = {}
         self.receipts: dict[str, Receipt] = {}
         self.returns: set[str] = set()
-        self.netting = NettingBook(self.accounts, self.items, settings.warning_levels)
+        self.netting = NettingBook(
+            self.accounts,
+            self.items,
+            settings.warning_levels,
+            {
+                entry.code: (entry.warning_percent, entry.critical_percent)
+                for entry in directory.participants.direct
+            },
+        )
         self.sessions: dict[str, Session] = {}
         self.settlement_queue: deque[tuple[str, str, int]] = deque()
         self.deadlines: list[tuple[datetime, str]] = []

@@ -30,11 +30,13 @@ class NettingBook:
         accounts: dict[str, Account],
         items: dict[str, PaymentItem],
         warnings: WarningSettings,
+        overrides: dict[str, tuple[int | None, int | None]] | None = None,
     ) -> None:
         self.accounts = accounts
         self.items = items
         self.queues: dict[str, deque[str]] = {code: deque() for code in accounts}
         self._warnings = warnings
+        self._overrides = overrides or {}
         self.levels: dict[str, WarningLevel] = {}
         self._thresholds: dict[str, tuple[int, int]] = {}
         for code in accounts:
@@ -115,7 +117,11 @@ class NettingBook:
 
     def _set_thresholds(self, code: str) -> None:
         cap = self.accounts[code].cap
-        self._thresholds[code] = (cap * self._warnings.warning, cap * self._warnings.critical)
+        warning, critical = self._overrides.get(code, (None, None))
+        self._thresholds[code] = (
+            cap * (self._warnings.warning if warning is None else warning),
+            cap * (self._warnings.critical if critical is None else critical),
+        )
 
     def _level(self, account: Account) -> WarningLevel:
         warning, critical = self._thresholds[account.code]

@@ -54,9 +54,18 @@ class DirectEntry(_Entry):
     collateral: Money = Decimal(0)
     credit_line: Money = Decimal(0)
     ring_fenced: Money = Decimal(0)
+    warning_percent: int | None = Field(default=None, ge=0, le=100)
+    """Warning below this share of the cap available (default: clearing.toml)."""
+    critical_percent: int | None = Field(default=None, ge=0, le=100)
 
     @model_validator(mode="after")
     def ring_fenced_is_held(self) -> DirectEntry:
+        if (
+            self.warning_percent is not None
+            and self.critical_percent is not None
+            and self.critical_percent > self.warning_percent
+        ):
+            raise ValueError(f"{self.code}: critical_percent above warning_percent")
         if self.ring_fenced > self.settlement_balance:
             raise ValueError(
                 f"{self.code}: ring-fenced funds {self.ring_fenced} exceed the settlement "

@@ -92,3 +92,17 @@ def test_raising_the_cap_is_an_operator_command() -> None:
     assert scenario.core.accounts[ICBC].cap == cny("200000.00")
     assert refusal(scenario.set_cap("308584000013", collateral="1.00")) == "RC08"
     assert refusal(scenario.set_cap(ICBC, ring_fenced="2000000.00")) == "AGNT"
+
+
+def test_a_participant_may_have_warning_levels_of_its_own() -> None:
+    from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
+
+    base = participants().participants.model_dump()
+    for entry in base["direct"]:
+        if entry["code"] == ICBC:
+            entry.update(warning_percent=50, critical_percent=25)
+    scenario = Scenario(directory=ParticipantDirectory(ParticipantsFile.model_validate(base)))
+    scenario.credit(ICBC, BOC, "50000.01")
+    scenario.credit(BOC, CCB, "50000.01")
+    assert scenario.core.netting.levels[ICBC] is WarningLevel.WARNING  # own level: 50 %
+    assert scenario.core.netting.levels[BOC] is WarningLevel.NORMAL  # default: 20 %
