@@ -55,5 +55,5 @@ def test_ring_fenced_funds_must_be_held_on_the_settlement_account(tmp_path: Path
         '[[direct]]\ncode = "102100099996"\nname = "ICBC"\n'
         'settlement_balance = "100.00"\nring_fenced = "100.01"\n'
     )
-    with pytest.raises(ConfigurationError, match="ring-fenced funds 100.01 exceed"):
+    with pytest.raises(ConfigurationError, match=r"ring-fenced funds 100\.01 exceed"):
         load_participants(path)
