@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.composition import build_gateway, default_config_file
 from gateway.configuration.settings import ConfigurationError
+from gateway.configuration.toml_files import describe
 from gateway.iso.codec_catalogue import CodecError
 from gateway.iso.input_source import InputSource, spool
 from gateway.iso.problems import Verdict

@@ -3,15 +3,15 @@ switch, deadlines, warning levels and fees. Checked at start-up; errors name the
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.configuration.settings import ConfigurationError
+from gateway.configuration.toml_files import TomlFileError, load_model
 
 
 class _Strict(BaseModel):
@@ -108,17 +108,6 @@ class ClearingSettings(_Strict):
 
 def load_clearing_settings(path: Path) -> ClearingSettings:
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigurationError(f"{path}: cannot read: {error.strerror}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: not valid TOML: {error}") from error
-    try:
-        return ClearingSettings.model_validate(raw)
-    except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigurationError(f"{path}: {details}") from error
+        return load_model(path, ClearingSettings)
+    except TomlFileError as error:
+        raise ConfigurationError(str(error)) from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -13,11 +12,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
 from gateway.configuration.settings import ConfigurationError
+from gateway.configuration.toml_files import TomlFileError, load_model
 
 BANK_CODE_PATTERN = r"^[0-9]{12}$"
 
@@ -175,17 +174,6 @@ class ParticipantDirectory:
 
 def load_participants(path: Path) -> ParticipantDirectory:
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigurationError(f"{path}: cannot read: {error.strerror}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: not valid TOML: {error}") from error
-    try:
-        return ParticipantDirectory(ParticipantsFile.model_validate(raw))
-    except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigurationError(f"{path}: {details}") from error
+        return ParticipantDirectory(load_model(path, ParticipantsFile))
+    except TomlFileError as error:
+        raise ConfigurationError(str(error)) from error

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.configuration.toml_files import TomlFileError, load_model
 
 
 class ConfigurationError(Exception):
@@ -106,17 +107,6 @@ class Settings(StrictModel):
 def load_settings(config_file: Path) -> Settings:
     """Read and check ``gateway.toml``; raise ConfigurationError naming the bad field."""
     try:
-        with config_file.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigurationError(f"{config_file}: cannot read: {error.strerror}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{config_file}: not valid TOML: {error}") from error
-    try:
-        return Settings.model_validate({**raw, "config_folder": config_file.parent})
-    except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigurationError(f"{config_file}: {details}") from error
+        return load_model(config_file, Settings, {"config_folder": config_file.parent})
+    except TomlFileError as error:
+        raise ConfigurationError(str(error)) from error

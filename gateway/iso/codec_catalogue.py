@@ -7,7 +7,6 @@ is unknown, a required command field is not mapped, or a rule is unknown or lack
 
 from __future__ import annotations
 
-import tomllib
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import xmlschema
 from pydantic import BaseModel, ValidationError
 from xmlschema.validators import XsdAnyElement, XsdElement
 
+from gateway.configuration.toml_files import TomlFileError, describe, read_toml
 from gateway.iso.codec_definition import CodecDefinition, EncodeElement, FieldMap
 from gateway.iso.converters import DECODERS
 from gateway.iso.extractor import Extractor
@@ -136,17 +136,12 @@ class _CodecLoader:
 
     def load(self, path: Path) -> Codec:
         try:
-            with path.open("rb") as handle:
-                raw = tomllib.load(handle)
+            raw = read_toml(path)
             definition = CodecDefinition.model_validate(raw)
-        except tomllib.TOMLDecodeError as error:
-            raise CodecError(f"{path}: not valid TOML: {error}") from error
+        except TomlFileError as error:
+            raise CodecError(str(error)) from error
         except ValidationError as error:
-            details = "; ".join(
-                f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
-                for item in error.errors()
-            )
-            raise CodecError(f"{path}: {details}") from error
+            raise CodecError(f"{path}: {describe(error)}") from error
         try:
             return self._compile(definition, path)
         except (PathError, ValueError) as error:
