@@ -163,10 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"isogw: {error}\n")
         return EXIT_USAGE
     except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()
-        )
-        sys.stderr.write(f"isogw: {details}\n")
+        sys.stderr.write(f"isogw: {describe(error)}\n")
         return EXIT_USAGE
     except (ConfigurationError, CodecError, SchemaError) as error:
         sys.stderr.write(f"isogw: configuration error: {error}\n")
