@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
     validate.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
     add_core_commands(commands)
+    keys = commands.add_parser("keys", help="development keys and certificates")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    initialise = key_actions.add_parser(
+        "init",
+        help="create a development CA, the gateway's and every participant's key and certificate",
+    )
+    initialise.add_argument("--force", action="store_true", help="replace existing keys")
     commands.add_parser(
         "serve",
         help="start the HTTP service (POST /v1/validate, GET /healthz)",
@@ -146,6 +153,31 @@ def run_serve(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:
+    from datetime import UTC, datetime
+
+    from gateway.composition import state_directory
+    from gateway.configuration.participants import load_participants
+    from gateway.configuration.settings import load_settings
+    from gateway.security.keys import KeyStore
+
+    settings = load_settings(arguments.config or default_config_file())
+    directory = load_participants(settings.resolve(settings.paths.participants))
+    store = KeyStore(state_directory())
+    if store.exists() and not arguments.force:
+        raise UsageError(f"{store.folder} already holds keys; --force replaces them")
+    participants = directory.participants
+    codes = [entry.code for entry in (*participants.direct, *participants.special)]
+    store.initialise(directory.centre_member_id, codes, datetime.now(UTC))
+    pins = store.pins(codes)
+    out.write(
+        f"development keys written to {store.folder} (CA, gateway, {len(codes)} participants)\n"
+    )
+    for code, pin in pins.items():
+        out.write(f"{code}  sha256:{pin}\n")
+    return EXIT_VALID
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -157,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_validate(arguments, sys.stdout, sys.stdin)
         if arguments.command == "serve":
             return run_serve(arguments)
+        if arguments.command == "keys":
+            return run_keys(arguments, sys.stdout)
         if arguments.command == "core":
             return run_core(arguments.config or default_config_file(), arguments, sys.stdout)
     except (UsageError, OperatorError) as error:

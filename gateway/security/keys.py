@@ -1,0 +1,134 @@
+"""Development keys and certificates (``isogw keys init``), and certificate pins.
+
+A development CA signs one certificate for the gateway (server and client use, subject CN =
+the centre's member id, names localhost and 127.0.0.1) and one per participant (client use,
+CN = its 12-digit bank code). Keys are ECDSA P-256 by default. Everything is written under
+``<state>/keys`` with private keys readable by the owner only; it is never committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEVELOPMENT_VALIDITY = timedelta(days=825)
+KEY_FOLDER = "keys"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    key_path: Path
+    certificate_path: Path
+
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.certificate_path.read_bytes())
+
+
+def certificate_sha256(certificate: x509.Certificate) -> str:
+    """The pin of a certificate: SHA-256 of its DER encoding, lowercase hex."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+class KeyStore:
+    """The development key folder: ``ca.pem``, ``gateway.{key,pem}``, ``participants/<code>.*``."""
+
+    def __init__(self, state_directory: Path) -> None:
+        self.folder = state_directory / KEY_FOLDER
+
+    @property
+    def ca_path(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def gateway(self) -> KeyPair:
+        return KeyPair(self.folder / "gateway.key", self.folder / "gateway.pem")
+
+    def participant(self, code: str) -> KeyPair:
+        folder = self.folder / "participants"
+        return KeyPair(folder / f"{code}.key", folder / f"{code}.pem")
+
+    def exists(self) -> bool:
+        return self.ca_path.is_file() and self.gateway.certificate_path.is_file()
+
+    def pins(self, codes: list[str]) -> dict[str, str]:
+        return {
+            code: certificate_sha256(self.participant(code).certificate())
+            for code in codes
+            if self.participant(code).certificate_path.is_file()
+        }
+
+    def initialise(self, centre: str, participants: list[str], now: datetime) -> None:
+        """Create the CA, the gateway's and every participant's key and certificate."""
+        (self.folder / "participants").mkdir(parents=True, exist_ok=True)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "isogw development CA")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + DEVELOPMENT_VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self._issue(self.gateway, centre, ca, ca_key, now, server=True)
+        for code in participants:
+            self._issue(self.participant(code), code, ca, ca_key, now, server=False)
+
+    def _issue(
+        self,
+        pair: KeyPair,
+        common_name: str,
+        ca: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+        now: datetime,
+        server: bool,
+    ) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
+            [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + DEVELOPMENT_VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        certificate = builder.sign(ca_key, hashes.SHA256())
+        pair.key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        os.chmod(pair.key_path, 0o600)
+        pair.certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

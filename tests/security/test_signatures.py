@@ -1,0 +1,197 @@
+"""XML-DSig: our signatures verify with xmlsec1, xmlsec1's verify with us, and every known
+trick is refused with a DS reason code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from gateway.security.keys import KeyStore
+from gateway.security.signatures import SignatureProblemError, SignatureVerifier, XmlDsigSigner
+from tests.conftest import SAMPLES
+
+ICBC, BOC = "102100099996", "104100000004"
+NOW = datetime.now(UTC)
+MESSAGE = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_bytes()
+SENDER = "301290000007"  # the C100 sample is sent by Bank of Communications
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
+    store = KeyStore(tmp_path_factory.mktemp("state"))
+    store.initialise("999999999999", [SENDER, ICBC, BOC], NOW)
+    return store
+
+
+def signer(keys: KeyStore, code: str = SENDER) -> XmlDsigSigner:
+    pair = keys.participant(code)
+    return XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
+
+
+def verifier(keys: KeyStore) -> SignatureVerifier:
+    pins = {code: keys.participant(code).certificate() for code in (SENDER, ICBC, BOC)}
+    anchor = x509.load_pem_x509_certificate(keys.ca_path.read_bytes())
+    return SignatureVerifier(pins, anchor)
+
+
+def refused(keys: KeyStore, message: bytes, sender: str = SENDER) -> str:
+    with pytest.raises(SignatureProblemError) as problem:
+        verifier(keys).verify(message, sender, NOW)
+    return problem.value.code
+
+
+def test_signed_message_verifies_and_returns_what_was_signed(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE)
+    assert b"<ds:Signature" in signed and b"ecdsa-sha256" in signed
+    root = verifier(keys).verify(signed, SENDER, NOW)
+    assert root.tag == "{urn:isogw:xsd:envelope.001.01}Message"
+
+
+def test_our_signature_verifies_with_xmlsec1(keys: KeyStore, tmp_path: Path) -> None:
+    path = tmp_path / "signed.xml"
+    path.write_bytes(signer(keys).sign(MESSAGE))
+    for options in (
+        ["--pubkey-cert-pem", str(keys.participant(SENDER).certificate_path)],
+        ["--trusted-pem", str(keys.ca_path)],
+    ):
+        completed = subprocess.run(
+            ["xmlsec1", "--verify", *options, str(path)], capture_output=True, text=True
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert "OK" in completed.stdout + completed.stderr
+
+
+TEMPLATE = """<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>
+<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>
+<ds:Reference URI=""><ds:Transforms>
+<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>
+<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>
+<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference>
+</ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>"""
+
+
+def test_a_message_signed_by_xmlsec1_verifies_in_the_gateway(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    text = MESSAGE.decode()
+    text = re.sub(r"(\s*</AppHdr>)", f"<Sgntr>{TEMPLATE}</Sgntr>\\1", text, count=1)
+    template = tmp_path / "template.xml"
+    template.write_text(text, encoding="utf-8")
+    pair = keys.participant(SENDER)
+    output = tmp_path / "out.xml"
+    completed = subprocess.run(
+        [
+            "xmlsec1",
+            "--sign",
+            "--privkey-pem",
+            f"{pair.key_path},{pair.certificate_path}",
+            "--output",
+            str(output),
+            str(template),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    verifier(keys).verify(output.read_bytes(), SENDER, NOW)
+
+
+def test_stripped_signature_is_ds0a(keys: KeyStore) -> None:
+    assert refused(keys, MESSAGE) == "DS0A"
+
+
+def test_duplicated_signature_is_ds0b(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE).decode()
+    signature = re.search(r"<ds:Signature.*?</ds:Signature>", signed, re.DOTALL).group(0)  # type: ignore[union-attr]
+    doubled = signed.replace("</Sgntr>", signature + "</Sgntr>", 1)
+    assert refused(keys, doubled.encode()) == "DS0B"
+
+
+def test_signature_outside_the_header_is_ds0b(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE).decode()
+    signature = re.search(r"<Sgntr>(.*?)</Sgntr>", signed, re.DOTALL).group(1)  # type: ignore[union-attr]
+    moved = signed.replace(f"<Sgntr>{signature}</Sgntr>", "").replace(
+        "</Message>", signature + "</Message>"
+    )
+    assert refused(keys, moved.encode()) == "DS0B"
+
+
+def test_altered_amount_is_ds01(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE)
+    altered = signed.replace(b'Ccy="CNY">2000.00<', b'Ccy="CNY">9000.00<', 1)
+    assert altered != signed
+    assert refused(keys, altered) == "DS01"
+
+
+def test_wrapping_a_forged_document_around_the_signed_one_is_refused(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE).decode()
+    forged = signed.replace("<MsgId>", "<MsgId>FORGED", 1)
+    assert refused(keys, forged.encode()) == "DS01"
+
+
+def test_comment_injection_is_ds01(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE)
+    injected = signed.replace(
+        b"<MmbId>301290000007</MmbId>", b"<MmbId>3012<!---->90000007</MmbId>", 1
+    )
+    assert refused(keys, injected) == "DS01"
+
+
+def test_wrong_key_is_refused(keys: KeyStore) -> None:
+    # Signed by ICBC's key but sent as Bank of Communications.
+    assert refused(keys, signer(keys, ICBC).sign(MESSAGE)) == "DS0E"
+
+
+def test_unpinned_sender_is_ds0e(keys: KeyStore) -> None:
+    assert refused(keys, signer(keys).sign(MESSAGE), sender="105100000017") == "DS0E"
+
+
+def test_sha1_is_ds0b(keys: KeyStore) -> None:
+    signed = (
+        signer(keys)
+        .sign(MESSAGE)
+        .replace(
+            b"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+            b"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
+        )
+    )
+    with pytest.raises(SignatureProblemError) as problem:
+        verifier(keys).verify(signed, SENDER, NOW)
+    assert problem.value.code == "DS0B" and "SHA-1" in problem.value.text
+
+
+def test_expired_certificate_is_ds0d(keys: KeyStore) -> None:
+    signed = signer(keys).sign(MESSAGE)
+    with pytest.raises(SignatureProblemError) as problem:
+        verifier(keys).verify(signed, SENDER, NOW + timedelta(days=900))
+    assert problem.value.code == "DS0D"
+
+
+def test_certificate_from_another_ca_is_ds0f(keys: KeyStore, tmp_path: Path) -> None:
+    other = KeyStore(tmp_path)
+    other.initialise("999999999999", [SENDER], NOW)
+    pair = other.participant(SENDER)
+    signed = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
+        MESSAGE
+    )
+    anchor = x509.load_pem_x509_certificate(keys.ca_path.read_bytes())
+    with pytest.raises(SignatureProblemError) as problem:
+        SignatureVerifier({SENDER: pair.certificate()}, anchor).verify(signed, SENDER, NOW)
+    assert problem.value.code == "DS0F"
+
+
+def test_keys_init_writes_a_ca_the_gateway_and_every_participant(keys: KeyStore) -> None:
+    ca = x509.load_pem_x509_certificate(keys.ca_path.read_bytes())
+    gateway = keys.gateway.certificate()
+    assert gateway.issuer == ca.subject
+    assert keys.gateway.key_path.stat().st_mode & 0o777 == 0o600
+    pins = keys.pins([SENDER, ICBC])
+    assert set(pins) == {SENDER, ICBC} and all(len(pin) == 64 for pin in pins.values())
+    names = gateway.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
