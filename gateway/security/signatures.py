@@ -3,8 +3,9 @@
 One enveloped signature in ``AppHdr/Sgntr``: one reference with ``URI=""``, the
 enveloped-signature transform, exclusive C14N, SHA-256, ECDSA P-256 by default (RSA-SHA256
 accepted; Ed25519 waits for signxml, which does not implement it yet). Verification trusts
-only what the signature covers and only the sender's pinned certificate. Before any cryptography the structure is checked, so that every known
-trick fails with a precise reason code:
+only what the signature covers and only the sender's pinned certificate. Before any
+cryptography the structure is checked, so that every known trick fails with a precise reason
+code:
 
 | problem | code |
 |---|---|
