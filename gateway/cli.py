@@ -142,14 +142,37 @@ def run_validate(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
 
 
 def run_serve(arguments: argparse.Namespace) -> int:
+    import logging
+
     from aiohttp import web
 
+    from gateway.composition import ensure_keys, open_runtime
+    from gateway.service.clock import SystemClock
     from gateway.transport.http_app import build_app
+    from gateway.transport.tls import server_context
 
-    gateway = build_gateway(arguments.config or default_config_file())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = arguments.config or default_config_file()
+    gateway = build_gateway(config)
+    clock = SystemClock()
+    keys = ensure_keys(gateway.directory, clock)
     http = gateway.settings.http
-    print(f"isogw: serving on http://{http.host}:{http.port} (POST /v1/validate)", flush=True)
-    web.run_app(build_app(gateway), host=http.host, port=http.port, print=None)
+
+    async def application() -> web.Application:
+        return build_app(await open_runtime(config, clock, gateway=gateway))
+
+    print(
+        f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, keys in {keys.folder})",
+        flush=True,
+    )
+    web.run_app(
+        application(),
+        host=http.host,
+        port=http.port,
+        ssl_context=server_context(keys),
+        print=None,
+        shutdown_timeout=30,
+    )
     return 0
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from gateway.commands.inbound import INBOUND_MODELS
 from gateway.commands.outbound import OUTBOUND_MODELS
 from gateway.configuration.clearing_settings import ClearingSettings, load_clearing_settings
@@ -17,14 +19,18 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
+from gateway.security.keys import KeyStore, certificate_sha256
+from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
 from gateway.service.clearing_service import ClearingService
 from gateway.service.clock import Clock
+from gateway.service.message_gateway import MessageGateway
 from gateway.store.database import (
     DEFAULT_STATE_DIRECTORY,
     STATE_DIRECTORY_VARIABLE,
     create_engine,
     sqlite_url,
 )
+from gateway.transport.http_app import Runtime
 
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -87,3 +93,43 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     service = ClearingService(create_engine(url), directory, clearing_settings, clock.now)
     await service.open()
     return Clearing(clearing_settings, service, clock)
+
+
+def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
+    """The key folder in the state folder; development keys are created on first use."""
+    keys = KeyStore(state_directory())
+    if not keys.exists():
+        participants = directory.participants
+        codes = [entry.code for entry in (*participants.direct, *participants.special)]
+        keys.initialise(directory.centre_member_id, codes, clock.now())
+    return keys
+
+
+async def open_runtime(
+    config_file: Path, clock: Clock, run_ticker: bool = True, gateway: Gateway | None = None
+) -> Runtime:
+    """Everything ``isogw serve`` runs: validator, clearing service, keys, pins, signer and
+    verifier, the message gateway."""
+    gateway = gateway or build_gateway(config_file)
+    clearing = await open_clearing(config_file, clock)
+    keys = ensure_keys(gateway.directory, clock)
+    participants = gateway.directory.participants
+    certificates: dict[str, x509.Certificate] = {}
+    pins: dict[str, str] = {}
+    for entry in (*participants.direct, *participants.special):
+        pair = keys.participant(entry.code)
+        if pair.certificate_path.is_file():
+            certificate = pair.certificate()
+            certificates[entry.code] = certificate
+            pins[entry.certificate_sha256 or certificate_sha256(certificate)] = entry.code
+        elif entry.certificate_sha256:
+            pins[entry.certificate_sha256] = entry.code
+    anchor = x509.load_pem_x509_certificate(keys.ca_path.read_bytes())
+    signer = XmlDsigSigner(
+        keys.gateway.key_path.read_bytes(), keys.gateway.certificate_path.read_bytes()
+    )
+    verifier = SignatureVerifier(certificates, anchor)
+    messages = MessageGateway(gateway, clearing.service, signer, verifier, clock)
+    runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
+    messages.set_notify(runtime.notify)
+    return runtime

@@ -31,6 +31,9 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     code: str = Field(pattern=BANK_CODE_PATTERN)
     name: str = Field(min_length=1)
+    certificate_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Pin of the participant's client and signing certificate; without one, the development
+    certificate from ``isogw keys init`` is pinned."""
 
 
 def _minor_units(value: Decimal) -> Decimal:

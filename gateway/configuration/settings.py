@@ -75,15 +75,33 @@ class ValidationSettings(StrictModel):
 
 
 class HttpSettings(StrictModel):
-    """The HTTP listener (loopback by default)."""
+    """The HTTPS listener (loopback by default; mutual TLS 1.3)."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8443, ge=1, le=65535)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest request body; larger packages go through the file drop."""
 
     max_concurrent_validations: int = Field(default=4, gt=0)
     """Validations running at once; further requests wait their turn."""
+
+    requests_per_second: float = Field(default=200.0, gt=0)
+    """Per-participant rate limit (token bucket refill); above it, 429."""
+
+    burst: int = Field(default=400, gt=0)
+    """Per-participant token bucket size."""
+
+    outbox_batch: int = Field(default=100, gt=0, le=10_000)
+    """Messages returned by one outbox poll."""
+
+    outbox_max_wait_seconds: float = Field(default=30.0, ge=0, le=300)
+    """Longest long-poll wait of GET /v1/outbox."""
+
+    authentication_alarm_after: int = Field(default=3, gt=0)
+    """Consecutive authentication failures from one source that raise an alarm."""
+
+    tick_max_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Longest sleep of the clearing clock between deadline checks."""
 
 
 class StorageSettings(StrictModel):

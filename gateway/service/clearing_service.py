@@ -10,7 +10,7 @@ so memory never runs ahead of what is on disk.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from pydantic import TypeAdapter
@@ -25,6 +25,7 @@ from gateway.configuration.participants import ParticipantDirectory, Participant
 from gateway.store.tables import command_log, genesis, metadata
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
+AfterCommand = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
 CATCH_UP_BATCH = 1_000
 """Log rows read per query while catching up or replaying."""
 
@@ -106,8 +107,13 @@ class ClearingService:
             if len(rows) < CATCH_UP_BATCH:
                 return
 
-    async def execute(self, command: ClearingCommand) -> list[Event]:
-        """Apply and persist one command; return its events (none for a repeated id)."""
+    async def execute(
+        self, command: ClearingCommand, after: AfterCommand | None = None
+    ) -> list[Event]:
+        """Apply and persist one command; return its events (none for a repeated id).
+
+        ``after`` runs inside the same transaction with the events (to write what the command
+        causes: deliveries, the sender's answer), so all of it commits or none does."""
         try:
             async with self._engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
@@ -128,10 +134,16 @@ class ClearingService:
                 sequence = result.inserted_primary_key
                 if sequence is not None:
                     self._sequence = int(sequence[0])
+                if after is not None:
+                    await after(connection, events)
             return events
         except BaseException:
             await self._rebuild()
             raise
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     async def refresh(self) -> None:
         """Catch up with commands other processes logged (before a query)."""

@@ -35,3 +35,34 @@ command_log = Table(
     Column("issued_at", String(40), nullable=False),
     Column("payload", Text, nullable=False),
 )
+
+inbound_message = Table(
+    "inbound_message",
+    metadata,
+    Column("sender", String(12), primary_key=True),
+    Column("message_id", String(35), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("message_type", String(20), nullable=True),
+    Column("received_at", String(40), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("answer", Text, nullable=False),
+)
+"""Every message a participant submitted and the signed answer it got (idempotency, audit)."""
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("participant", String(12), nullable=False, index=True),
+    Column("message_id", String(35), nullable=False),
+    Column("message_type", String(20), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("acknowledged_at", String(40), nullable=True),
+)
+"""Signed messages waiting for a participant: forwards, receipts, notifications."""

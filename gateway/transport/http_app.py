@@ -1,41 +1,232 @@
-"""The HTTP application: message validation over HTTP, health.
+"""The HTTPS application (aiohttp behind mutual TLS 1.3).
 
-``POST /v1/validate`` takes a message (envelope or bare Document) as the body and answers
-the verdict as JSON, the same shape as ``isogw validate --json`` gives for one file.
-Validation is CPU work, so it runs in a worker thread, at most
-``http.max_concurrent_validations`` at once.
+| route | what |
+|---|---|
+| ``POST /v1/messages`` | submit a signed message; answer: admi.007 (200) or admi.002 |
+| ``GET /v1/outbox?after=N&wait=S`` | signed messages after sequence N, waiting up to S seconds |
+| ``POST /v1/outbox/ack`` | ``{"through": N}`` acknowledges up to N; kept until then |
+| ``POST /v1/validate`` | the validator's verdict as JSON (no clearing) |
+| ``GET /healthz``, ``/readyz``, ``/metrics`` | liveness, readiness, Prometheus text |
+
+The participant is the owner of the pinned client certificate; a certificate without a pin is
+refused (403). Several consecutive authentication failures from one source raise an alarm
+(log line and metric). Each participant has a token-bucket rate limit (429 above it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from sqlalchemy import text
 
-from gateway.composition import Gateway
 from gateway.iso.input_source import InputSource
+from gateway.service.clearing_service import ClearingService
+from gateway.service.message_gateway import MessageGateway
+from gateway.store import messages
+from gateway.transport.tls import peer_pin
 
-GATEWAY_KEY = web.AppKey("gateway", Gateway)
-LIMITER_KEY = web.AppKey("limiter", asyncio.Semaphore)
+if TYPE_CHECKING:
+    from gateway.composition import Gateway
+
+LOG = logging.getLogger("isogw.http")
 XML_TYPES = frozenset({"application/xml", "text/xml"})
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MAX_TRACKED_SOURCES = 10_000
+
+
+@dataclass
+class Metrics:
+    messages: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    authentication_failures: int = 0
+    authentication_alarms: int = 0
+
+    def observe(self, message: str, outcome: str, seconds: float) -> None:
+        self.messages[(message, outcome)] += 1
+        self.latency_sum += seconds
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.latency_counts[index] += 1
+                break
+        else:
+            self.latency_counts[-1] += 1
+
+
+@dataclass
+class Runtime:
+    gateway: Gateway
+    clearing: ClearingService
+    messages: MessageGateway
+    pins: Mapping[str, str]
+    """Certificate pin (SHA-256 hex) → participant code."""
+    run_ticker: bool = True
+    metrics: Metrics = field(default_factory=Metrics)
+    waiters: dict[str, asyncio.Event] = field(default_factory=dict)
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    limiter: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+
+    def notify(self, participants: set[str]) -> None:
+        for participant in participants:
+            event = self.waiters.get(participant)
+            if event is not None:
+                event.set()
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def _runtime(request: web.Request) -> Runtime:
+    return request.app[RUNTIME]
+
+
+def _authenticate(request: web.Request) -> str:
+    runtime = _runtime(request)
+    source = request.remote or "unknown"
+    pin = peer_pin(request.transport.get_extra_info("ssl_object") if request.transport else None)
+    participant = runtime.pins.get(pin or "")
+    if participant is None:
+        _failure(runtime, source, "client certificate is not pinned to a participant")
+        raise web.HTTPForbidden(text="client certificate is not pinned to a participant\n")
+    runtime.failures.pop(source, None)
+    return participant
+
+
+def _failure(runtime: Runtime, source: str, reason: str) -> None:
+    runtime.metrics.authentication_failures += 1
+    if len(runtime.failures) > MAX_TRACKED_SOURCES:
+        runtime.failures.clear()
+    count = runtime.failures.get(source, 0) + 1
+    runtime.failures[source] = count
+    LOG.warning("event=authentication-failure source=%s count=%d reason=%s", source, count, reason)
+    if count == runtime.gateway.settings.http.authentication_alarm_after:
+        runtime.metrics.authentication_alarms += 1
+        LOG.error("event=authentication-alarm source=%s consecutive_failures=%d", source, count)
+
+
+def _rate_limited(runtime: Runtime, participant: str) -> bool:
+    settings = runtime.gateway.settings.http
+    now = time.monotonic()
+    tokens, last = runtime.buckets.get(participant, (float(settings.burst), now))
+    tokens = min(float(settings.burst), tokens + (now - last) * settings.requests_per_second)
+    if tokens < 1:
+        runtime.buckets[participant] = (tokens, now)
+        return True
+    runtime.buckets[participant] = (tokens - 1, now)
+    return False
+
+
+async def _read_body(request: web.Request) -> bytes:
+    if request.content_type not in XML_TYPES:
+        raise web.HTTPUnsupportedMediaType(
+            text=f"content type {request.content_type!r}; send application/xml\n"
+        )
+    limit = _runtime(request).gateway.settings.http.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+async def submit(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    started = time.perf_counter()
+    participant = _authenticate(request)
+    if _rate_limited(runtime, participant):
+        raise web.HTTPTooManyRequests(
+            text="rate limit reached (setting http.requests_per_second)\n"
+        )
+    body = await _read_body(request)
+    async with runtime.limiter:
+        answer = await runtime.messages.submit(participant, body)
+    if (answer.code is not None and answer.code.startswith("DS")) or answer.status == 403:
+        _failure(runtime, request.remote or "unknown", f"{answer.code} from {participant}")
+    outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
+    runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
+    LOG.info(
+        "event=submit participant=%s status=%d outcome=%s", participant, answer.status, outcome
+    )
+    return web.Response(status=answer.status, body=answer.body, content_type="application/xml")
+
+
+def _message_type(body: bytes) -> str:
+    start = body.find(b"<MsgDefIdr>")
+    end = body.find(b"</MsgDefIdr>", start)
+    return (
+        body[start + 11 : end].decode("ascii", "replace")
+        if 0 <= start < end < start + 60
+        else "unknown"
+    )
+
+
+async def outbox(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    participant = _authenticate(request)
+    settings = runtime.gateway.settings.http
+    try:
+        after = int(request.query.get("after", "0"))
+        wait = min(float(request.query.get("wait", "0")), settings.outbox_max_wait_seconds)
+    except ValueError as error:
+        raise web.HTTPBadRequest(text="after is an integer, wait a number of seconds\n") from error
+    deadline = time.monotonic() + max(wait, 0.0)
+    waiter = runtime.waiters.setdefault(participant, asyncio.Event())
+    while True:
+        waiter.clear()
+        async with runtime.clearing.engine.connect() as connection:
+            found = await messages.read_outbox(
+                connection, participant, after, settings.outbox_batch
+            )
+        remaining = deadline - time.monotonic()
+        if found or remaining <= 0:
+            break
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout=remaining)
+        except TimeoutError:
+            continue
+    payload = {
+        "messages": [
+            {
+                "sequence": message.sequence,
+                "message_id": message.message_id,
+                "message_type": message.message_type,
+                "xml": message.payload.decode("utf-8"),
+            }
+            for message in found
+        ],
+        "next": found[-1].sequence if found else after,
+    }
+    return web.json_response(payload)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    participant = _authenticate(request)
+    try:
+        through = int((await request.json())["through"])
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
+        raise web.HTTPBadRequest(text='send {"through": SEQUENCE}\n') from error
+    async with runtime.clearing.engine.begin() as connection:
+        count = await messages.acknowledge(connection, participant, through, runtime.messages.now())
+    return web.json_response({"acknowledged": count})
 
 
 async def validate(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY_KEY]
-    if request.content_type not in XML_TYPES:
-        return web.json_response(
-            {"error": f"content type {request.content_type!r}; send application/xml"}, status=415
+    runtime = _runtime(request)
+    _authenticate(request)
+    body = await _read_body(request)
+    async with runtime.limiter:
+        verdict = await asyncio.to_thread(
+            runtime.gateway.validator.validate, InputSource.from_bytes(body, "request")
         )
-    limit = gateway.settings.http.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return web.json_response({"error": f"body larger than {limit} bytes"}, status=413)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return web.json_response({"error": f"body larger than {limit} bytes"}, status=413)
-    source = InputSource.from_bytes(body, "request")
-    async with request.app[LIMITER_KEY]:
-        verdict = await asyncio.to_thread(gateway.validator.validate, source)
     return web.json_response(verdict.as_dict(), status=200 if verdict.valid else 400)
 
 
@@ -43,10 +234,98 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=gateway.settings.http.max_body_bytes)
-    app[GATEWAY_KEY] = gateway
-    app[LIMITER_KEY] = asyncio.Semaphore(gateway.settings.http.max_concurrent_validations)
+async def ready(request: web.Request) -> web.Response:
+    try:
+        async with _runtime(request).clearing.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        return web.json_response({"status": "not ready", "reason": str(error)}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    lines = [
+        "# TYPE isogw_messages_total counter",
+        *(
+            f'isogw_messages_total{{message="{message}",outcome="{outcome}"}} {count}'
+            for (message, outcome), count in sorted(runtime.metrics.messages.items())
+        ),
+        "# TYPE isogw_submit_seconds histogram",
+    ]
+    cumulative = 0
+    for bound, count in zip(
+        (*LATENCY_BUCKETS, float("inf")), runtime.metrics.latency_counts, strict=True
+    ):
+        cumulative += count
+        label = "+Inf" if bound == float("inf") else str(bound)
+        lines.append(f'isogw_submit_seconds_bucket{{le="{label}"}} {cumulative}')
+    lines += [
+        f"isogw_submit_seconds_sum {runtime.metrics.latency_sum}",
+        f"isogw_submit_seconds_count {cumulative}",
+        "# TYPE isogw_authentication_failures_total counter",
+        f"isogw_authentication_failures_total {runtime.metrics.authentication_failures}",
+        f"isogw_authentication_alarms_total {runtime.metrics.authentication_alarms}",
+        "# TYPE isogw_outbox_depth gauge",
+    ]
+    async with runtime.clearing.engine.connect() as connection:
+        depths = await messages.outbox_depths(connection)
+    lines += [
+        f'isogw_outbox_depth{{participant="{code}"}} {depth}'
+        for code, depth in sorted(depths.items())
+    ]
+    core = runtime.clearing.core
+    lines.append("# TYPE isogw_queue_items gauge")
+    for code, account in sorted(core.accounts.items()):
+        count, amount = core.netting.queued(code)
+        lines.append(f'isogw_queue_items{{participant="{code}"}} {count}')
+        lines.append(f'isogw_queue_amount_minor{{participant="{code}"}} {amount}')
+        lines.append(f'isogw_available_minor{{participant="{code}"}} {account.available}')
+        lines.append(f'isogw_net_position_minor{{participant="{code}"}} {account.net_position}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _ticker(app: web.Application) -> AsyncIterator[None]:
+    """Let clearing time pass: wake when a deadline, session close or day switch is due."""
+    runtime = app[RUNTIME]
+    task = asyncio.create_task(_tick_forever(runtime)) if runtime.run_ticker else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _tick_forever(runtime: Runtime) -> None:
+    longest = runtime.gateway.settings.http.tick_max_seconds
+    while True:
+        core = runtime.clearing.core
+        due = [core.next_switch_time()]
+        if core.next_session_time() is not None:
+            due.append(core.next_session_time())  # type: ignore[arg-type]
+        if core.deadlines:
+            due.append(core.deadlines[0][0])
+        wait = (min(due) - runtime.messages.now()).total_seconds()
+        if wait <= 0:
+            try:
+                await runtime.messages.tick()
+            except Exception:
+                LOG.exception("event=tick-failed")
+                await asyncio.sleep(longest)
+            continue
+        await asyncio.sleep(min(wait, longest))
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    app = web.Application(client_max_size=runtime.gateway.settings.http.max_body_bytes)
+    app[RUNTIME] = runtime
+    runtime.limiter = asyncio.Semaphore(runtime.gateway.settings.http.max_concurrent_validations)
+    app.router.add_post("/v1/messages", submit)
+    app.router.add_get("/v1/outbox", outbox)
+    app.router.add_post("/v1/outbox/ack", acknowledge)
     app.router.add_post("/v1/validate", validate)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(_ticker)
     return app

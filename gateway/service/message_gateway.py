@@ -1,0 +1,398 @@
+"""Submitting a signed message: check it, apply it, deliver what it causes, answer it signed.
+
+``submit`` takes the authenticated participant (from its pinned client certificate) and the
+request body, and always returns a signed answer: admi.007 (accepted for processing) or
+admi.002 (rejected, with the ISO code, text and the line and XPath of the problem). In order:
+
+1. the business header names the authenticated participant as sender (else 403, DS0E);
+2. the XML signature verifies against that participant's pinned certificate (DS0x);
+3. the message validates (schema and business rules, as ``isogw validate``);
+4. idempotency: the same sender and message id with the same canonical content gets the
+   original answer again; with other content, DU01 and nothing changes (409);
+5. the message becomes a clearing command, applied by the clearing service; the forward to
+   the receiving bank, the receipts to the banks concerned and the answer are written in the
+   same transaction as the command, so nothing is answered before it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.clearing.commands import AdvanceClock
+from gateway.clearing.events import CommandRefused, Event
+from gateway.commands.inbound import BusinessHeader
+from gateway.commands.outbound import AcknowledgedMessage, MessageReject, ReceiptAcknowledgement
+from gateway.iso.decoder import decode
+from gateway.iso.input_source import InputSource
+from gateway.iso.problems import Verdict
+from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
+from gateway.service.clearing_service import ClearingService
+from gateway.service.clock import Clock
+from gateway.service.receipts import receipts
+from gateway.service.translation import translate
+from gateway.store import messages
+
+if TYPE_CHECKING:
+    from gateway.composition import Gateway
+
+HEADER = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
+ENVELOPE_TAG = "{urn:isogw:xsd:envelope.001.01}Message"
+LOCK_STRIPES = 64
+"""Submissions of the same sender and message id are serialized on one of these locks."""
+REFUSAL_STATUS = {"DU01": 409}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    accepted: bool
+    code: str | None = None
+
+
+Notify = Callable[[set[str]], None]
+
+
+class MessageGateway:
+    def __init__(
+        self,
+        gateway: Gateway,
+        clearing: ClearingService,
+        signer: MessageSigner,
+        verifier: SignatureVerifier,
+        clock: Clock,
+        notify: Notify = lambda participants: None,
+    ) -> None:
+        self._gateway = gateway
+        self._clearing = clearing
+        self._signer = signer
+        self._verifier = verifier
+        self._clock = clock
+        self._notify = notify
+        self._centre = gateway.directory.centre_member_id
+        self._counter = itertools.count(1)
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def set_notify(self, notify: Notify) -> None:
+        self._notify = notify
+
+    # Answers and delivered messages ------------------------------------------------------
+
+    def new_message_id(self) -> str:
+        now = self._clock.now()
+        return f"G{now:%Y%m%d%H%M%S}{next(self._counter):012d}"[:35]
+
+    def envelope(self, recipient: str, document: BaseModel, message: str, message_id: str) -> bytes:
+        header = BusinessHeader(
+            sender=self._centre,
+            receiver=recipient,
+            business_message_id=message_id,
+            message_definition=message,
+            created_at=self._clock.now(),
+        )
+        return self._signer.sign(self._gateway.encoder.message(header, document))
+
+    def _reject(
+        self,
+        recipient: str,
+        reference: str,
+        code: str,
+        text: str,
+        location: str | None = None,
+        extra: str | None = None,
+    ) -> bytes:
+        reject = MessageReject(
+            related_reference=reference[:35] or "UNKNOWN",
+            reason_code=code,
+            rejected_at=self._clock.now(),
+            error_location=location[:350] if location else None,
+            reason_text=text[:350],
+            additional_data=extra,
+        )
+        return self.envelope(recipient, reject, "admi.002.001.01", self.new_message_id())
+
+    def _accept(self, recipient: str, reference: str, message: str) -> bytes:
+        acknowledgement = ReceiptAcknowledgement(
+            message_id=self.new_message_id(),
+            created_at=self._clock.now(),
+            reports=(AcknowledgedMessage(reference=reference, message_name=message),),
+        )
+        return self.envelope(
+            recipient, acknowledgement, "admi.007.001.01", acknowledgement.message_id
+        )
+
+    def forward(self, recipient: str, original: bytes, message: str, message_id: str) -> bytes:
+        """The original document in a new envelope from the centre, signed by the gateway."""
+        root = etree.fromstring(original, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+        document = root[-1] if root.tag == ENVELOPE_TAG else root
+        header = BusinessHeader(
+            sender=self._centre,
+            receiver=recipient,
+            business_message_id=message_id,
+            message_definition=message,
+            created_at=self._clock.now(),
+        )
+        envelope = etree.Element(ENVELOPE_TAG, nsmap={None: ENVELOPE_TAG[1:].split("}")[0]})
+        envelope.append(self._gateway.encoder.element(header))
+        envelope.append(document)
+        return self._signer.sign(etree.tostring(envelope))
+
+    # Submission ----------------------------------------------------------------------
+
+    async def submit(self, participant: str, body: bytes) -> Answer:
+        now = self._clock.now()
+        header = _header_fields(body)
+        reference = header.get("message_id", "")
+        if header.get("sender") != participant:
+            return Answer(
+                403,
+                self._reject(
+                    participant,
+                    reference,
+                    "DS0E",
+                    f"the business header names sender {header.get('sender')!r}, but the "
+                    f"client certificate is {participant}'s",
+                    "/Message/AppHdr/Fr",
+                ),
+                False,
+                "DS0E",
+            )
+        try:
+            self._verifier.verify(body, participant, now)
+        except SignatureProblemError as problem:
+            return Answer(
+                400,
+                self._reject(
+                    participant, reference, problem.code, problem.text, "/Message/AppHdr/Sgntr"
+                ),
+                False,
+                problem.code,
+            )
+        verdict = await asyncio.to_thread(
+            self._gateway.validator.validate, InputSource.from_bytes(body, "request")
+        )
+        if not verdict.valid:
+            return Answer(
+                400, self._invalid(participant, reference, verdict), False, verdict.problems[0].code
+            )
+        message_id = verdict.message_id or reference
+        message = verdict.message_type or ""
+        content_hash = _canonical_hash(body)
+        lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
+        async with lock:
+            return await self._apply(participant, body, message, message_id, content_hash, now)
+
+    def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:
+        first = verdict.problems[0]
+        others = "; ".join(
+            f"line {problem.line} {problem.path}: {problem.code} {problem.text}"
+            for problem in verdict.problems[1:10]
+        )
+        return self._reject(
+            participant,
+            reference,
+            first.code,
+            first.text,
+            f"line {first.line}: {first.path}",
+            others or None,
+        )
+
+    async def _apply(
+        self,
+        participant: str,
+        body: bytes,
+        message: str,
+        message_id: str,
+        content_hash: str,
+        now: datetime,
+    ) -> Answer:
+        async with self._clearing.engine.connect() as connection:
+            stored = await messages.find_inbound(connection, participant, message_id)
+        if stored is not None:
+            if stored.content_hash == content_hash:
+                return Answer(stored.status, stored.answer, stored.status == 200)
+            return Answer(
+                409,
+                self._reject(
+                    participant,
+                    message_id,
+                    "DU01",
+                    f"message id {message_id} was already used by {participant} for other "
+                    "content; nothing was changed",
+                ),
+                False,
+                "DU01",
+            )
+        codec = self._gateway.codecs.for_message(message)
+        decoded = (
+            list(
+                decode(
+                    InputSource.from_bytes(body, "request"), codec, self._gateway.settings.parser
+                )
+            )
+            if codec and codec.definition.decode
+            else []
+        )
+        await self._clearing.refresh()
+        command = (
+            translate(message, decoded[0], decoded[1:], participant, self._clearing.core, now)
+            if decoded
+            else None
+        )
+        outcome: dict[str, Any] = {}
+        delivered: set[str] = set()
+
+        async def after(connection: AsyncConnection, events: list[Event]) -> None:
+            refused = [event for event in events if isinstance(event, CommandRefused)]
+            if refused and not _partly_applied(events):
+                status = REFUSAL_STATUS.get(refused[0].code, 400)
+                answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
+                outcome.update(status=status, answer=answer, accepted=False, code=refused[0].code)
+            else:
+                answer = self._accept(participant, message_id, message)
+                outcome.update(status=200, answer=answer, accepted=True, code=None)
+                await self._deliver_forward(
+                    connection, participant, body, message, message_id, command, now, delivered
+                )
+                await self._deliver_receipts(connection, events, now, delivered)
+            await messages.record_inbound(
+                connection,
+                participant,
+                message_id,
+                content_hash,
+                message,
+                now,
+                outcome["status"],
+                outcome["answer"],
+            )
+
+        if command is None:
+            async with self._clearing.engine.begin() as connection:
+                await after(connection, [])
+        else:
+            await self._clearing.execute(command, after=after)
+        if not outcome:  # the clearing log already knew this command (another process)
+            async with self._clearing.engine.connect() as connection:
+                stored = await messages.find_inbound(connection, participant, message_id)
+            assert stored is not None
+            return Answer(stored.status, stored.answer, stored.status == 200)
+        self._notify(delivered)
+        return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
+
+    async def _deliver_forward(
+        self,
+        connection: AsyncConnection,
+        participant: str,
+        body: bytes,
+        message: str,
+        message_id: str,
+        command: Any,
+        now: datetime,
+        delivered: set[str],
+    ) -> None:
+        recipient = _forward_recipient(message, command, self._clearing, body)
+        if recipient is None:
+            return
+        payload = self.forward(recipient, body, message, message_id)
+        await messages.append_outbox(connection, recipient, message_id, message, payload, now)
+        delivered.add(recipient)
+
+    async def _deliver_receipts(
+        self, connection: AsyncConnection, events: list[Event], now: datetime, delivered: set[str]
+    ) -> None:
+        for receipt in receipts(events, self._clearing.core, now, self.new_message_id):
+            payload = self.envelope(
+                receipt.recipient, receipt.report, "pacs.002.001.10", receipt.report.message_id
+            )
+            await messages.append_outbox(
+                connection,
+                receipt.recipient,
+                receipt.report.message_id,
+                "pacs.002.001.10",
+                payload,
+                now,
+            )
+            delivered.add(receipt.recipient)
+
+    async def tick(self) -> list[Event]:
+        """Let time pass in the clearing core (deadlines, sessions, day switch) and deliver
+        the receipts it causes (an expired real-time item: RJCT AB05 to both banks)."""
+        now = self._clock.now()
+        delivered: set[str] = set()
+
+        async def after(connection: AsyncConnection, events: list[Event]) -> None:
+            await self._deliver_receipts(connection, events, now, delivered)
+
+        events = await self._clearing.execute(
+            AdvanceClock(command_id=f"tick:{now.isoformat()}:{next(self._counter)}", at=now),
+            after=after,
+        )
+        self._notify(delivered)
+        return events
+
+
+def _partly_applied(events: list[Event]) -> bool:
+    """A receipt may refuse some answers (too late) and apply others."""
+    return any(not isinstance(event, CommandRefused) for event in events)
+
+
+def _forward_recipient(
+    message: str, command: Any, clearing: ClearingService, body: bytes
+) -> str | None:
+    """Who receives the original: the receiving bank of a package, the original sender of a
+    receipt or reply, the payer's bank of an invoice."""
+    if message in ("pacs.008.001.08", "pacs.003.001.08"):
+        return str(command.receiver)
+    core = clearing.core
+    target = getattr(command, "package_id", None)
+    package = core.packages.get(target) if target else None
+    if message == "pacs.002.001.10":
+        return None  # the sender's answer travels as the centre's own receipts
+    if package is not None:
+        requester = getattr(command, "requester", None)
+        return package.receiver if requester == package.sender else package.sender
+    return None
+
+
+def _header_fields(body: bytes) -> dict[str, str]:
+    """Sender and message id from the business header, read leniently before any check."""
+    try:
+        root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    except etree.XMLSyntaxError:
+        return {}
+    header = root.find(f"{{{HEADER}}}AppHdr")
+    if header is None:
+        return {}
+    sender = header.findtext(
+        f"{{{HEADER}}}Fr/{{{HEADER}}}FIId/{{{HEADER}}}FinInstnId/{{{HEADER}}}ClrSysMmbId/{{{HEADER}}}MmbId"
+    )
+    return {
+        "sender": (sender or "").strip(),
+        "message_id": (header.findtext(f"{{{HEADER}}}BizMsgIdr") or "").strip(),
+    }
+
+
+def _canonical_hash(body: bytes) -> str:
+    """SHA-256 of the exclusive canonical form without the signature: the same message signed
+    again (a new signature value) is still the same content."""
+    root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    for signature in root.findall(".//{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        parent = signature.getparent()
+        if parent is not None:
+            parent.remove(signature)
+    canonical: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    return hashlib.sha256(canonical).hexdigest()

@@ -1,0 +1,151 @@
+"""From decoded ISO messages to clearing commands.
+
+| message | becomes |
+|---|---|
+| pacs.008, pacs.003 | ``SubmitPackage`` (id = sender:message id; T+N from LclInstrm) |
+| pacs.002 from the answering bank | ``RecordReceipt`` (accepted = ACSP/ACCP/ACTC/ACSC) |
+| camt.056 for a credit package or a receipt | ``CancelPackage`` (payer's bank, whole package) |
+| camt.056 for a debit package | ``StopPayment`` (payee's bank; listed items or all) |
+| pacs.007 | ``ReversePayment`` |
+| pacs.004 | ``ReturnPayment`` |
+| anything else (remt.001, ...) | no clearing command: forwarded only |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateway.clearing.commands import (
+    CancelPackage,
+    ItemAnswer,
+    PackageItem,
+    RecordReceipt,
+    ReturnedItem,
+    ReturnPayment,
+    ReversePayment,
+    StopPayment,
+    SubmitPackage,
+)
+from gateway.clearing.core import ClearingCore
+
+ACCEPTED_STATUSES = frozenset({"ACSP", "ACCP", "ACTC", "ACSC"})
+_DEADLINE = re.compile(r"T\+([0-9]{1,2})")
+
+
+def package_id(sender: str, message_id: str) -> str:
+    return f"{sender}:{message_id}"
+
+
+def command_id(sender: str, message_id: str) -> str:
+    return f"message:{sender}:{message_id}"
+
+
+def _original_package(core: ClearingCore, message_id: str | None, counterpart: str) -> str:
+    """The package a reply refers to: the one with that message id that involves
+    ``counterpart`` (as sender or receiver), else the first one with that id."""
+    if message_id is None:
+        return ""
+    matches = [key for key in core.packages if key.endswith(f":{message_id}")]
+    for key in matches:
+        package = core.packages[key]
+        if counterpart in (package.sender, package.receiver):
+            return key
+    if message_id in core.receipts:
+        return message_id
+    receipt = package_id(counterpart, message_id)
+    if receipt in core.receipts:
+        return receipt
+    return matches[0] if matches else package_id(counterpart, message_id)
+
+
+def translate(
+    message: str,
+    header: BaseModel,
+    items: Sequence[BaseModel],
+    sender: str,
+    core: ClearingCore,
+    now: datetime,
+) -> Any:
+    """The clearing command for a decoded message, or None when it only travels."""
+    fields: Any = header
+    identifier = command_id(sender, fields.message_id)
+    if message in ("pacs.008.001.08", "pacs.003.001.08"):
+        deadline = _DEADLINE.fullmatch(fields.reply_deadline or "")
+        return SubmitPackage(
+            command_id=identifier,
+            at=now,
+            package_id=package_id(fields.instructing_agent, fields.message_id),
+            sender=fields.instructing_agent,
+            receiver=fields.instructed_agent,
+            business_type=fields.business_type,
+            reply_deadline_days=int(deadline.group(1)) if deadline else None,
+            items=tuple(
+                PackageItem(
+                    transaction_id=item.transaction_id,  # type: ignore[attr-defined]
+                    debtor_agent=item.debtor_agent,  # type: ignore[attr-defined]
+                    creditor_agent=item.creditor_agent,  # type: ignore[attr-defined]
+                    amount=item.amount,  # type: ignore[attr-defined]
+                )
+                for item in items
+            ),
+        )
+    if message == "pacs.002.001.10":
+        return RecordReceipt(
+            command_id=identifier,
+            at=now,
+            receipt_id=package_id(sender, fields.message_id),
+            sender=sender,
+            package_id=_original_package(core, fields.original_message_id, sender),
+            answers=tuple(
+                ItemAnswer(
+                    transaction_id=item.original_transaction_id,  # type: ignore[attr-defined]
+                    accepted=item.status in ACCEPTED_STATUSES,  # type: ignore[attr-defined]
+                    reason_code=item.reason_code,  # type: ignore[attr-defined]
+                )
+                for item in items
+            ),
+        )
+    if message == "camt.056.001.08":
+        target = _original_package(core, fields.original_message_id, sender)
+        package = core.packages.get(target)
+        if package is not None and package.debit and not package.real_time:
+            return StopPayment(
+                command_id=identifier,
+                at=now,
+                requester=sender,
+                package_id=target,
+                transaction_ids=tuple(item.original_transaction_id for item in items),  # type: ignore[attr-defined]
+            )
+        return CancelPackage(command_id=identifier, at=now, requester=sender, package_id=target)
+    if message == "pacs.007.001.09":
+        target = _original_package(core, fields.original_message_id, sender)
+        first: Any = items[0]
+        return ReversePayment(
+            command_id=identifier,
+            at=now,
+            requester=sender,
+            package_id=target,
+            transaction_id=first.original_transaction_id,
+        )
+    if message == "pacs.004.001.09":
+        return ReturnPayment(
+            command_id=identifier,
+            at=now,
+            requester=sender,
+            return_id=package_id(sender, fields.message_id),
+            items=tuple(
+                ReturnedItem(
+                    package_id=_original_package(
+                        core, getattr(item, "original_message_id", None), sender
+                    ),
+                    transaction_id=item.original_transaction_id,  # type: ignore[attr-defined]
+                )
+                for item in items
+            ),
+        )
+    return None

@@ -1,0 +1,136 @@
+"""Repositories of submitted messages and participant outboxes (portable SQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import inbound_message, outbox
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    content_hash: str
+    status: int
+    answer: bytes
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    sequence: int
+    message_id: str
+    message_type: str
+    payload: bytes
+
+
+async def find_inbound(
+    connection: AsyncConnection, sender: str, message_id: str
+) -> StoredAnswer | None:
+    row = (
+        await connection.execute(
+            select(
+                inbound_message.c.content_hash, inbound_message.c.status, inbound_message.c.answer
+            ).where(
+                and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return StoredAnswer(row.content_hash, row.status, row.answer.encode("utf-8"))
+
+
+async def record_inbound(
+    connection: AsyncConnection,
+    sender: str,
+    message_id: str,
+    content_hash: str,
+    message_type: str | None,
+    now: datetime,
+    status: int,
+    answer: bytes,
+) -> None:
+    await connection.execute(
+        insert(inbound_message).values(
+            sender=sender,
+            message_id=message_id,
+            content_hash=content_hash,
+            message_type=message_type,
+            received_at=now.isoformat(),
+            status=status,
+            answer=answer.decode("utf-8"),
+        )
+    )
+
+
+async def append_outbox(
+    connection: AsyncConnection,
+    participant: str,
+    message_id: str,
+    message_type: str,
+    payload: bytes,
+    now: datetime,
+) -> None:
+    await connection.execute(
+        insert(outbox).values(
+            participant=participant,
+            message_id=message_id,
+            message_type=message_type,
+            payload=payload.decode("utf-8"),
+            created_at=now.isoformat(),
+        )
+    )
+
+
+async def read_outbox(
+    connection: AsyncConnection, participant: str, after: int, limit: int
+) -> list[OutboxMessage]:
+    rows = (
+        await connection.execute(
+            select(outbox.c.sequence, outbox.c.message_id, outbox.c.message_type, outbox.c.payload)
+            .where(
+                and_(
+                    outbox.c.participant == participant,
+                    outbox.c.sequence > after,
+                    outbox.c.acknowledged_at.is_(None),
+                )
+            )
+            .order_by(outbox.c.sequence)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        OutboxMessage(row.sequence, row.message_id, row.message_type, row.payload.encode("utf-8"))
+        for row in rows
+    ]
+
+
+async def acknowledge(
+    connection: AsyncConnection, participant: str, through: int, now: datetime
+) -> int:
+    result = await connection.execute(
+        update(outbox)
+        .where(
+            and_(
+                outbox.c.participant == participant,
+                outbox.c.sequence <= through,
+                outbox.c.acknowledged_at.is_(None),
+            )
+        )
+        .values(acknowledged_at=now.isoformat())
+    )
+    return int(result.rowcount or 0)
+
+
+async def outbox_depths(connection: AsyncConnection) -> dict[str, int]:
+    rows = (
+        await connection.execute(
+            select(outbox.c.participant, func.count())
+            .where(outbox.c.acknowledged_at.is_(None))
+            .group_by(outbox.c.participant)
+        )
+    ).all()
+    return {participant: int(count) for participant, count in rows}

@@ -1,0 +1,35 @@
+"""TLS contexts: TLS 1.3 at least, client certificates required and checked against the CA;
+each participant is then identified by the pin (SHA-256) of the certificate it presented."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+
+from gateway.security.keys import KeyPair, KeyStore
+
+
+def server_context(keys: KeyStore) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=str(keys.ca_path))
+    pair = keys.gateway
+    context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    return context
+
+
+def client_context(keys: KeyStore, pair: KeyPair) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(cafile=str(keys.ca_path))
+    context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    return context
+
+
+def peer_pin(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """SHA-256 of the client certificate (DER), or None without one."""
+    if ssl_object is None:
+        return None
+    certificate = ssl_object.getpeercert(binary_form=True)
+    return hashlib.sha256(certificate).hexdigest() if certificate else None

@@ -1,0 +1,384 @@
+"""The HTTPS gateway end to end over mutual TLS on loopback: signed submissions and answers,
+outboxes, idempotency, and the real-time flows with their receipts and deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from lxml import etree
+
+from gateway.commands.inbound import BusinessHeader
+from gateway.commands.outbound import ReportedTransaction, StatusReport
+from gateway.composition import open_runtime
+from gateway.security.keys import KeyStore
+from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
+from gateway.service.clock import ManualClock
+from gateway.transport.http_app import Runtime, build_app
+from tests.conftest import CONFIG, SAMPLES
+
+ZONE = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 23, 9, 0, tzinfo=ZONE)
+BOCOM, CCB, ICBC = "301290000007", "105100000017", "102100099996"
+CENTRE = "999999999999"
+C100 = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_bytes()
+D100 = (SAMPLES / "pacs.003.001.08" / "valid-D100-realtime-debit.xml").read_bytes()
+C100_ID, C100_TX = "B301290000007202611230042", "3012900000072026112300000301"
+D100_ID, D100_TX = "B102100099996202611230057", "1021000999962026112300000801"
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+
+
+@dataclass
+class Harness:
+    runtime: Runtime
+    keys: KeyStore
+    clock: ManualClock
+    url: str
+
+    def context(self, code: str) -> ssl.SSLContext:
+        from gateway.transport.tls import client_context
+
+        return client_context(self.keys, self.keys.participant(code))
+
+    def sign(self, code: str, message: bytes) -> bytes:
+        pair = self.keys.participant(code)
+        return XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
+            message
+        )
+
+    async def post(self, code: str, body: bytes, path: str = "/v1/messages") -> tuple[int, bytes]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                self.url + path,
+                data=body,
+                headers={"Content-Type": "application/xml"},
+                ssl=self.context(code),
+            ) as response,
+        ):
+            return response.status, await response.read()
+
+    async def outbox(self, code: str, after: int = 0, wait: float = 0) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{self.url}/v1/outbox?after={after}&wait={wait}", ssl=self.context(code)
+            ) as response,
+        ):
+            assert response.status == 200
+            return await response.json()  # type: ignore[no-any-return]
+
+    async def ack(self, code: str, through: int) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{self.url}/v1/outbox/ack", json={"through": through}, ssl=self.context(code)
+            ) as response,
+        ):
+            return int((await response.json())["acknowledged"])
+
+    def receipt(
+        self, code: str, original: str, transaction: str, status: str, reason: str | None = None
+    ) -> bytes:
+        report = StatusReport(
+            message_id=f"R{code}{transaction[-8:]}",
+            created_at=self.clock.now(),
+            instructing_agent=code,
+            original_message_id=original,
+            original_message_type="pacs.008.001.08",
+            transactions=(
+                ReportedTransaction(
+                    original_transaction_id=transaction, status=status, reason_code=reason
+                ),
+            ),
+        )
+        header = BusinessHeader(
+            sender=code,
+            receiver=CENTRE,
+            business_message_id=report.message_id,
+            message_definition="pacs.002.001.10",
+            created_at=self.clock.now(),
+        )
+        return self.sign(code, self.runtime.gateway.encoder.message(header, report))
+
+    def verify_from_centre(self, payload: bytes) -> etree._Element:
+        gateway_certificate = self.keys.gateway.certificate()
+        return SignatureVerifier({CENTRE: gateway_certificate}).verify(
+            payload, CENTRE, self.clock.now()
+        )
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    clock = ManualClock(START)
+    runtime = await open_runtime(CONFIG, clock, run_ticker=False)
+    keys = KeyStore(tmp_path)
+    from gateway.transport.tls import server_context
+
+    runner = web.AppRunner(build_app(runtime))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(keys))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield Harness(runtime, keys, clock, f"https://127.0.0.1:{port}")
+    await runner.cleanup()
+    await runtime.clearing.close()
+
+
+def kinds(outbox: dict[str, Any]) -> list[str]:
+    return [message["message_type"] for message in outbox["messages"]]
+
+
+def statuses(xml: str) -> list[str]:
+    return [element.text for element in etree.fromstring(xml.encode()).iter("{*}TxSts")]
+
+
+async def test_real_time_credit_end_to_end(harness: Harness) -> None:
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    assert status == 200
+    root = harness.verify_from_centre(answer)
+    assert root.find(".//{*}RctAck") is not None
+    ccb = await harness.outbox(CCB)
+    assert kinds(ccb) == ["pacs.008.001.08"]
+    forwarded = ccb["messages"][0]["xml"].encode()
+    harness.verify_from_centre(forwarded)
+    assert C100_TX.encode() in forwarded
+    status, answer = await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP"))
+    assert status == 200, answer
+    for bank in (BOCOM, CCB):
+        messages = (await harness.outbox(bank))["messages"]
+        receipts = [message for message in messages if message["message_type"] == "pacs.002.001.10"]
+        assert receipts and statuses(receipts[-1]["xml"]) == ["ACSP"]
+        assert "<ClrSysRef>20261123-01</ClrSysRef>" in receipts[-1]["xml"]
+    item = harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"]
+    assert item.state == "netted"
+
+
+async def test_real_time_debit_end_to_end(harness: Harness) -> None:
+    assert (await harness.post(ICBC, harness.sign(ICBC, D100)))[0] == 200
+    assert kinds(await harness.outbox(CCB)) == ["pacs.003.001.08"]
+    status, _ = await harness.post(CCB, harness.receipt(CCB, D100_ID, D100_TX, "ACSP"))
+    assert status == 200
+    receipts = (await harness.outbox(ICBC))["messages"]
+    assert statuses(receipts[-1]["xml"]) == ["ACSP"]
+
+
+async def test_no_answer_in_time_rejects_ab05_and_a_late_answer_is_refused(
+    harness: Harness,
+) -> None:
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    harness.clock.advance(seconds=21)
+    await harness.runtime.messages.tick()
+    for bank in (BOCOM, CCB):
+        last = (await harness.outbox(bank))["messages"][-1]
+        assert last["message_type"] == "pacs.002.001.10"
+        assert statuses(last["xml"]) == ["RJCT"] and "<Cd>AB05</Cd>" in last["xml"]
+    status, answer = await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP"))
+    assert status == 400 and b"<RjctgPtyRsn>TM01</RjctgPtyRsn>" in answer
+
+
+async def test_failed_cap_check_rejects_to_both_banks_am04(harness: Harness) -> None:
+    from gateway.clearing.commands import SetCap
+
+    await harness.runtime.clearing.execute(
+        SetCap(
+            command_id="low-cap",
+            at=START,
+            participant=BOCOM,
+            collateral=0,
+            credit_line=0,
+            ring_fenced=0,
+        )
+    )
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP"))
+    for bank in (BOCOM, CCB):
+        last = (await harness.outbox(bank))["messages"][-1]
+        assert statuses(last["xml"]) == ["RJCT"] and "<Cd>AM04</Cd>" in last["xml"]
+
+
+async def test_payee_bank_refusal_reaches_the_initiator(harness: Harness) -> None:
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "RJCT", "AC01"))
+    last = (await harness.outbox(BOCOM))["messages"][-1]
+    assert statuses(last["xml"]) == ["RJCT"] and "<Cd>AC01</Cd>" in last["xml"]
+
+
+async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
+    harness: Harness,
+) -> None:
+    signed = harness.sign(BOCOM, C100)
+    first = await harness.post(BOCOM, signed)
+    again = await harness.post(BOCOM, harness.sign(BOCOM, C100))  # signed anew: same content
+    assert first == again and first[0] == 200
+    changed = C100.replace(b"<Ustrd>", b"<Ustrd>X", 1)
+    assert changed != C100
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, changed))
+    assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer
+    assert len((await harness.outbox(CCB))["messages"]) == 1
+
+
+async def test_concurrent_duplicates_are_applied_once(harness: Harness) -> None:
+    signed = harness.sign(BOCOM, C100)
+    answers = await asyncio.gather(*(harness.post(BOCOM, signed) for _ in range(5)))
+    assert {status for status, _ in answers} == {200}
+    assert len({body for _, body in answers}) == 1
+    assert len((await harness.outbox(CCB))["messages"]) == 1
+
+
+async def test_unsigned_or_misattributed_messages_are_refused(harness: Harness) -> None:
+    status, answer = await harness.post(BOCOM, C100)
+    assert status == 400 and b"<RjctgPtyRsn>DS0A</RjctgPtyRsn>" in answer
+    status, answer = await harness.post(CCB, harness.sign(BOCOM, C100))
+    assert status == 403 and b"<RjctgPtyRsn>DS0E</RjctgPtyRsn>" in answer
+    assert harness.runtime.metrics.authentication_failures >= 2
+
+
+async def test_invalid_message_gets_admi002_with_line_and_xpath(harness: Harness) -> None:
+    bad = C100.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>2</NbOfTxs>")
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, bad))
+    assert status == 400
+    root = harness.verify_from_centre(answer)
+    assert root.findtext(".//{*}RjctgPtyRsn") == "AM18"
+    assert "NbOfTxs" in (root.findtext(".//{*}ErrLctn") or "")
+
+
+async def test_reversal_of_a_real_time_item_without_result(harness: Harness) -> None:
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    reversal = (SAMPLES / "pacs.007.001.09" / "valid-reversal-realtime-credit.xml").read_bytes()
+    # The sample reverses another C100; point it at ours.
+    text = reversal.decode()
+    root = etree.fromstring(reversal)
+    old_original = root.findtext(".//{*}OrgnlMsgId")
+    old_tx = root.findtext(".//{*}OrgnlTxId")
+    text = text.replace(old_original or "", C100_ID).replace(old_tx or "", C100_TX)
+    sender = root.findtext(".//{*}Fr//{*}MmbId")
+    text = text.replace(sender or "", BOCOM)
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, text.encode()))
+    assert status == 200, answer
+    assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == "reversed"
+
+
+async def test_outbox_long_poll_wakes_on_delivery_and_ack_removes(harness: Harness) -> None:
+    waiting = asyncio.create_task(harness.outbox(CCB, wait=10))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    delivered = await asyncio.wait_for(waiting, 5)
+    assert kinds(delivered) == ["pacs.008.001.08"]
+    assert await harness.ack(CCB, delivered["next"]) == 1
+    assert (await harness.outbox(CCB))["messages"] == []
+
+
+async def test_outbox_survives_a_restart(harness: Harness, tmp_path: Path) -> None:
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    await harness.runtime.clearing.close()
+    reopened = await open_runtime(CONFIG, harness.clock, run_ticker=False)
+    from gateway.store import messages
+
+    async with reopened.clearing.engine.connect() as connection:
+        kept = await messages.read_outbox(connection, CCB, 0, 10)
+    assert [message.message_type for message in kept] == ["pacs.008.001.08"]
+    assert reopened.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == "awaiting-receipt"
+    await reopened.clearing.close()
+    harness.runtime.clearing = reopened.clearing
+
+
+async def test_tls_requires_a_pinned_client_certificate(harness: Harness, tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as session:
+        plain = ssl.create_default_context(cafile=str(harness.keys.ca_path))
+        with pytest.raises(aiohttp.ClientError):
+            async with session.get(harness.url + "/healthz", ssl=plain) as response:
+                await response.read()
+    stranger = KeyStore(tmp_path / "elsewhere")
+    stranger.initialise(CENTRE, [BOCOM], START)
+    from gateway.transport.tls import client_context
+
+    foreign = client_context(harness.keys, stranger.participant(BOCOM))
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientError):
+            async with session.get(harness.url + "/healthz", ssl=foreign) as response:
+                await response.read()
+
+
+async def test_operations_endpoints(harness: Harness) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/healthz", "/readyz"):
+            async with session.get(harness.url + path, ssl=harness.context(CCB)) as response:
+                assert response.status == 200
+        await harness.post(BOCOM, harness.sign(BOCOM, C100))
+        async with session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response:
+            text = await response.text()
+    assert 'isogw_messages_total{message="pacs.008.001.08",outcome="accepted"} 1' in text
+    assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
+    assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
+
+
+async def test_bounds_413_415_429(harness: Harness) -> None:
+    huge = b"<a>" + b"x" * (harness.runtime.gateway.settings.http.max_body_bytes + 1) + b"</a>"
+    assert (await harness.post(BOCOM, huge))[0] == 413
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            harness.url + "/v1/messages",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+            ssl=harness.context(BOCOM),
+        ) as response,
+    ):
+        assert response.status == 415
+    import time
+
+    # An exhausted bucket (a second's worth of requests in debt) answers 429.
+    harness.runtime.buckets[BOCOM] = (-200.0, time.monotonic())
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 429
+
+
+def test_token_bucket_allows_the_burst_then_limits() -> None:
+    from gateway.transport.http_app import _rate_limited
+
+    class Settings:
+        class http:  # noqa: N801 - mimics the settings shape
+            burst = 3
+            requests_per_second = 0.001
+
+    runtime = type("R", (), {"gateway": type("G", (), {"settings": Settings})(), "buckets": {}})()
+    assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
+
+
+def test_authentication_alarm_after_consecutive_failures() -> None:
+    from gateway.transport.http_app import Metrics, _failure
+
+    class Settings:
+        class http:  # noqa: N801 - mimics the settings shape
+            authentication_alarm_after = 3
+
+    fake = type("R", (), {})()
+    fake.metrics = Metrics()
+    fake.failures = {}
+    fake.gateway = type("G", (), {"settings": Settings})()
+    for _ in range(2):
+        _failure(fake, "10.0.0.9", "test")
+    assert fake.metrics.authentication_alarms == 0
+    _failure(fake, "10.0.0.9", "test")
+    assert fake.metrics.authentication_alarms == 1
+    assert fake.metrics.authentication_failures == 3
+
+
+async def test_validate_endpoint_answers_the_verdict(harness: Harness) -> None:
+    invalid = (SAMPLES / "pacs.008.001.08" / "invalid-AM02-credit-over-cap.xml").read_bytes()
+    status, body = await harness.post(BOCOM, invalid, path="/v1/validate")
+    verdict = json.loads(body)
+    assert status == 400 and [error["code"] for error in verdict["errors"]] == ["AM02"]
+    status, body = await harness.post(BOCOM, C100, path="/v1/validate")
+    assert status == 200 and json.loads(body)["valid"]
