@@ -24,6 +24,11 @@ from gateway.iso.input_source import InputSource, spool
 from gateway.iso.problems import Verdict
 from gateway.iso.schema_catalogue import SchemaError
 from gateway.operator_cli import OperatorError, add_core_commands, run_core
+from gateway.participant_cli import (
+    ParticipantToolError,
+    add_participant_commands,
+    run_participant,
+)
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -55,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
     validate.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
     add_core_commands(commands)
+    add_participant_commands(commands)
     keys = commands.add_parser("keys", help="development keys and certificates")
     key_actions = keys.add_subparsers(dest="action", required=True)
     initialise = key_actions.add_parser(
@@ -214,9 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(arguments)
         if arguments.command == "keys":
             return run_keys(arguments, sys.stdout)
+        if arguments.command in ("submit", "outbox"):
+            return run_participant(arguments.config or default_config_file(), arguments, sys.stdout)
         if arguments.command == "core":
             return run_core(arguments.config or default_config_file(), arguments, sys.stdout)
-    except (UsageError, OperatorError) as error:
+    except (UsageError, OperatorError, ParticipantToolError) as error:
         sys.stderr.write(f"isogw: {error}\n")
         return EXIT_USAGE
     except ValidationError as error:

@@ -49,6 +49,10 @@ class KeyStore:
         return self.folder / "ca.pem"
 
     @property
+    def ca_key_path(self) -> Path:
+        return self.folder / "ca.key"
+
+    @property
     def gateway(self) -> KeyPair:
         return KeyPair(self.folder / "gateway.key", self.folder / "gateway.pem")
 
@@ -87,9 +91,19 @@ class KeyStore:
             .sign(ca_key, hashes.SHA256())
         )
         self.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        _write_key(self.ca_key_path, ca_key)
         self._issue(self.gateway, centre, ca, ca_key, now, server=True)
         for code in participants:
             self._issue(self.participant(code), code, ca, ca_key, now, server=False)
+
+    def issue(self, code: str, not_before: datetime, not_after: datetime) -> KeyPair:
+        """A further participant certificate from the development CA (a new bank, a renewal)."""
+        ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        pair = self.participant(code)
+        self._issue(pair, code, ca, ca_key, not_before, server=False, not_after=not_after)
+        return pair
 
     def _issue(
         self,
@@ -99,6 +113,7 @@ class KeyStore:
         ca_key: ec.EllipticCurvePrivateKey,
         now: datetime,
         server: bool,
+        not_after: datetime | None = None,
     ) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
@@ -111,7 +126,7 @@ class KeyStore:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + DEVELOPMENT_VALIDITY)
+            .not_valid_after(not_after or now + DEVELOPMENT_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
@@ -123,12 +138,16 @@ class KeyStore:
                 critical=False,
             )
         certificate = builder.sign(ca_key, hashes.SHA256())
-        pair.key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        os.chmod(pair.key_path, 0o600)
+        _write_key(pair.key_path, key)
         pair.certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """A private key, readable by its owner only (created so, never world-readable)."""
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)

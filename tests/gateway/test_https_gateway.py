@@ -8,7 +8,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +382,103 @@ async def test_validate_endpoint_answers_the_verdict(harness: Harness) -> None:
     assert status == 400 and [error["code"] for error in verdict["errors"]] == ["AM02"]
     status, body = await harness.post(BOCOM, C100, path="/v1/validate")
     assert status == 200 and json.loads(body)["valid"]
+
+
+async def test_participant_tools_submit_and_read_the_outbox(harness: Harness) -> None:
+    import argparse
+    import io
+
+    from gateway.participant_cli import _outbox, _submit
+
+    out = io.StringIO()
+    submit = argparse.Namespace(
+        file=SAMPLES / "pacs.008.001.08" / "valid-bare-document-A100.xml",
+        participant="103100000026",
+        url=harness.url,
+    )
+    assert await _submit(submit, harness.runtime.gateway, out) == 0
+    assert out.getvalue().startswith("200 accepted for processing (admi.007)")
+    out = io.StringIO()
+    read = argparse.Namespace(
+        participant="103100000026", after=0, wait=0.0, ack=True, json=False, url=harness.url
+    )
+    assert await _outbox(read, harness.runtime.gateway, out) == 0
+    assert "pacs.002.001.10" in out.getvalue() and "=ACSP" in out.getvalue()
+    assert "(acknowledged)" in out.getvalue()
+    assert (await harness.outbox("103100000026"))["messages"] == []
+
+
+async def _get_health(harness: Harness, context: ssl.SSLContext) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(harness.url + "/healthz", ssl=context) as response,
+    ):
+        return response.status
+
+
+async def test_expired_client_certificate_is_refused(harness: Harness) -> None:
+    from gateway.transport.tls import client_context
+
+    pair = harness.keys.issue(BOCOM, START - timedelta(days=400), START - timedelta(days=1))
+    with pytest.raises(aiohttp.ClientError):
+        await _get_health(harness, client_context(harness.keys, pair))
+
+
+async def test_certificate_from_the_ca_but_not_pinned_is_403(harness: Harness) -> None:
+    from gateway.transport.tls import client_context
+
+    pair = harness.keys.issue("308584000013", START, START + timedelta(days=30))
+    assert await _get_health(harness, client_context(harness.keys, pair)) == 200  # TLS passes
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(harness.url + "/v1/outbox", ssl=client_context(harness.keys, pair)) as response,
+    ):
+        assert response.status == 403
+
+
+async def test_tls_1_2_client_is_refused(harness: Harness) -> None:
+    context = harness.context(BOCOM)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(aiohttp.ClientError):
+        await _get_health(harness, context)
+
+
+async def test_one_hundred_concurrent_identical_submissions_apply_once(harness: Harness) -> None:
+    signed = harness.sign(BOCOM, C100)
+    answers = await asyncio.gather(*(harness.post(BOCOM, signed) for _ in range(100)))
+    assert {status for status, _ in answers} == {200}
+    assert len({body for _, body in answers}) == 1
+    assert len((await harness.outbox(CCB))["messages"]) == 1
+    assert len(harness.runtime.clearing.core.items) == 1
+
+
+@pytest.mark.parametrize(
+    ("attack", "code"),
+    [
+        ("duplicate", "DS0B"),
+        ("altered", "DS01"),
+        ("comment", "DS01"),
+        ("sha1", "DS0B"),
+        ("wrong-key", "DS0E"),
+    ],
+)
+async def test_signature_attacks_over_https(harness: Harness, attack: str, code: str) -> None:
+    import re
+
+    signed = harness.sign(BOCOM, C100)
+    if attack == "duplicate":
+        signature = re.search(rb"<ds:Signature.*?</ds:Signature>", signed, re.DOTALL).group(0)  # type: ignore[union-attr]
+        signed = signed.replace(b"</Sgntr>", signature + b"</Sgntr>", 1)
+    elif attack == "altered":
+        signed = signed.replace(b'Ccy="CNY">2000.00<', b'Ccy="CNY">9000.00<', 1)
+    elif attack == "comment":
+        signed = signed.replace(b"<MsgId>B3012", b"<MsgId>B30<!---->12", 1)
+    elif attack == "sha1":
+        signed = signed.replace(b"xmldsig-more#ecdsa-sha256", b"xmldsig-more#ecdsa-sha1")
+    else:
+        signed = harness.sign(ICBC, C100)
+    status, answer = await harness.post(BOCOM, signed)
+    assert status == 400
+    assert f"<RjctgPtyRsn>{code}</RjctgPtyRsn>".encode() in answer
+    assert harness.runtime.clearing.core.items == {}

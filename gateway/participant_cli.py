@@ -1,0 +1,190 @@
+"""A participant's tools: ``isogw submit FILE --as CODE`` and ``isogw outbox --as CODE``.
+
+They use the participant's development key and certificate from the state folder (written by
+``isogw keys init`` or the first ``isogw serve``), talk to the gateway over mutual TLS, and
+print what a bank integration engineer needs: the answer's status and reason, and each
+message waiting in the outbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+from lxml import etree
+
+from gateway.commands.inbound import BusinessHeader
+from gateway.composition import Gateway, build_gateway, state_directory
+from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.security.keys import KeyStore
+from gateway.security.signatures import XmlDsigSigner
+from gateway.transport.tls import client_context
+
+ENVELOPE = "{urn:isogw:xsd:envelope.001.01}Message"
+
+
+class ParticipantToolError(Exception):
+    """Missing keys, an unreadable file, an unreachable gateway (exit 2)."""
+
+
+def add_participant_commands(commands: Any) -> None:
+    submit = commands.add_parser(
+        "submit", help="sign and submit a message as a participant, print the answer"
+    )
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--as", dest="participant", required=True, metavar="CODE")
+    submit.add_argument("--url", help="gateway URL (default: https://host:port of [http])")
+    outbox = commands.add_parser("outbox", help="read (and acknowledge) a participant's outbox")
+    outbox.add_argument("--as", dest="participant", required=True, metavar="CODE")
+    outbox.add_argument("--after", type=int, default=0)
+    outbox.add_argument("--wait", type=float, default=0.0, help="seconds to wait for messages")
+    outbox.add_argument("--ack", action="store_true", help="acknowledge what was read")
+    outbox.add_argument("--json", action="store_true")
+    outbox.add_argument("--url")
+
+
+def _url(gateway: Gateway, url: str | None) -> str:
+    http = gateway.settings.http
+    return (url or f"https://{http.host}:{http.port}").rstrip("/")
+
+
+def _keys(participant: str) -> KeyStore:
+    keys = KeyStore(state_directory())
+    if not keys.participant(participant).key_path.is_file():
+        raise ParticipantToolError(
+            f"no key for {participant} in {keys.folder}; run `isogw keys init` (or start "
+            "`isogw serve` once) first"
+        )
+    return keys
+
+
+def envelope(gateway: Gateway, participant: str, data: bytes) -> bytes:
+    """The message as sent: a bare Document gets a business header from ``participant``."""
+    try:
+        root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    except etree.XMLSyntaxError as error:
+        raise ParticipantToolError(f"not well-formed XML: {error}") from error
+    if root.tag == ENVELOPE:
+        return data
+    codec = gateway.codecs.for_namespace(etree.QName(root).namespace or "")
+    if codec is None or codec.header_extractor is None:
+        raise ParticipantToolError(f"{root.tag} is not a message this gateway decodes")
+    values, _ = codec.header_extractor.extract(root.find(codec.root_tag))
+    header = BusinessHeader(
+        sender=participant,
+        receiver=gateway.directory.centre_member_id,
+        business_message_id=str(values.get("message_id", "")),
+        message_definition=codec.message,
+        created_at=datetime.now(UTC),
+    )
+    message = etree.Element(ENVELOPE, nsmap={None: ENVELOPE[1:].split("}")[0]})
+    message.append(gateway.encoder.element(header))
+    message.append(root)
+    text: bytes = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+    return text
+
+
+def describe_answer(status: int, body: bytes) -> str:
+    root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    if root.find(".//{*}RctAck") is not None:
+        reference = root.findtext(".//{*}RltdRef/{*}Ref")
+        return f"{status} accepted for processing (admi.007): {reference}"
+    code = root.findtext(".//{*}RjctgPtyRsn")
+    text = root.findtext(".//{*}RsnDesc")
+    location = root.findtext(".//{*}ErrLctn")
+    where = f" at {location}" if location else ""
+    return f"{status} rejected (admi.002): {code} {text}{where}"
+
+
+def summary(xml: str) -> str:
+    root = etree.fromstring(xml.encode(), etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    statuses = [
+        f"{element.findtext('{*}OrgnlTxId')}={element.findtext('{*}TxSts')}"
+        + (
+            f"({element.findtext('.//{*}Rsn/{*}Cd')})"
+            if element.find(".//{*}Rsn") is not None
+            else ""
+        )
+        for element in root.iter("{*}TxInfAndSts")
+    ]
+    original = root.findtext(".//{*}OrgnlGrpInfAndSts/{*}OrgnlMsgId")
+    if statuses:
+        return f"receipt for {original}: " + ", ".join(statuses)
+    count = len(list(root.iter("{*}CdtTrfTxInf"))) + len(list(root.iter("{*}DrctDbtTxInf")))
+    return f"{count} transaction{'s' if count != 1 else ''}"
+
+
+async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
+    keys = _keys(arguments.participant)
+    try:
+        data = arguments.file.read_bytes()
+    except OSError as error:
+        raise ParticipantToolError(f"{arguments.file}: {error.strerror}") from error
+    pair = keys.participant(arguments.participant)
+    signed = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
+        envelope(gateway, arguments.participant, data)
+    )
+    context = client_context(keys, pair)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                _url(gateway, arguments.url) + "/v1/messages",
+                data=signed,
+                headers={"Content-Type": "application/xml"},
+                ssl=context,
+            ) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except aiohttp.ClientError as error:
+        raise ParticipantToolError(f"cannot reach the gateway: {error}") from error
+    if body.startswith(b"<?xml"):
+        out.write(describe_answer(status, body) + "\n")
+    else:
+        out.write(f"{status} {body.decode(errors='replace').strip()}\n")
+    return 0 if status == 200 else 1
+
+
+async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
+    keys = _keys(arguments.participant)
+    context = client_context(keys, keys.participant(arguments.participant))
+    base = _url(gateway, arguments.url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(
+                f"{base}/v1/outbox?after={arguments.after}&wait={arguments.wait}", ssl=context
+            ) as response:
+                payload = await response.json()
+            if arguments.ack and payload["messages"]:
+                async with session.post(
+                    f"{base}/v1/outbox/ack", json={"through": payload["next"]}, ssl=context
+                ) as response:
+                    await response.read()
+    except aiohttp.ClientError as error:
+        raise ParticipantToolError(f"cannot reach the gateway: {error}") from error
+    if arguments.json:
+        json.dump(payload, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return 0
+    for message in payload["messages"]:
+        out.write(
+            f"#{message['sequence']} {message['message_type']} {message['message_id']}: "
+            f"{summary(message['xml'])}\n"
+        )
+    acknowledged = " (acknowledged)" if arguments.ack and payload["messages"] else ""
+    out.write(
+        f"{len(payload['messages'])} message(s); next cursor {payload['next']}{acknowledged}\n"
+    )
+    return 0
+
+
+def run_participant(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
+    gateway = build_gateway(config, check_sample_files=False)
+    action = _submit if arguments.command == "submit" else _outbox
+    return asyncio.run(action(arguments, gateway, out))
