@@ -30,6 +30,7 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as CryptographyInvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from lxml import etree
 from signxml import methods
@@ -80,8 +81,11 @@ class XmlDsigSigner:
         certificate_pem: bytes,
         method: SignatureMethod = SignatureMethod.ECDSA_SHA256,
     ) -> None:
-        self._key = key_pem
-        self._certificate = certificate_pem
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError("signing keys are ECDSA or RSA")
+        self._key = key
+        self._certificate = certificate_pem.decode("ascii")
         self._signer = XMLSigner(
             method=methods.enveloped,
             signature_algorithm=method,
@@ -104,7 +108,7 @@ class XmlDsigSigner:
         else:
             header.append(holder)
         etree.SubElement(holder, _ds("Signature"), Id="placeholder", nsmap={"ds": DSIG})
-        signed = self._signer.sign(root, key=self._key, cert=self._certificate.decode("ascii"))
+        signed = self._signer.sign(root, key=self._key, cert=self._certificate)
         text: bytes = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
         return text
 

@@ -9,6 +9,8 @@ so memory never runs ahead of what is on disk.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,6 +28,12 @@ from gateway.store.tables import command_log, genesis, metadata
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
 AfterCommand = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
+CommandSource = ClearingCommand | Callable[[ClearingCore], ClearingCommand | None]
+Pending = tuple[CommandSource, AfterCommand | None, "asyncio.Future[list[Event]]"]
+GROUP_COMMIT_LIMIT = 256
+"""Commands applied in one transaction at most."""
+PENDING_LIMIT = 4_096
+"""Commands waiting for the writer at most; callers wait beyond that."""
 CATCH_UP_BATCH = 1_000
 """Log rows read per query while catching up or replaying."""
 
@@ -44,6 +52,8 @@ class ClearingService:
         self._start = start
         self._core: ClearingCore | None = None
         self._sequence = 0
+        self._pending: asyncio.Queue[Pending] = asyncio.Queue(PENDING_LIMIT)
+        self._writer: asyncio.Task[None] | None = None
         self.genesis_differs = False
         """The configuration changed since the ledger started: the ledger keeps its genesis."""
 
@@ -108,22 +118,72 @@ class ClearingService:
                 return
 
     async def execute(
-        self, command: ClearingCommand, after: AfterCommand | None = None
+        self, command: CommandSource, after: AfterCommand | None = None
     ) -> list[Event]:
         """Apply and persist one command; return its events (none for a repeated id).
 
-        ``after`` runs inside the same transaction with the events (to write what the command
-        causes: deliveries, the sender's answer), so all of it commits or none does."""
-        try:
-            async with self._engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    # Serialize writers as BEGIN IMMEDIATE does on SQLite.
-                    await connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
-                await self._catch_up(connection)
+        ``command`` may be a function of the (caught-up) core that returns the command, or
+        None when there is nothing to clear. ``after`` runs inside the same transaction with
+        the events (to write what the command causes: deliveries, the sender's answer), so all
+        of it commits or none does; it is not called for a repeated command id.
+
+        Commands wait in a bounded queue for the one writer, which applies everything waiting
+        in one transaction and one commit (group commit); each caller gets its answer only
+        after that commit."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever())
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        await self._pending.put((command, after, future))
+        return await future
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < GROUP_COMMIT_LIMIT and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                results = await self._write(batch)
+            except BaseException as error:
+                await self._rebuild()
+                if len(batch) == 1 or isinstance(error, asyncio.CancelledError):
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    if isinstance(error, asyncio.CancelledError):
+                        raise
+                    continue
+                # One bad command must not sink the others: retry them one by one.
+                for entry in batch:
+                    try:
+                        (events,) = await self._write([entry])
+                        entry[2].set_result(events)
+                    except Exception as single:
+                        await self._rebuild()
+                        entry[2].set_exception(single)
+                continue
+            for (_, _, future), events in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(events)
+
+    async def _write(self, batch: list[Pending]) -> list[list[Event]]:
+        results: list[list[Event]] = []
+        async with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Serialize writers as BEGIN IMMEDIATE does on SQLite.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
+            await self._catch_up(connection)
+            for source, after, _ in batch:
+                command = source(self.core) if callable(source) else source
+                if command is None:
+                    if after is not None:
+                        await after(connection, [])
+                    results.append([])
+                    continue
                 if command.command_id in self.core.seen:
-                    return []
+                    results.append([])
+                    continue
                 events = self.core.execute(command)
-                result = await connection.execute(
+                inserted = await connection.execute(
                     insert(command_log).values(
                         command_id=command.command_id,
                         kind=command.kind,
@@ -131,15 +191,13 @@ class ClearingService:
                         payload=command.model_dump_json(),
                     )
                 )
-                sequence = result.inserted_primary_key
+                sequence = inserted.inserted_primary_key
                 if sequence is not None:
                     self._sequence = int(sequence[0])
                 if after is not None:
                     await after(connection, events)
-            return events
-        except BaseException:
-            await self._rebuild()
-            raise
+                results.append(events)
+        return results
 
     @property
     def engine(self) -> AsyncEngine:
@@ -151,6 +209,11 @@ class ClearingService:
             await self._catch_up(connection)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
         await self._engine.dispose()
 
     async def logged_commands(self) -> int:

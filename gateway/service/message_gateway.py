@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clearing.commands import AdvanceClock
+from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import CommandRefused, Event
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import AcknowledgedMessage, MessageReject, ReceiptAcknowledgement
@@ -40,7 +41,7 @@ from gateway.security.signatures import MessageSigner, SignatureProblemError, Si
 from gateway.service.clearing_service import ClearingService
 from gateway.service.clock import Clock
 from gateway.service.receipts import receipts
-from gateway.service.translation import translate
+from gateway.service.translation import command_id, translate
 from gateway.store import messages
 
 if TYPE_CHECKING:
@@ -220,23 +221,8 @@ class MessageGateway:
         content_hash: str,
         now: datetime,
     ) -> Answer:
-        async with self._clearing.engine.connect() as connection:
-            stored = await messages.find_inbound(connection, participant, message_id)
-        if stored is not None:
-            if stored.content_hash == content_hash:
-                return Answer(stored.status, stored.answer, stored.status == 200)
-            return Answer(
-                409,
-                self._reject(
-                    participant,
-                    message_id,
-                    "DU01",
-                    f"message id {message_id} was already used by {participant} for other "
-                    "content; nothing was changed",
-                ),
-                False,
-                "DU01",
-            )
+        if command_id(participant, message_id) in self._clearing.core.seen:
+            return await self._repeated(participant, message_id, content_hash)
         codec = self._gateway.codecs.for_message(message)
         decoded = (
             list(
@@ -244,19 +230,27 @@ class MessageGateway:
                     InputSource.from_bytes(body, "request"), codec, self._gateway.settings.parser
                 )
             )
-            if codec and codec.definition.decode
+            if codec is not None and codec.definition.decode is not None
             else []
-        )
-        await self._clearing.refresh()
-        command = (
-            translate(message, decoded[0], decoded[1:], participant, self._clearing.core, now)
-            if decoded
-            else None
         )
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
+        translated: dict[str, Any] = {}
+
+        def command(core: ClearingCore) -> Any:
+            # Translated in the writer, against the core as it is at that moment.
+            translated["command"] = (
+                translate(message, decoded[0], decoded[1:], participant, core, now)
+                if decoded
+                else None
+            )
+            return translated["command"]
 
         async def after(connection: AsyncConnection, events: list[Event]) -> None:
+            if translated["command"] is None and await messages.find_inbound(
+                connection, participant, message_id
+            ):
+                return  # a repeated message that clears nothing: answered below from the record
             refused = [event for event in events if isinstance(event, CommandRefused)]
             if refused and not _partly_applied(events):
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
@@ -266,7 +260,14 @@ class MessageGateway:
                 answer = self._accept(participant, message_id, message)
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
                 await self._deliver_forward(
-                    connection, participant, body, message, message_id, command, now, delivered
+                    connection,
+                    participant,
+                    body,
+                    message,
+                    message_id,
+                    translated["command"],
+                    now,
+                    delivered,
                 )
                 await self._deliver_receipts(connection, events, now, delivered)
             await messages.record_inbound(
@@ -280,18 +281,30 @@ class MessageGateway:
                 outcome["answer"],
             )
 
-        if command is None:
-            async with self._clearing.engine.begin() as connection:
-                await after(connection, [])
-        else:
-            await self._clearing.execute(command, after=after)
-        if not outcome:  # the clearing log already knew this command (another process)
-            async with self._clearing.engine.connect() as connection:
-                stored = await messages.find_inbound(connection, participant, message_id)
-            assert stored is not None
-            return Answer(stored.status, stored.answer, stored.status == 200)
+        await self._clearing.execute(command, after=after)
+        if not outcome:  # the log already held this message (an earlier or concurrent copy)
+            return await self._repeated(participant, message_id, content_hash)
         self._notify(delivered)
         return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
+
+    async def _repeated(self, participant: str, message_id: str, content_hash: str) -> Answer:
+        """The original answer for the same content; DU01 for other content."""
+        async with self._clearing.engine.connect() as connection:
+            stored = await messages.find_inbound(connection, participant, message_id)
+        if stored is not None and stored.content_hash == content_hash:
+            return Answer(stored.status, stored.answer, stored.status == 200)
+        return Answer(
+            409,
+            self._reject(
+                participant,
+                message_id,
+                "DU01",
+                f"message id {message_id} was already used by {participant} for other content; "
+                "nothing was changed",
+            ),
+            False,
+            "DU01",
+        )
 
     async def _deliver_forward(
         self,
