@@ -73,7 +73,9 @@ class Banks:
             )
             for code in (ICBC, CCB, BOCOM)
         }
-        self.contexts = {code: client_context(keys, keys.participant(code)) for code in (ICBC, CCB, BOCOM)}
+        self.contexts = {
+            code: client_context(keys, keys.participant(code)) for code in (ICBC, CCB, BOCOM)
+        }
 
     def debit(self, number: int) -> tuple[bytes, str, str]:
         message_id = f"B102100099996{number:012d}"
@@ -105,13 +107,19 @@ class Banks:
         return self.signers[CCB].sign(self.gateway.encoder.message(header, report))
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes, context: ssl.SSLContext) -> int:
-    async with session.post(url, data=body, headers={"Content-Type": "application/xml"}, ssl=context) as response:
+async def post(
+    session: aiohttp.ClientSession, url: str, body: bytes, context: ssl.SSLContext
+) -> int:
+    async with session.post(
+        url, data=body, headers={"Content-Type": "application/xml"}, ssl=context
+    ) as response:
         await response.read()
         return response.status
 
 
-async def run_payments(banks: Banks, url: str, payments: int, concurrency: int, offset: int) -> tuple[float, list[float], int]:
+async def run_payments(
+    banks: Banks, url: str, payments: int, concurrency: int, offset: int
+) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     failures = 0
     numbers = iter(range(offset, offset + payments))
@@ -136,15 +144,24 @@ async def run_payments(banks: Banks, url: str, payments: int, concurrency: int, 
     return payments / elapsed, latencies, failures
 
 
-async def run_inbound(banks: Banks, url: str, count: int, concurrency: int, offset: int) -> tuple[float, int]:
+async def run_inbound(
+    banks: Banks, url: str, count: int, concurrency: int, offset: int
+) -> tuple[float, int]:
     numbers = iter(range(offset, offset + count))
     failures = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency * 2)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency * 2)
+    ) as session:
 
         async def worker() -> None:
             nonlocal failures
             for number in numbers:
-                if await post(session, url + "/v1/messages", banks.credit(number), banks.contexts[BOCOM]) != 200:
+                if (
+                    await post(
+                        session, url + "/v1/messages", banks.credit(number), banks.contexts[BOCOM]
+                    )
+                    != 200
+                ):
                     failures += 1
 
         started = time.perf_counter()
@@ -165,7 +182,9 @@ async def echo_baseline(keys: KeyStore, banks: Banks, requests: int, concurrency
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     body, _, _ = banks.debit(0)
     numbers = iter(range(requests))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency * 2)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency * 2)
+    ) as session:
 
         async def worker() -> None:
             for _ in numbers:
@@ -181,9 +200,12 @@ async def echo_baseline(keys: KeyStore, banks: Banks, requests: int, concurrency
 def wait_ready(url: str, keys: KeyStore, timeout: float = 60) -> None:
     async def probe() -> bool:
         try:
-            async with aiohttp.ClientSession() as session, session.get(
-                url + "/readyz", ssl=client_context(keys, keys.participant(ICBC))
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    url + "/readyz", ssl=client_context(keys, keys.participant(ICBC))
+                ) as response,
+            ):
                 return response.status == 200
         except (aiohttp.ClientError, OSError):
             return False
@@ -222,8 +244,12 @@ def main() -> None:
             keys = KeyStore(state)
             wait_ready(url, keys)
             banks = Banks(keys)
-            baseline = asyncio.run(echo_baseline(keys, banks, arguments.payments * 2, arguments.concurrency))
-            print(f"baseline: bare aiohttp mutual-TLS echo of the same bodies: {baseline:,.0f} requests/s")
+            baseline = asyncio.run(
+                echo_baseline(keys, banks, arguments.payments * 2, arguments.concurrency)
+            )
+            print(
+                f"baseline: bare aiohttp mutual-TLS echo, same bodies: {baseline:,.0f} requests/s"
+            )
             rate, latencies, failures = asyncio.run(
                 run_payments(banks, url, arguments.payments, arguments.concurrency, 1)
             )
@@ -238,8 +264,9 @@ def main() -> None:
                 run_inbound(banks, url, arguments.inbound, arguments.concurrency, 10_000_000)
             )
             print(
-                f"signed inbound messages accepted (C100: verified, validated, committed, answered): "
-                f"{inbound:,.0f}/s ({failed} failed); ratio {inbound / baseline:.2f} of the echo server"
+                "signed inbound messages accepted (C100: verified, validated, committed, "
+                f"answered): {inbound:,.0f}/s ({failed} failed); "
+                f"ratio {inbound / baseline:.2f} of the echo server"
             )
         finally:
             server.terminate()
