@@ -31,6 +31,8 @@ from gateway.store.database import (
     sqlite_url,
 )
 from gateway.transport.http_app import Runtime
+from gateway.transport.push import Pusher
+from gateway.transport.tls import client_context
 
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -131,5 +133,11 @@ async def open_runtime(
     verifier = SignatureVerifier(certificates, anchor)
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock)
     runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
+    tls = client_context(keys, keys.gateway)
+    for entry in (*participants.direct, *participants.special):
+        if entry.push_url:
+            runtime.pushers[entry.code] = Pusher(
+                entry.code, entry.push_url, clearing.service, gateway.settings.push, clock.now, tls
+            )
     messages.set_notify(runtime.notify)
     return runtime

@@ -34,6 +34,8 @@ class _Entry(BaseModel):
     certificate_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     """Pin of the participant's client and signing certificate; without one, the development
     certificate from ``isogw keys init`` is pinned."""
+    push_url: str | None = Field(default=None, pattern=r"^https?://")
+    """Where the gateway pushes this participant's outbox (optional; pulling always works)."""
 
 
 def _minor_units(value: Decimal) -> Decimal:

@@ -104,6 +104,18 @@ class HttpSettings(StrictModel):
     """Longest sleep of the clearing clock between deadline checks."""
 
 
+class PushSettings(StrictModel):
+    """Pushing outbox messages to participants that configured a ``push_url``."""
+
+    max_attempts: int = Field(default=5, gt=0, le=100)
+    """Tries per message before the push pauses (the message stays in the outbox)."""
+    first_backoff_seconds: float = Field(default=1.0, gt=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    idle_seconds: float = Field(default=30.0, gt=0)
+    """How long a pusher waits for new messages before looking again anyway."""
+
+
 class StorageSettings(StrictModel):
     database_url: str | None = None
     """SQLAlchemy async URL; empty means SQLite in the state folder ($GATEWAY_STATE_DIR,
@@ -113,6 +125,7 @@ class StorageSettings(StrictModel):
 class Settings(StrictModel):
     paths: PathSettings = PathSettings()
     storage: StorageSettings = StorageSettings()
+    push: PushSettings = PushSettings()
     http: HttpSettings = HttpSettings()
     parser: ParserSettings = ParserSettings()
     validation: ValidationSettings = ValidationSettings()

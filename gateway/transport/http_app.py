@@ -32,6 +32,7 @@ from gateway.iso.input_source import InputSource
 from gateway.service.clearing_service import ClearingService
 from gateway.service.message_gateway import MessageGateway
 from gateway.store import messages
+from gateway.transport.push import Pusher
 from gateway.transport.tls import peer_pin
 
 if TYPE_CHECKING:
@@ -75,12 +76,16 @@ class Runtime:
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     limiter: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    pushers: dict[str, Pusher] = field(default_factory=dict)
 
     def notify(self, participants: set[str]) -> None:
         for participant in participants:
             event = self.waiters.get(participant)
             if event is not None:
                 event.set()
+            pusher = self.pushers.get(participant)
+            if pusher is not None:
+                pusher.wake.set()
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -282,7 +287,23 @@ async def metrics(request: web.Request) -> web.Response:
         lines.append(f'isogw_queue_amount_minor{{participant="{code}"}} {amount}')
         lines.append(f'isogw_available_minor{{participant="{code}"}} {account.available}')
         lines.append(f'isogw_net_position_minor{{participant="{code}"}} {account.net_position}')
+    lines.append("# TYPE isogw_push_failures_total counter")
+    for code, pusher in sorted(runtime.pushers.items()):
+        lines.append(f'isogw_pushed_total{{participant="{code}"}} {pusher.pushed}')
+        lines.append(f'isogw_push_failures_total{{participant="{code}"}} {pusher.failures}')
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _pushers(app: web.Application) -> AsyncIterator[None]:
+    """One push task per participant with a push_url."""
+    runtime = app[RUNTIME]
+    tasks = [asyncio.create_task(pusher.run_forever()) for pusher in runtime.pushers.values()]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _ticker(app: web.Application) -> AsyncIterator[None]:
@@ -328,4 +349,5 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_ticker)
+    app.cleanup_ctx.append(_pushers)
     return app

@@ -6,133 +6,31 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from lxml import etree
 
-from gateway.commands.inbound import BusinessHeader
-from gateway.commands.outbound import ReportedTransaction, StatusReport
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
-from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
-from gateway.service.clock import ManualClock
-from gateway.transport.http_app import Runtime, build_app
 from tests.conftest import CONFIG, SAMPLES
-
-ZONE = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
-START = datetime(2026, 11, 23, 9, 0, tzinfo=ZONE)
-BOCOM, CCB, ICBC = "301290000007", "105100000017", "102100099996"
-CENTRE = "999999999999"
-C100 = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_bytes()
-D100 = (SAMPLES / "pacs.003.001.08" / "valid-D100-realtime-debit.xml").read_bytes()
-C100_ID, C100_TX = "B301290000007202611230042", "3012900000072026112300000301"
-D100_ID, D100_TX = "B102100099996202611230057", "1021000999962026112300000801"
-DS = "{http://www.w3.org/2000/09/xmldsig#}"
-
-
-@dataclass
-class Harness:
-    runtime: Runtime
-    keys: KeyStore
-    clock: ManualClock
-    url: str
-
-    def context(self, code: str) -> ssl.SSLContext:
-        from gateway.transport.tls import client_context
-
-        return client_context(self.keys, self.keys.participant(code))
-
-    def sign(self, code: str, message: bytes) -> bytes:
-        pair = self.keys.participant(code)
-        return XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
-            message
-        )
-
-    async def post(self, code: str, body: bytes, path: str = "/v1/messages") -> tuple[int, bytes]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                self.url + path,
-                data=body,
-                headers={"Content-Type": "application/xml"},
-                ssl=self.context(code),
-            ) as response,
-        ):
-            return response.status, await response.read()
-
-    async def outbox(self, code: str, after: int = 0, wait: float = 0) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"{self.url}/v1/outbox?after={after}&wait={wait}", ssl=self.context(code)
-            ) as response,
-        ):
-            assert response.status == 200
-            return await response.json()  # type: ignore[no-any-return]
-
-    async def ack(self, code: str, through: int) -> int:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{self.url}/v1/outbox/ack", json={"through": through}, ssl=self.context(code)
-            ) as response,
-        ):
-            return int((await response.json())["acknowledged"])
-
-    def receipt(
-        self, code: str, original: str, transaction: str, status: str, reason: str | None = None
-    ) -> bytes:
-        report = StatusReport(
-            message_id=f"R{code}{transaction[-8:]}",
-            created_at=self.clock.now(),
-            instructing_agent=code,
-            original_message_id=original,
-            original_message_type="pacs.008.001.08",
-            transactions=(
-                ReportedTransaction(
-                    original_transaction_id=transaction, status=status, reason_code=reason
-                ),
-            ),
-        )
-        header = BusinessHeader(
-            sender=code,
-            receiver=CENTRE,
-            business_message_id=report.message_id,
-            message_definition="pacs.002.001.10",
-            created_at=self.clock.now(),
-        )
-        return self.sign(code, self.runtime.gateway.encoder.message(header, report))
-
-    def verify_from_centre(self, payload: bytes) -> etree._Element:
-        gateway_certificate = self.keys.gateway.certificate()
-        return SignatureVerifier({CENTRE: gateway_certificate}).verify(
-            payload, CENTRE, self.clock.now()
-        )
-
-
-@pytest.fixture
-async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
-    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
-    clock = ManualClock(START)
-    runtime = await open_runtime(CONFIG, clock, run_ticker=False)
-    keys = KeyStore(tmp_path)
-    from gateway.transport.tls import server_context
-
-    runner = web.AppRunner(build_app(runtime))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(keys))
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Harness(runtime, keys, clock, f"https://127.0.0.1:{port}")
-    await runner.cleanup()
-    await runtime.clearing.close()
+from tests.gateway.conftest import (
+    BOCOM,
+    C100,
+    C100_ID,
+    C100_TX,
+    CCB,
+    CENTRE,
+    D100,
+    D100_ID,
+    D100_TX,
+    ICBC,
+    START,
+    Harness,
+)
 
 
 def kinds(outbox: dict[str, Any]) -> list[str]:

@@ -1,0 +1,83 @@
+"""Push delivery to a bank's URL: in order, acknowledged on 2xx, bounded retries with backoff,
+nothing lost when the bank stays down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.configuration.settings import PushSettings
+from gateway.transport.push import Pusher
+from tests.gateway.conftest import BOCOM, C100, CCB, Harness
+
+SETTINGS = PushSettings(max_attempts=4, first_backoff_seconds=0.5, max_backoff_seconds=1.5)
+
+
+class FakeBank:
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = answers
+        self.received: list[tuple[str, bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((request.headers["X-Isogw-Sequence"], await request.read()))
+        status = self.answers.pop(0) if self.answers else 200
+        return web.Response(status=status)
+
+
+@pytest.fixture
+async def bank_server() -> AsyncIterator[tuple[FakeBank, str]]:
+    bank = FakeBank([])
+    app = web.Application()
+    app.router.add_post("/inbound", bank.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield bank, f"http://127.0.0.1:{port}/inbound"
+    await runner.cleanup()
+
+
+async def test_push_retries_with_backoff_then_acknowledges(
+    harness: Harness,
+    bank_server: tuple[FakeBank, str],
+) -> None:
+    bank, url = bank_server
+    bank.answers = [503, 500]
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    pusher = Pusher(CCB, url, harness.runtime.clearing, SETTINGS, harness.clock.now, sleep=sleep)
+    async with aiohttp.ClientSession() as session:
+        assert await pusher.run_once(session)
+    assert [sequence for sequence, _ in bank.received] == ["1", "1", "1"]
+    assert b"B301290000007202611230042" in bank.received[-1][1]
+    assert pauses == [0.5, 1.0]
+    assert (await harness.outbox(CCB))["messages"] == []
+
+
+async def test_push_gives_up_after_the_limit_and_keeps_the_message(
+    harness: Harness,
+    bank_server: tuple[FakeBank, str],
+) -> None:
+    bank, url = bank_server
+    bank.answers = [500] * 10
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    pusher = Pusher(CCB, url, harness.runtime.clearing, SETTINGS, harness.clock.now, sleep=sleep)
+    async with aiohttp.ClientSession() as session:
+        assert not await pusher.run_once(session)
+    assert len(bank.received) == SETTINGS.max_attempts
+    assert pauses == [0.5, 1.0, 1.5]  # doubling, capped at max_backoff_seconds
+    assert len((await harness.outbox(CCB))["messages"]) == 1
+    assert pusher.failures == 4
