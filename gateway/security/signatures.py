@@ -121,6 +121,11 @@ class SignatureVerifier:
     ) -> None:
         self._pins = dict(pins)
         self._anchor = trust_anchor
+        self._from_anchor = {
+            code: trust_anchor is None or _issued_by(certificate, trust_anchor)
+            for code, certificate in self._pins.items()
+        }
+        """Whether each pinned certificate comes from the trusted CA, checked once."""
         self._config = SignatureConfiguration(
             signature_methods=ACCEPTED_SIGNATURES,
             digest_algorithms=ACCEPTED_DIGESTS,
@@ -217,7 +222,7 @@ class SignatureVerifier:
                 f"{sender}'s certificate is valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
                 f"{certificate.not_valid_after_utc:%Y-%m-%d}",
             )
-        if self._anchor is not None and not _issued_by(certificate, self._anchor):
+        if not self._from_anchor[sender]:
             raise SignatureProblemError(
                 "DS0F", f"{sender}'s certificate is not from the trusted CA"
             )

@@ -25,9 +25,10 @@ from gateway.clearing.events import Event
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.store.tables import command_log, genesis, metadata
+from gateway.store.write_batch import WriteBatch
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
-AfterCommand = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
+AfterCommand = Callable[[WriteBatch, list[Event]], Awaitable[None]]
 CommandSource = ClearingCommand | Callable[[ClearingCore], ClearingCommand | None]
 Pending = tuple[CommandSource, AfterCommand | None, "asyncio.Future[list[Event]]"]
 GROUP_COMMIT_LIMIT = 256
@@ -172,31 +173,32 @@ class ClearingService:
                 # Serialize writers as BEGIN IMMEDIATE does on SQLite.
                 await connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
             await self._catch_up(connection)
+            writes = WriteBatch(connection)
             for source, after, _ in batch:
                 command = source(self.core) if callable(source) else source
                 if command is None:
                     if after is not None:
-                        await after(connection, [])
+                        await after(writes, [])
                     results.append([])
                     continue
                 if command.command_id in self.core.seen:
                     results.append([])
                     continue
                 events = self.core.execute(command)
-                inserted = await connection.execute(
-                    insert(command_log).values(
-                        command_id=command.command_id,
-                        kind=command.kind,
-                        issued_at=command.at.isoformat(),
-                        payload=command.model_dump_json(),
-                    )
+                writes.log.append(
+                    {
+                        "command_id": command.command_id,
+                        "kind": command.kind,
+                        "issued_at": command.at.isoformat(),
+                        "payload": command.model_dump_json(),
+                    }
                 )
-                sequence = inserted.inserted_primary_key
-                if sequence is not None:
-                    self._sequence = int(sequence[0])
                 if after is not None:
-                    await after(connection, events)
+                    await after(writes, events)
                 results.append(events)
+            last = await writes.flush()
+            if last is not None:
+                self._sequence = last
         return results
 
     @property

@@ -20,13 +20,12 @@ import asyncio
 import hashlib
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clearing.commands import AdvanceClock
 from gateway.clearing.core import ClearingCore
@@ -43,6 +42,7 @@ from gateway.service.clock import Clock
 from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
+from gateway.store.write_batch import WriteBatch
 
 if TYPE_CHECKING:
     from gateway.composition import Gateway
@@ -60,6 +60,8 @@ class Answer:
     body: bytes
     accepted: bool
     code: str | None = None
+    message_id: str | None = None
+    """The submitted message's id, for logs."""
 
 
 Notify = Callable[[set[str]], None]
@@ -195,7 +197,8 @@ class MessageGateway:
         content_hash = _canonical_hash(body)
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
-            return await self._apply(participant, body, message, message_id, content_hash, now)
+            answer = await self._apply(participant, body, message, message_id, content_hash, now)
+        return replace(answer, message_id=message_id)
 
     def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:
         first = verdict.problems[0]
@@ -246,9 +249,9 @@ class MessageGateway:
             )
             return translated["command"]
 
-        async def after(connection: AsyncConnection, events: list[Event]) -> None:
+        async def after(writes: WriteBatch, events: list[Event]) -> None:
             if translated["command"] is None and await messages.find_inbound(
-                connection, participant, message_id
+                writes.connection, participant, message_id
             ):
                 return  # a repeated message that clears nothing: answered below from the record
             refused = [event for event in events if isinstance(event, CommandRefused)]
@@ -259,8 +262,8 @@ class MessageGateway:
             else:
                 answer = self._accept(participant, message_id, message)
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
-                await self._deliver_forward(
-                    connection,
+                self._deliver_forward(
+                    writes,
                     participant,
                     body,
                     message,
@@ -269,9 +272,8 @@ class MessageGateway:
                     now,
                     delivered,
                 )
-                await self._deliver_receipts(connection, events, now, delivered)
-            await messages.record_inbound(
-                connection,
+                self._deliver_receipts(writes, events, now, delivered)
+            writes.answer(
                 participant,
                 message_id,
                 content_hash,
@@ -306,9 +308,9 @@ class MessageGateway:
             "DU01",
         )
 
-    async def _deliver_forward(
+    def _deliver_forward(
         self,
-        connection: AsyncConnection,
+        writes: WriteBatch,
         participant: str,
         body: bytes,
         message: str,
@@ -320,25 +322,20 @@ class MessageGateway:
         recipient = _forward_recipient(message, command, self._clearing, body)
         if recipient is None:
             return
-        payload = self.forward(recipient, body, message, message_id)
-        await messages.append_outbox(connection, recipient, message_id, message, payload, now)
+        writes.deliver(
+            recipient, message_id, message, self.forward(recipient, body, message, message_id), now
+        )
         delivered.add(recipient)
 
-    async def _deliver_receipts(
-        self, connection: AsyncConnection, events: list[Event], now: datetime, delivered: set[str]
+    def _deliver_receipts(
+        self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]
     ) -> None:
         for receipt in receipts(events, self._clearing.core, now, self.new_message_id):
+            message_id = receipt.report.message_id
             payload = self.envelope(
-                receipt.recipient, receipt.report, "pacs.002.001.10", receipt.report.message_id
+                receipt.recipient, receipt.report, "pacs.002.001.10", message_id
             )
-            await messages.append_outbox(
-                connection,
-                receipt.recipient,
-                receipt.report.message_id,
-                "pacs.002.001.10",
-                payload,
-                now,
-            )
+            writes.deliver(receipt.recipient, message_id, "pacs.002.001.10", payload, now)
             delivered.add(receipt.recipient)
 
     async def tick(self) -> list[Event]:
@@ -347,8 +344,8 @@ class MessageGateway:
         now = self._clock.now()
         delivered: set[str] = set()
 
-        async def after(connection: AsyncConnection, events: list[Event]) -> None:
-            await self._deliver_receipts(connection, events, now, delivered)
+        async def after(writes: WriteBatch, events: list[Event]) -> None:
+            self._deliver_receipts(writes, events, now, delivered)
 
         events = await self._clearing.execute(
             AdvanceClock(command_id=f"tick:{now.isoformat()}:{next(self._counter)}", at=now),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import inbound_message, outbox
@@ -41,48 +41,6 @@ async def find_inbound(
     if row is None:
         return None
     return StoredAnswer(row.content_hash, row.status, row.answer.encode("utf-8"))
-
-
-async def record_inbound(
-    connection: AsyncConnection,
-    sender: str,
-    message_id: str,
-    content_hash: str,
-    message_type: str | None,
-    now: datetime,
-    status: int,
-    answer: bytes,
-) -> None:
-    await connection.execute(
-        insert(inbound_message).values(
-            sender=sender,
-            message_id=message_id,
-            content_hash=content_hash,
-            message_type=message_type,
-            received_at=now.isoformat(),
-            status=status,
-            answer=answer.decode("utf-8"),
-        )
-    )
-
-
-async def append_outbox(
-    connection: AsyncConnection,
-    participant: str,
-    message_id: str,
-    message_type: str,
-    payload: bytes,
-    now: datetime,
-) -> None:
-    await connection.execute(
-        insert(outbox).values(
-            participant=participant,
-            message_id=message_id,
-            message_type=message_type,
-            payload=payload.decode("utf-8"),
-            created_at=now.isoformat(),
-        )
-    )
 
 
 async def read_outbox(

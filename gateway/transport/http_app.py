@@ -158,7 +158,12 @@ async def submit(request: web.Request) -> web.Response:
     outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
     runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
     LOG.info(
-        "event=submit participant=%s status=%d outcome=%s", participant, answer.status, outcome
+        "event=submit participant=%s message_id=%s message=%s status=%d outcome=%s",
+        participant,
+        answer.message_id or "-",
+        _message_type(body),
+        answer.status,
+        outcome,
     )
     return web.Response(status=answer.status, body=answer.body, content_type="application/xml")
 
@@ -337,6 +342,12 @@ async def _tick_forever(runtime: Runtime) -> None:
         await asyncio.sleep(min(wait, longest))
 
 
+async def _close_storage(app: web.Application) -> None:
+    """Last step of a graceful shutdown: in-flight requests have finished (aiohttp waits for
+    them up to its shutdown timeout), so the clearing writer has nothing left to commit."""
+    await app[RUNTIME].clearing.close()
+
+
 def build_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.gateway.settings.http.max_body_bytes)
     app[RUNTIME] = runtime
@@ -350,4 +361,5 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_pushers)
+    app.on_cleanup.append(_close_storage)
     return app

@@ -1,0 +1,72 @@
+"""Rows written by one group commit, inserted together (one ``executemany`` per table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import command_log, inbound_message, outbox
+
+
+@dataclass
+class WriteBatch:
+    connection: AsyncConnection
+    """The open transaction, for reads a hook needs."""
+
+    log: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+    def deliver(
+        self, participant: str, message_id: str, message_type: str, payload: bytes, now: datetime
+    ) -> None:
+        self.deliveries.append(
+            {
+                "participant": participant,
+                "message_id": message_id,
+                "message_type": message_type,
+                "payload": payload.decode("utf-8"),
+                "created_at": now.isoformat(),
+                "acknowledged_at": None,
+            }
+        )
+
+    def answer(
+        self,
+        sender: str,
+        message_id: str,
+        content_hash: str,
+        message_type: str | None,
+        now: datetime,
+        status: int,
+        answer: bytes,
+    ) -> None:
+        self.answers.append(
+            {
+                "sender": sender,
+                "message_id": message_id,
+                "content_hash": content_hash,
+                "message_type": message_type,
+                "received_at": now.isoformat(),
+                "status": status,
+                "answer": answer.decode("utf-8"),
+            }
+        )
+
+    async def flush(self) -> int | None:
+        """Insert everything; return the last command log sequence (None without log rows)."""
+        last = None
+        if self.log:
+            await self.connection.execute(insert(command_log), self.log)
+            last = (
+                await self.connection.execute(select(func.max(command_log.c.sequence)))
+            ).scalar()
+        if self.deliveries:
+            await self.connection.execute(insert(outbox), self.deliveries)
+        if self.answers:
+            await self.connection.execute(insert(inbound_message), self.answers)
+        return int(last) if last is not None else None
