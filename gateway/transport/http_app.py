@@ -151,8 +151,16 @@ async def submit(request: web.Request) -> web.Response:
             text="rate limit reached (setting http.requests_per_second)\n"
         )
     body = await _read_body(request)
-    async with runtime.limiter:
-        answer = await runtime.messages.submit(participant, body)
+    try:
+        async with runtime.limiter:
+            answer = await runtime.messages.submit(participant, body)
+    except Exception:  # storage or internal failure: nothing was committed
+        LOG.exception("event=submit-failed participant=%s", participant)
+        runtime.metrics.observe(_message_type(body), "unavailable", time.perf_counter() - started)
+        raise web.HTTPServiceUnavailable(
+            text="temporarily unavailable; nothing was applied, send the same message again\n",
+            headers={"Retry-After": "1"},
+        ) from None
     if (answer.code is not None and answer.code.startswith("DS")) or answer.status == 403:
         _failure(runtime, request.remote or "unknown", f"{answer.code} from {participant}")
     outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
