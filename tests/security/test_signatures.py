@@ -195,3 +195,45 @@ def test_keys_init_writes_a_ca_the_gateway_and_every_participant(keys: KeyStore)
     assert set(pins) == {SENDER, ICBC} and all(len(pin) == 64 for pin in pins.values())
     names = gateway.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
+
+
+def test_rsa_sha256_signature_verifies_with_xmlsec1_and_the_gateway(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SENDER)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    signed = XmlDsigSigner(key_pem, certificate_pem).sign(MESSAGE)
+    assert b"xmldsig-more#rsa-sha256" in signed
+    SignatureVerifier({SENDER: certificate}).verify(signed, SENDER, NOW)
+    (tmp_path / "cert.pem").write_bytes(certificate_pem)
+    (tmp_path / "signed.xml").write_bytes(signed)
+    completed = subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--pubkey-cert-pem",
+            str(tmp_path / "cert.pem"),
+            str(tmp_path / "signed.xml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
