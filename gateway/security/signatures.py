@@ -164,10 +164,19 @@ class SignatureVerifier:
             expect_references=1,
         )
 
-    def verify(self, message: bytes, sender: str, now: datetime) -> etree._Element:
+    def verify(
+        self,
+        message: bytes,
+        sender: str,
+        now: datetime,
+        parsed: etree._Element | None = None,
+    ) -> etree._Element:
         """Check the message's signature; return the verified message root (only what the
-        signature covers). Raise ``SignatureProblemError`` with a DS reason code."""
-        root = _parse(message)
+        signature covers). Raise ``SignatureProblemError`` with a DS reason code.
+
+        ``parsed`` is the same bytes already parsed (safely), to save a parse; it is only read.
+        """
+        root = parsed if parsed is not None else _parse(message)
         signatures = root.findall(f".//{_ds('Signature')}")
         if not signatures:
             raise SignatureProblemError("DS0A", "the message carries no signature (AppHdr/Sgntr)")

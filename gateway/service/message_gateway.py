@@ -158,7 +158,8 @@ class MessageGateway:
 
     async def submit(self, participant: str, body: bytes) -> Answer:
         now = self._clock.now()
-        header = _header_fields(body)
+        parsed = _parse_leniently(body)
+        header = _header_fields(parsed)
         reference = header.get("message_id", "")
         if header.get("sender") != participant:
             return Answer(
@@ -175,7 +176,7 @@ class MessageGateway:
                 "DS0E",
             )
         try:
-            self._verifier.verify(body, participant, now)
+            self._verifier.verify(body, participant, now, parsed)
         except SignatureProblemError as problem:
             return Answer(
                 400,
@@ -194,7 +195,8 @@ class MessageGateway:
             )
         message_id = verdict.message_id or reference
         message = verdict.message_type or ""
-        content_hash = _canonical_hash(body)
+        assert parsed is not None  # it verified, so it parsed
+        content_hash = _canonical_hash(parsed)
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(participant, body, message, message_id, content_hash, now)
@@ -378,31 +380,40 @@ def _forward_recipient(
     return None
 
 
-def _header_fields(body: bytes) -> dict[str, str]:
-    """Sender and message id from the business header, read leniently before any check."""
+def _parse_leniently(body: bytes) -> etree._Element | None:
+    """One safe parse of the submitted bytes, shared by the checks that read the tree."""
     try:
-        root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+        return etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError:
-        return {}
-    header = root.find(f"{{{HEADER}}}AppHdr")
+        return None
+
+
+def _header_fields(root: etree._Element | None) -> dict[str, str]:
+    """Sender and message id from the business header, read before any check."""
+    header = root.find(f"{{{HEADER}}}AppHdr") if root is not None else None
     if header is None:
         return {}
-    sender = header.findtext(
-        f"{{{HEADER}}}Fr/{{{HEADER}}}FIId/{{{HEADER}}}FinInstnId/{{{HEADER}}}ClrSysMmbId/{{{HEADER}}}MmbId"
+    path = "/".join(
+        f"{{{HEADER}}}{step}" for step in ("Fr", "FIId", "FinInstnId", "ClrSysMmbId", "MmbId")
     )
     return {
-        "sender": (sender or "").strip(),
+        "sender": (header.findtext(path) or "").strip(),
         "message_id": (header.findtext(f"{{{HEADER}}}BizMsgIdr") or "").strip(),
     }
 
 
-def _canonical_hash(body: bytes) -> str:
+def _canonical_hash(root: etree._Element) -> str:
     """SHA-256 of the exclusive canonical form without the signature: the same message signed
-    again (a new signature value) is still the same content."""
-    root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
-    for signature in root.findall(".//{http://www.w3.org/2000/09/xmldsig#}Signature"):
-        parent = signature.getparent()
-        if parent is not None:
-            parent.remove(signature)
-    canonical: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    again (a new signature value) is still the same content. The signature is set aside while
+    hashing and put back."""
+    signature = root.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature")
+    parent = signature.getparent() if signature is not None else None
+    if signature is not None and parent is not None:
+        position = parent.index(signature)
+        parent.remove(signature)
+    try:
+        canonical: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    finally:
+        if signature is not None and parent is not None:
+            parent.insert(position, signature)
     return hashlib.sha256(canonical).hexdigest()
