@@ -43,8 +43,3 @@ REASON_CODES: MappingProxyType[str, str] = MappingProxyType(
         "RC10": "Creditor agent clearing system member identifier invalid",
     }
 )
-
-
-def reason_name(code: str) -> str:
-    """Return the readable name of a reason code (the code itself when unknown)."""
-    return REASON_CODES.get(code, code)

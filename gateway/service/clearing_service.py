@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -205,11 +204,6 @@ class ClearingService:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    async def refresh(self) -> None:
-        """Catch up with commands other processes logged (before a query)."""
-        async with self._engine.connect() as connection:
-            await self._catch_up(connection)
-
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
@@ -225,7 +219,3 @@ class ClearingService:
                     await connection.execute(select(func.count()).select_from(command_log))
                 ).scalar_one()
             )
-
-
-def dump_events(events: list[Event]) -> str:
-    return json.dumps([event.as_dict() for event in events], default=str)

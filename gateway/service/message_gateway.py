@@ -321,7 +321,7 @@ class MessageGateway:
         now: datetime,
         delivered: set[str],
     ) -> None:
-        recipient = _forward_recipient(message, command, self._clearing, body)
+        recipient = _forward_recipient(message, command, self._clearing)
         if recipient is None:
             return
         writes.deliver(
@@ -362,9 +362,7 @@ def _partly_applied(events: list[Event]) -> bool:
     return any(not isinstance(event, CommandRefused) for event in events)
 
 
-def _forward_recipient(
-    message: str, command: Any, clearing: ClearingService, body: bytes
-) -> str | None:
+def _forward_recipient(message: str, command: Any, clearing: ClearingService) -> str | None:
     """Who receives the original: the receiving bank of a package, the original sender of a
     receipt or reply, the payer's bank of an invoice."""
     if message in ("pacs.008.001.08", "pacs.003.001.08"):

@@ -12,6 +12,17 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Tex
 
 metadata = MetaData()
 
+
+def _sequence() -> Column[int]:
+    """An increasing integer key (SQLite's rowid, a sequence elsewhere)."""
+    return Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
 genesis = Table(
     "clearing_genesis",
     metadata,
@@ -24,12 +35,7 @@ genesis = Table(
 command_log = Table(
     "clearing_command_log",
     metadata,
-    Column(
-        "sequence",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _sequence(),
     Column("command_id", String(140), nullable=False, unique=True),
     Column("kind", String(40), nullable=False),
     Column("issued_at", String(40), nullable=False),
@@ -52,12 +58,7 @@ inbound_message = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column(
-        "sequence",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _sequence(),
     Column("participant", String(12), nullable=False, index=True),
     Column("message_id", String(35), nullable=False),
     Column("message_type", String(20), nullable=False),
