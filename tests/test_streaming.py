@@ -95,3 +95,26 @@ def test_memory_stays_flat_for_a_large_package(tmp_path: Path) -> None:
     result = json.loads(completed.stdout)
     assert result["valid"]
     assert result["rss"] < 150, f"peak RSS {result['rss']} MB"
+
+
+def test_concurrent_validations_keep_their_own_errors(gateway: Gateway) -> None:
+    """Validators run in threads (HTTP); each must report its own input's problems."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import SAMPLES
+
+    inputs = {
+        "FF01": (
+            SAMPLES / "pacs.008.001.08" / "invalid-FF01-schema-missing-transaction-id.xml"
+        ).read_bytes(),
+        "RC01": (SAMPLES / "pacs.008.001.08" / "invalid-RC01-bank-code-format.xml").read_bytes(),
+    }
+
+    def check(code: str) -> set[str]:
+        verdict = gateway.validator.validate(InputSource.from_bytes(inputs[code], code))
+        return {problem.code for problem in verdict.problems}
+
+    codes = ["FF01", "RC01"] * 100
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(check, codes))
+    assert all(result == {code} for code, result in zip(codes, results, strict=True))

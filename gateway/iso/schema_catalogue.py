@@ -10,6 +10,7 @@ schema structure at start-up.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -59,9 +60,19 @@ class SchemaCatalogue:
             for namespace, path in self.files.items()
         )
         self._wrapper = f'<xs:schema xmlns:xs="{XSD_NAMESPACE}">{imports}</xs:schema>'
-        self.catalogue = self._compile(self._wrapper, "catalogue")
-        self._item_schemas: dict[tuple[str, str], etree.XMLSchema] = {}
+        self._local = threading.local()
         self._model: xmlschema.XMLSchema | None = None
+        # Compile now: a broken schema stops the start-up, not a request.
+        self._local.catalogue = self._compile(self._wrapper, "catalogue")
+
+    @property
+    def catalogue(self) -> etree.XMLSchema:
+        """The catalogue schema of this thread. lxml validators keep their error log on the
+        instance, so each thread validating at once gets its own compiled copy."""
+        schema: etree.XMLSchema | None = getattr(self._local, "catalogue", None)
+        if schema is None:
+            schema = self._local.catalogue = self._compile(self._wrapper, "catalogue")
+        return schema
 
     def _compile(self, text: str, what: str) -> etree.XMLSchema:
         try:
@@ -86,9 +97,13 @@ class SchemaCatalogue:
         return self._model
 
     def item_schema(self, namespace: str, element: str, type_name: str) -> etree.XMLSchema:
-        """A schema of ``namespace`` plus a global ``element`` of type ``type_name``."""
+        """A schema of ``namespace`` plus a global ``element`` of type ``type_name`` (one per
+        thread, like the catalogue)."""
         key = (namespace, element)
-        if key not in self._item_schemas:
+        cache: dict[tuple[str, str], etree.XMLSchema] | None = getattr(self._local, "items", None)
+        if cache is None:
+            cache = self._local.items = {}
+        if key not in cache:
             path = self.files[namespace]
             text = (
                 f'<xs:schema xmlns:xs="{XSD_NAMESPACE}" xmlns:item={quoteattr(namespace)} '
@@ -97,5 +112,5 @@ class SchemaCatalogue:
                 f'<xs:element name={quoteattr(element)} type="item:{type_name}"/>'
                 "</xs:schema>"
             )
-            self._item_schemas[key] = self._compile(text, f"{element} item")
-        return self._item_schemas[key]
+            cache[key] = self._compile(text, f"{element} item")
+        return cache[key]
