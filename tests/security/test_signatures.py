@@ -237,3 +237,89 @@ def test_rsa_sha256_signature_verifies_with_xmlsec1_and_the_gateway(
         text=True,
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def _xmlsec1_signed(keys: KeyStore, tmp_path: Path, around: str) -> bytes:
+    text = re.sub(
+        r"(\s*</AppHdr>)",
+        f"<Sgntr>{around}{TEMPLATE}{around}</Sgntr>\\1",
+        MESSAGE.decode(),
+        count=1,
+    )
+    template = tmp_path / f"template{len(around)}.xml"
+    template.write_text(text, encoding="utf-8")
+    pair = keys.participant(SENDER)
+    output = tmp_path / f"out{len(around)}.xml"
+    subprocess.run(
+        [
+            "xmlsec1",
+            "--sign",
+            "--privkey-pem",
+            f"{pair.key_path},{pair.certificate_path}",
+            "--output",
+            str(output),
+            str(template),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return output.read_bytes()
+
+
+def test_same_verdict_as_signxml_on_valid_and_tampered_messages(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """Differential check against an independent implementation (signxml)."""
+    from signxml.exceptions import InvalidInput, InvalidSignature
+    from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+    ours = signer(keys).sign(MESSAGE)
+    pretty = _xmlsec1_signed(keys, tmp_path, "\n        ")
+    tight = _xmlsec1_signed(keys, tmp_path, "")
+    cases = {
+        "ours": ours,
+        "xmlsec1 with whitespace around the signature": pretty,
+        "xmlsec1 tight": tight,
+        "amount altered": ours.replace(b'Ccy="CNY">2000.00<', b'Ccy="CNY">2000.01<', 1),
+        "whitespace added": ours.replace(b"<MsgId>", b"<MsgId> ", 1),
+        "whitespace around the signature changed": pretty.replace(
+            b"\n        <ds:Signature", b"\n  <ds:Signature", 1
+        ),
+        "signature value altered": re.sub(
+            rb"<SignatureValue>(.)",
+            lambda match: b"<SignatureValue>" + (b"A" if match.group(1) != b"A" else b"B"),
+            ours,
+            count=1,
+        )
+        if b"<SignatureValue>" in ours
+        else re.sub(
+            rb"<ds:SignatureValue>(.)",
+            lambda match: b"<ds:SignatureValue>" + (b"A" if match.group(1) != b"A" else b"B"),
+            ours,
+            count=1,
+        ),
+        "digest altered": re.sub(
+            rb"<ds:DigestValue>(.)",
+            lambda match: b"<ds:DigestValue>" + (b"A" if match.group(1) != b"A" else b"B"),
+            ours,
+            count=1,
+        ),
+        "signed by another key": signer(keys, ICBC).sign(MESSAGE),
+    }
+    certificate = keys.participant(SENDER).certificate()
+    config = SignatureConfiguration(expect_references=1)
+    for name, message in cases.items():
+        try:
+            XMLVerifier().verify(message, x509_cert=certificate, expect_config=config)
+            reference_ok = True
+        except (InvalidSignature, InvalidInput):
+            reference_ok = False
+        try:
+            SignatureVerifier({SENDER: certificate}).verify(message, SENDER, NOW)
+            ours_ok = True
+        except SignatureProblemError:
+            ours_ok = False
+        assert ours_ok == reference_ok, name
+        assert ours_ok == (
+            name in {"ours", "xmlsec1 with whitespace around the signature", "xmlsec1 tight"}
+        ), name
