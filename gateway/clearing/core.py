@@ -87,6 +87,8 @@ class ClearingCore:
         }
         self.items: dict[str, PaymentItem] = {}
         self.packages: dict[str, Package] = {}
+        self.packages_by_message: dict[str, list[str]] = {}
+        """Package ids by the message id they came with (replies name only the message id)."""
         self.receipts: dict[str, Receipt] = {}
         self.returns: set[str] = set()
         self.netting = NettingBook(
@@ -372,6 +374,8 @@ class ClearingCore:
             command.package_id, command.sender, command.receiver, kind.code, debit, real_time
         )
         self.packages[package.package_id] = package
+        message_id = package.package_id.rpartition(":")[2]
+        self.packages_by_message.setdefault(message_id, []).append(package.package_id)
         deadline = None
         if real_time:
             deadline = command.at + self.real_time_deadline

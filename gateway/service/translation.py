@@ -50,7 +50,7 @@ def _original_package(core: ClearingCore, message_id: str | None, counterpart: s
     ``counterpart`` (as sender or receiver), else the first one with that id."""
     if message_id is None:
         return ""
-    matches = [key for key in core.packages if key.endswith(f":{message_id}")]
+    matches = core.packages_by_message.get(message_id, [])
     for key in matches:
         package = core.packages[key]
         if counterpart in (package.sender, package.receiver):
