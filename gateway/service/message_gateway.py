@@ -186,9 +186,13 @@ class MessageGateway:
                 False,
                 problem.code,
             )
-        verdict = await asyncio.to_thread(
-            self._gateway.validator.validate, InputSource.from_bytes(body, "request")
-        )
+        source = InputSource.from_bytes(body, "request")
+        if len(body) <= self._gateway.settings.parser.tree_max_bytes:
+            # A single message validates in well under a millisecond: a thread would only add
+            # switching (the GIL gives no parallelism); large packages go to a thread.
+            verdict = self._gateway.validator.validate(source)
+        else:
+            verdict = await asyncio.to_thread(self._gateway.validator.validate, source)
         if not verdict.valid:
             return Answer(
                 400, self._invalid(participant, reference, verdict), False, verdict.problems[0].code
