@@ -62,38 +62,42 @@ class DocumentEncoder:
 
     def element(self, document: BaseModel) -> etree._Element:
         """The ``Document`` (or ``AppHdr``) element for ``document``, validated."""
+        top = self._build(document)
+        self._check(top, self._described(document))
+        return top
+
+    def _described(self, document: BaseModel) -> str:
+        name = type(document).__name__
+        return f"{self._plans[name][0].message} built from {name}"
+
+    def _build(self, document: BaseModel) -> etree._Element:
         name = type(document).__name__
         if name not in self._plans:
             raise EncodingError(f"no outbound codec encodes {name}")
         codec, plan = self._plans[name]
-        if codec.namespace == HEADER_NAMESPACE:
-            top = etree.Element(codec.message_tag, nsmap={None: codec.namespace})
-            root = top
-        else:
-            top = etree.Element(codec.message_tag, nsmap={None: codec.namespace})
-            root = etree.SubElement(top, codec.root_tag)
+        top = etree.Element(codec.message_tag, nsmap={None: codec.namespace})
+        root = top if codec.namespace == HEADER_NAMESPACE else etree.SubElement(top, codec.root_tag)
         _write(root, plan, document)
-        schema = self._schemas.catalogue
-        if not schema.validate(top):
-            errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
-            raise EncodingError(f"{codec.message} built from {name} is not valid: {errors}")
         return top
+
+    def _check(self, element: etree._Element, what: str) -> None:
+        schema = self._schemas.catalogue
+        if not schema.validate(element):
+            errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
+            raise EncodingError(f"{what} is not valid under our XSD: {errors}")
 
     def document(self, document: BaseModel) -> bytes:
         text: bytes = etree.tostring(self.element(document), xml_declaration=True, encoding="UTF-8")
         return text
 
     def message(self, header: BaseModel, document: BaseModel) -> bytes:
-        """The envelope: business header then document, both validated."""
+        """The envelope: business header then document, validated once as a whole."""
         envelope = etree.Element(
             f"{{{ENVELOPE_NAMESPACE}}}Message", nsmap={None: ENVELOPE_NAMESPACE}
         )
-        envelope.append(self.element(header))
-        envelope.append(self.element(document))
-        schema = self._schemas.catalogue
-        if not schema.validate(envelope):
-            errors = "; ".join(strip_namespaces(entry.message) for entry in schema.error_log)
-            raise EncodingError(f"envelope is not valid: {errors}")
+        envelope.append(self._build(header))
+        envelope.append(self._build(document))
+        self._check(envelope, f"envelope of {self._described(document)}")
         text: bytes = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
         return text
 
