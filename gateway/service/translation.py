@@ -141,7 +141,11 @@ def translate(
             items=tuple(
                 ReturnedItem(
                     package_id=_original_package(
-                        core, getattr(item, "original_message_id", None), sender
+                        core,
+                        # per item (TxInf/OrgnlGrpInf) or for the whole return (OrgnlGrpInf)
+                        getattr(item, "original_message_id", None)
+                        or getattr(fields, "original_message_id", None),
+                        sender,
                     ),
                     transaction_id=item.original_transaction_id,  # type: ignore[attr-defined]
                 )

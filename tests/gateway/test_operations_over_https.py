@@ -1,0 +1,73 @@
+"""Cancellation, stop payment and return sent as camt.056 / pacs.004 over HTTPS, each reaching
+the clearing core through the translation layer (the samples refer to one another)."""
+
+from __future__ import annotations
+
+from gateway.clearing.commands import SetCap
+from gateway.participant_cli import envelope
+from tests.conftest import SAMPLES
+from tests.gateway.conftest import START, Harness
+
+ABC, BOC, ICBC = "103100000026", "104100000004", "102100099996"
+
+
+def sample(path: str) -> bytes:
+    return (SAMPLES / path).read_bytes()
+
+
+async def send(harness: Harness, code: str, path: str) -> tuple[int, bytes]:
+    message = envelope(harness.runtime.gateway, code, sample(path))
+    return await harness.post(code, harness.sign(code, message))
+
+
+def state(harness: Harness, item_id: str) -> str:
+    return harness.runtime.clearing.core.items[item_id].state
+
+
+async def test_stop_payment_of_one_debit_item(harness: Harness) -> None:
+    assert (await send(harness, ABC, "pacs.003.001.08/valid-bare-document-B100.xml"))[0] == 200
+    package = f"{ABC}:B103100000026202611230024"
+    status, answer = await send(harness, ABC, "camt.056.001.08/valid-stop-payment-item.xml")
+    assert status == 200, answer
+    assert state(harness, f"{package}/1031000000262026112300000902") == "stopped"
+    assert state(harness, f"{package}/1031000000262026112300000901") == "awaiting-receipt"
+
+
+async def test_cancellation_of_a_queued_credit_package(harness: Harness) -> None:
+    await harness.runtime.clearing.execute(
+        SetCap(
+            command_id="no-cap",
+            at=START,
+            participant=ABC,
+            collateral=0,
+            credit_line=0,
+            ring_fenced=0,
+        )
+    )
+    assert (await send(harness, ABC, "pacs.008.001.08/valid-bare-document-A100.xml"))[0] == 200
+    package = harness.runtime.clearing.core.packages[f"{ABC}:B103100000026202611230015"]
+    assert {state(harness, item) for item in package.item_ids} == {"queued"}
+    status, answer = await send(
+        harness, ABC, "camt.056.001.08/valid-cancellation-whole-package.xml"
+    )
+    assert status == 200, answer
+    assert {state(harness, item) for item in package.item_ids} == {"cancelled"}
+
+
+async def test_cancellation_refused_once_netted_answers_agnt(harness: Harness) -> None:
+    assert (await send(harness, ABC, "pacs.008.001.08/valid-bare-document-A100.xml"))[0] == 200
+    status, answer = await send(
+        harness, ABC, "camt.056.001.08/valid-cancellation-whole-package.xml"
+    )
+    assert status == 400 and b"<RjctgPtyRsn>AGNT</RjctgPtyRsn>" in answer
+
+
+async def test_return_of_a_netted_credit(harness: Harness) -> None:
+    assert (await send(harness, ICBC, "pacs.008.001.08/valid-A100-ordinary-credit.xml"))[0] == 200
+    original = f"{ICBC}:B102100099996202611230001/1021000999962026112300000004"
+    assert state(harness, original) == "netted"
+    status, answer = await send(harness, BOC, "pacs.004.001.09/valid-return-credit.xml")
+    assert status == 200, answer
+    assert state(harness, original) == "returned"
+    returned = harness.runtime.clearing.core.items[original].returned_by
+    assert returned is not None and state(harness, returned) == "netted"
