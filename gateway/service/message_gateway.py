@@ -275,6 +275,7 @@ class MessageGateway:
                     message,
                     message_id,
                     translated["command"],
+                    decoded[1:],
                     now,
                     delivered,
                 )
@@ -322,16 +323,34 @@ class MessageGateway:
         message: str,
         message_id: str,
         command: Any,
+        items: list[BaseModel],
         now: datetime,
         delivered: set[str],
     ) -> None:
-        recipient = _forward_recipient(message, command, self._clearing)
-        if recipient is None:
-            return
-        writes.deliver(
-            recipient, message_id, message, self.forward(recipient, body, message, message_id), now
-        )
-        delivered.add(recipient)
+        for recipient in self._forward_recipients(message, command, items):
+            payload = self.forward(recipient, body, message, message_id)
+            writes.deliver(recipient, message_id, message, payload, now)
+            delivered.add(recipient)
+
+    def _forward_recipients(self, message: str, command: Any, items: list[BaseModel]) -> list[str]:
+        """Who receives the original: the receiving bank of a package; the other party of a
+        cancellation, stop, reversal or return; the clearing bank of each invoice's payer bank
+        (remt.001). A bank's own receipt travels as the centre's receipts instead."""
+        if message in ("pacs.008.001.08", "pacs.003.001.08"):
+            return [str(command.receiver)]
+        if message == "remt.001.001.05":
+            directory = self._gateway.directory
+            banks = (
+                directory.clearing_party(str(getattr(item, "payer_agent", ""))) for item in items
+            )
+            return sorted({bank for bank in banks if bank})
+        if message == "pacs.002.001.10" or command is None:
+            return []
+        package = self._clearing.core.packages.get(getattr(command, "package_id", ""))
+        if package is None:
+            return []
+        requester = getattr(command, "requester", None)
+        return [package.receiver if requester == package.sender else package.sender]
 
     def _deliver_receipts(
         self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]
@@ -364,22 +383,6 @@ class MessageGateway:
 def _partly_applied(events: list[Event]) -> bool:
     """A receipt may refuse some answers (too late) and apply others."""
     return any(not isinstance(event, CommandRefused) for event in events)
-
-
-def _forward_recipient(message: str, command: Any, clearing: ClearingService) -> str | None:
-    """Who receives the original: the receiving bank of a package, the original sender of a
-    receipt or reply, the payer's bank of an invoice."""
-    if message in ("pacs.008.001.08", "pacs.003.001.08"):
-        return str(command.receiver)
-    core = clearing.core
-    target = getattr(command, "package_id", None)
-    package = core.packages.get(target) if target else None
-    if message == "pacs.002.001.10":
-        return None  # the sender's answer travels as the centre's own receipts
-    if package is not None:
-        requester = getattr(command, "requester", None)
-        return package.receiver if requester == package.sender else package.sender
-    return None
 
 
 def _parse_leniently(body: bytes) -> etree._Element | None:

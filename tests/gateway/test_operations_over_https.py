@@ -71,3 +71,13 @@ async def test_return_of_a_netted_credit(harness: Harness) -> None:
     assert state(harness, original) == "returned"
     returned = harness.runtime.clearing.core.items[original].returned_by
     assert returned is not None and state(harness, returned) == "netted"
+
+
+async def test_invoice_transfer_reaches_the_payers_bank(harness: Harness) -> None:
+    agency = "990100000017"
+    status, answer = await send(harness, agency, "remt.001.001.05/valid-invoice-transfer.xml")
+    assert status == 200, answer
+    delivered = (await harness.outbox(ABC))["messages"]
+    assert [message["message_type"] for message in delivered] == ["remt.001.001.05"]
+    assert "RmtAdvc" in delivered[0]["xml"]
+    harness.verify_from_centre(delivered[0]["xml"].encode())
