@@ -225,6 +225,7 @@ def main() -> None:
     parser.add_argument("--inbound", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--port", type=int, default=18443)
+    parser.add_argument("--workers", type=int, default=1, help="gateway processes")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         base = Path(name)
@@ -232,7 +233,16 @@ def main() -> None:
         state = base / "state"
         environment = {**os.environ, "GATEWAY_STATE_DIR": str(state)}
         server = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(config / "gateway.toml"), "serve"],
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "--config",
+                str(config / "gateway.toml"),
+                "serve",
+                "--workers",
+                str(arguments.workers),
+            ],
             env=environment,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -271,7 +281,7 @@ def main() -> None:
             )
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ valid, 1 when any is invalid, 2 for usage errors, unreadable input or a broken c
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -68,11 +70,15 @@ def _parser() -> argparse.ArgumentParser:
         help="create a development CA, the gateway's and every participant's key and certificate",
     )
     initialise.add_argument("--force", action="store_true", help="replace existing keys")
-    commands.add_parser(
+    serve = commands.add_parser(
         "serve",
-        help="start the HTTP service (POST /v1/validate, GET /healthz)",
-        description="Start the HTTP service on the host and port of the [http] settings.",
+        help="start the HTTPS gateway (mutual TLS) on the [http] host and port",
+        description="Start the HTTPS gateway on the host and port of the [http] settings.",
     )
+    serve.add_argument(
+        "--workers", type=int, help="gateway processes sharing the port (default: http.workers)"
+    )
+    serve.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -163,23 +169,58 @@ def run_serve(arguments: argparse.Namespace) -> int:
     clock = SystemClock()
     keys = ensure_keys(gateway.directory, clock)
     http = gateway.settings.http
+    workers = arguments.workers or http.workers
+    if workers > 1 and not arguments.shared_port:
+        # Create the tables and the ledger's genesis once, before other processes start.
+        asyncio.run(_prepare_storage(config, clock))
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "--config",
+                str(config),
+                "serve",
+                "--workers",
+                "1",
+                "--shared-port",
+            ]
+        )
+        for _ in range(workers - 1)
+    ]
 
     async def application() -> web.Application:
         return build_app(await open_runtime(config, clock, gateway=gateway))
 
     print(
-        f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, keys in {keys.folder})",
+        f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
+        f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
         flush=True,
     )
-    web.run_app(
-        application(),
-        host=http.host,
-        port=http.port,
-        ssl_context=server_context(keys),
-        print=None,
-        shutdown_timeout=30,
-    )
+    try:
+        web.run_app(
+            application(),
+            host=http.host,
+            port=http.port,
+            ssl_context=server_context(keys),
+            print=None,
+            shutdown_timeout=30,
+            reuse_port=workers > 1 or arguments.shared_port,
+        )
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=40)
     return 0
+
+
+async def _prepare_storage(config: Path, clock: Any) -> None:
+    from gateway.composition import open_clearing
+
+    clearing = await open_clearing(config, clock)
+    await clearing.service.close()
 
 
 def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:

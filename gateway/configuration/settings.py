@@ -103,6 +103,12 @@ class HttpSettings(StrictModel):
     tick_max_seconds: float = Field(default=1.0, gt=0, le=60)
     """Longest sleep of the clearing clock between deadline checks."""
 
+    workers: int = Field(default=1, ge=1, le=64)
+    """Gateway processes sharing the port (SO_REUSEPORT) and the database."""
+
+    outbox_poll_seconds: float = Field(default=0.5, gt=0, le=30)
+    """How often a waiting outbox poll looks again (messages another process delivered)."""
+
 
 class PushSettings(StrictModel):
     """Pushing outbox messages to participants that configured a ``push_url``."""

@@ -207,7 +207,11 @@ async def outbox(request: web.Request) -> web.Response:
         if found or remaining <= 0:
             break
         try:
-            await asyncio.wait_for(waiter.wait(), timeout=remaining)
+            # Woken by a delivery in this process; looks again now and then for deliveries
+            # made by other gateway processes.
+            await asyncio.wait_for(
+                waiter.wait(), timeout=min(remaining, settings.outbox_poll_seconds)
+            )
         except TimeoutError:
             continue
     payload = {
