@@ -152,3 +152,27 @@ def test_optional_agent_is_left_out_entirely(gateway: Gateway) -> None:
     )
     text = etree.tostring(gateway.encoder.element(report)).decode()
     assert "InstgAgt" not in text and "<InstdAgt>" in text and "DbtrAgt" not in text
+
+
+def test_cancellation_resolution_is_valid_under_the_official_schema(gateway: Gateway) -> None:
+    from gateway.commands.outbound import CancellationOutcome, CancellationResolution
+
+    resolution = CancellationResolution(
+        message_id="G202611230001",
+        assigner="999999999999",
+        assignee="103100000026",
+        created_at=NOW,
+        confirmation="CNCL",
+        original_message_id="B103100000026202611230024",
+        original_message_type="pacs.003.001.08",
+        group_status="ACCR",
+        transactions=(
+            CancellationOutcome(
+                original_transaction_id="1031000000262026112300000902", status="ACCR"
+            ),
+        ),
+    )
+    element = gateway.encoder.element(resolution)
+    assert official("camt.029.001.09").validate(etree.ElementTree(element)), official(
+        "camt.029.001.09"
+    ).error_log

@@ -238,6 +238,28 @@ class EndOfDayStatement(Document):
     statements: tuple[Statement, ...] = Field(min_length=1)
 
 
+class CancellationOutcome(Document):
+    original_transaction_id: str
+    status: str = Field(pattern="^(ACCR|RJCR|PDCR)$")
+    reason_code: str | None = None
+
+
+class CancellationResolution(Document):
+    """camt.029 from the centre: the answer paired with a camt.056 (cancellation or stop)."""
+
+    message_id: str
+    assigner: str
+    assignee: str
+    created_at: datetime
+    confirmation: str = Field(pattern="^(CNCL|RJCR|PDCR)$")
+    original_message_id: str
+    original_message_type: str
+    group_status: str | None = Field(default=None, pattern="^(ACCR|RJCR|PACR|PDCR)$")
+    reason_code: str | None = None
+    reason_text: str | None = None
+    transactions: tuple[CancellationOutcome, ...] = ()
+
+
 OUTBOUND_MODELS: MappingProxyType[str, type[BaseModel]] = MappingProxyType(
     {
         model.__name__: model
@@ -248,6 +270,7 @@ OUTBOUND_MODELS: MappingProxyType[str, type[BaseModel]] = MappingProxyType(
             StatusReport,
             SessionNotification,
             EndOfDayStatement,
+            CancellationResolution,
         )
     }
 )

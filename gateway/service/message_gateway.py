@@ -29,9 +29,15 @@ from pydantic import BaseModel
 
 from gateway.clearing.commands import AdvanceClock
 from gateway.clearing.core import ClearingCore
-from gateway.clearing.events import CommandRefused, Event
+from gateway.clearing.events import CommandRefused, Event, ItemChanged
 from gateway.commands.inbound import BusinessHeader
-from gateway.commands.outbound import AcknowledgedMessage, MessageReject, ReceiptAcknowledgement
+from gateway.commands.outbound import (
+    AcknowledgedMessage,
+    CancellationOutcome,
+    CancellationResolution,
+    MessageReject,
+    ReceiptAcknowledgement,
+)
 from gateway.iso.decoder import decode
 from gateway.iso.input_source import InputSource
 from gateway.iso.problems import Verdict
@@ -261,6 +267,8 @@ class MessageGateway:
             ):
                 return  # a repeated message that clears nothing: answered below from the record
             refused = [event for event in events if isinstance(event, CommandRefused)]
+            if message == "camt.056.001.08" and decoded:
+                self._resolve(writes, participant, decoded[0], events, now, delivered)
             if refused and not _partly_applied(events):
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
@@ -351,6 +359,45 @@ class MessageGateway:
             return []
         requester = getattr(command, "requester", None)
         return [package.receiver if requester == package.sender else package.sender]
+
+    def _resolve(
+        self,
+        writes: WriteBatch,
+        requester: str,
+        request: BaseModel,
+        events: list[Event],
+        now: datetime,
+        delivered: set[str],
+    ) -> None:
+        """The camt.029 paired with a camt.056: CNCL with the items cancelled or stopped, or
+        RJCR with the reason the centre refused it."""
+        fields: Any = request
+        refused = [event for event in events if isinstance(event, CommandRefused)]
+        core = self._clearing.core
+        done = [
+            core.items[event.item_id].transaction_id
+            for event in events
+            if isinstance(event, ItemChanged) and event.state in ("cancelled", "stopped")
+        ]
+        resolution = CancellationResolution(
+            message_id=self.new_message_id(),
+            assigner=self._centre,
+            assignee=requester,
+            created_at=now,
+            confirmation="RJCR" if refused else "CNCL",
+            original_message_id=fields.original_message_id,
+            original_message_type=fields.original_message_type,
+            group_status="RJCR" if refused else "ACCR",
+            reason_code=refused[0].code if refused else None,
+            reason_text=refused[0].text[:105] if refused else None,
+            transactions=tuple(
+                CancellationOutcome(original_transaction_id=transaction, status="ACCR")
+                for transaction in done
+            ),
+        )
+        payload = self.envelope(requester, resolution, "camt.029.001.09", resolution.message_id)
+        writes.deliver(requester, resolution.message_id, "camt.029.001.09", payload, now)
+        delivered.add(requester)
 
     def _deliver_receipts(
         self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]

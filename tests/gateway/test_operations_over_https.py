@@ -31,6 +31,18 @@ async def test_stop_payment_of_one_debit_item(harness: Harness) -> None:
     assert status == 200, answer
     assert state(harness, f"{package}/1031000000262026112300000902") == "stopped"
     assert state(harness, f"{package}/1031000000262026112300000901") == "awaiting-receipt"
+    # The answer paired with the request: a camt.029 for ABC; the stop goes on to the payer's bank.
+    messages = (await harness.outbox(ABC))["messages"]
+    (resolution,) = [
+        message for message in messages if message["message_type"] == "camt.029.001.09"
+    ]
+    assert "<Conf>CNCL</Conf>" in resolution["xml"]
+    assert "<OrgnlTxId>1031000000262026112300000902</OrgnlTxId>" in resolution["xml"]
+    harness.verify_from_centre(resolution["xml"].encode())
+    payer = harness.runtime.clearing.core.packages[package].receiver
+    assert "camt.056.001.08" in [
+        message["message_type"] for message in (await harness.outbox(payer))["messages"]
+    ]
 
 
 async def test_cancellation_of_a_queued_credit_package(harness: Harness) -> None:
