@@ -222,6 +222,8 @@ class ResolveCancellation(Command):
     instructed_agent: str
     created_at: datetime
     resolved_case_id: str | None = None
+    case_creator: str | None = None
+    """The bank that opened the case (sent the camt.056): where a bank's answer goes on to."""
     confirmation: str
     original_message_id: str | None = None
     original_message_type: str | None = None

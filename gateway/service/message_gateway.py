@@ -286,6 +286,7 @@ class MessageGateway:
                     decoded[1:],
                     now,
                     delivered,
+                    decoded[0] if decoded else None,
                 )
                 self._deliver_receipts(writes, events, now, delivered)
             writes.answer(
@@ -334,18 +335,30 @@ class MessageGateway:
         items: list[BaseModel],
         now: datetime,
         delivered: set[str],
+        header: BaseModel | None = None,
     ) -> None:
-        for recipient in self._forward_recipients(message, command, items):
+        for recipient in self._forward_recipients(message, command, items, header):
             payload = self.forward(recipient, body, message, message_id)
             writes.deliver(recipient, message_id, message, payload, now)
             delivered.add(recipient)
 
-    def _forward_recipients(self, message: str, command: Any, items: list[BaseModel]) -> list[str]:
+    def _forward_recipients(
+        self, message: str, command: Any, items: list[BaseModel], header: BaseModel | None = None
+    ) -> list[str]:
         """Who receives the original: the receiving bank of a package; the other party of a
         cancellation, stop, reversal or return; the clearing bank of each invoice's payer bank
         (remt.001). A bank's own receipt travels as the centre's receipts instead."""
         if message in ("pacs.008.001.08", "pacs.003.001.08"):
             return [str(command.receiver)]
+        if message == "camt.029.001.09" and header is not None:
+            # A bank's answer to a stop or cancellation goes on to the bank that asked.
+            fields: Any = header
+            targets = (fields.case_creator, fields.instructed_agent)
+            return [
+                bank
+                for bank in dict.fromkeys(targets)
+                if bank and bank != self._centre and self._gateway.directory.kind(bank)
+            ][:1]
         if message == "remt.001.001.05":
             directory = self._gateway.directory
             banks = (

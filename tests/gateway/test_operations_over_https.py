@@ -93,3 +93,13 @@ async def test_invoice_transfer_reaches_the_payers_bank(harness: Harness) -> Non
     assert [message["message_type"] for message in delivered] == ["remt.001.001.05"]
     assert "RmtAdvc" in delivered[0]["xml"]
     harness.verify_from_centre(delivered[0]["xml"].encode())
+
+
+async def test_a_payer_banks_answer_to_a_stop_goes_on_to_the_bank_that_asked(
+    harness: Harness,
+) -> None:
+    status, answer = await send(harness, BOC, "camt.029.001.09/valid-stop-payment-refused.xml")
+    assert status == 200, answer
+    forwarded = (await harness.outbox(ABC))["messages"]
+    assert [message["message_type"] for message in forwarded] == ["camt.029.001.09"]
+    harness.verify_from_centre(forwarded[0]["xml"].encode())
