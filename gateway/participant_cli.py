@@ -20,12 +20,11 @@ from lxml import etree
 
 from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway, build_gateway, state_directory
+from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import XmlDsigSigner
 from gateway.transport.tls import client_context
-
-ENVELOPE = "{urn:isogw:xsd:envelope.001.01}Message"
 
 
 class ParticipantToolError(Exception):
@@ -69,7 +68,7 @@ def envelope(gateway: Gateway, participant: str, data: bytes) -> bytes:
         root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError as error:
         raise ParticipantToolError(f"not well-formed XML: {error}") from error
-    if root.tag == ENVELOPE:
+    if root.tag == MESSAGE_TAG:
         return data
     codec = gateway.codecs.for_namespace(etree.QName(root).namespace or "")
     if codec is None or codec.header_extractor is None:
@@ -82,9 +81,7 @@ def envelope(gateway: Gateway, participant: str, data: bytes) -> bytes:
         message_definition=codec.message,
         created_at=datetime.now(UTC),
     )
-    message = etree.Element(ENVELOPE, nsmap={None: ENVELOPE[1:].split("}")[0]})
-    message.append(gateway.encoder.element(header))
-    message.append(root)
+    message = gateway.encoder.envelope_around(header, root)
     text: bytes = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
     return text
 

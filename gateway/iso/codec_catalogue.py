@@ -21,11 +21,9 @@ from gateway.configuration.toml_files import TomlFileError, describe, read_toml
 from gateway.iso.codec_definition import CodecDefinition, EncodeElement, FieldMap
 from gateway.iso.converters import DECODERS
 from gateway.iso.extractor import Extractor
+from gateway.iso.namespaces import HEADER_NAMESPACE
 from gateway.iso.paths import CompiledPath, PathError, compile_path
 from gateway.iso.schema_catalogue import SchemaCatalogue
-
-HEADER_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
-
 
 PIPELINE_HEADER_FIELDS = frozenset(
     {

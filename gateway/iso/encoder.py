@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from lxml import etree
 from pydantic import BaseModel
 
-from gateway.iso.codec_catalogue import HEADER_NAMESPACE, Codec, CodecCatalogue
+from gateway.iso.codec_catalogue import Codec, CodecCatalogue
 from gateway.iso.codec_definition import EncodeElement
 from gateway.iso.converters import ENCODERS
+from gateway.iso.namespaces import ENVELOPE_NAMESPACE, HEADER_NAMESPACE, MESSAGE_TAG
 from gateway.iso.paths import CompiledPath, compile_path
-from gateway.iso.pipeline import ENVELOPE_NAMESPACE
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import strip_namespaces
 
@@ -92,14 +92,28 @@ class DocumentEncoder:
 
     def message(self, header: BaseModel, document: BaseModel) -> bytes:
         """The envelope: business header then document, validated once as a whole."""
-        envelope = etree.Element(
-            f"{{{ENVELOPE_NAMESPACE}}}Message", nsmap={None: ENVELOPE_NAMESPACE}
+        text: bytes = etree.tostring(
+            self.message_element(header, document), xml_declaration=True, encoding="UTF-8"
         )
-        envelope.append(self._build(header))
-        envelope.append(self._build(document))
-        self._check(envelope, f"envelope of {self._described(document)}")
-        text: bytes = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
         return text
+
+    def message_element(self, header: BaseModel, document: BaseModel) -> etree._Element:
+        """The envelope as a tree, for a signer that works on the tree."""
+        envelope = _envelope(self._build(header), self._build(document))
+        self._check(envelope, f"envelope of {self._described(document)}")
+        return envelope
+
+    def envelope_around(self, header: BaseModel, document: etree._Element) -> etree._Element:
+        """A document that is already a tree (a forward, a bank's own file) in a new
+        envelope; only the new header is built and checked."""
+        return _envelope(self.element(header), document)
+
+
+def _envelope(header: etree._Element, document: etree._Element) -> etree._Element:
+    envelope = etree.Element(MESSAGE_TAG, nsmap={None: ENVELOPE_NAMESPACE})
+    envelope.append(header)
+    envelope.append(document)
+    return envelope
 
 
 def _write(parent: etree._Element, plan: tuple[_Step, ...], source: object) -> None:

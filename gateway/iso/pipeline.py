@@ -21,10 +21,11 @@ from lxml import etree
 from gateway.configuration.participants import ParticipantDirectory
 from gateway.configuration.settings import Settings
 from gateway.iso.business_header import check_business_header
-from gateway.iso.codec_catalogue import HEADER_NAMESPACE, Codec, CodecCatalogue
+from gateway.iso.codec_catalogue import Codec, CodecCatalogue
 from gateway.iso.diagnostics import SchemaDiagnostics, tree_schema_problems
 from gateway.iso.extractor import Extractor, FieldFailure
 from gateway.iso.input_source import InputSource
+from gateway.iso.namespaces import HEADER_NAMESPACE, MESSAGE_TAG
 from gateway.iso.paths import local_name
 from gateway.iso.problems import Problem, Verdict
 from gateway.iso.rules.base import ItemRef, Location, Rule, RuleContext
@@ -33,8 +34,6 @@ from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import strip_namespaces
 
-ENVELOPE_NAMESPACE = "urn:isogw:xsd:envelope.001.01"
-MESSAGE_TAG = f"{{{ENVELOPE_NAMESPACE}}}Message"
 _EVENTS = ("end", "comment", "pi")
 
 

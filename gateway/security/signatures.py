@@ -45,11 +45,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from lxml import etree
 
+from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
+from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
-HEADER = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
-ENVELOPE = "urn:isogw:xsd:envelope.001.01"
 EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
@@ -70,6 +70,10 @@ class SignatureProblemError(Exception):
 
 class MessageSigner(Protocol):
     def sign(self, message: bytes) -> bytes: ...
+
+    def sign_element(self, root: etree._Element) -> bytes:
+        """Signs a tree the gateway built (no serialising and parsing it again)."""
+        ...
 
 
 def _ds(name: str) -> str:
@@ -98,7 +102,7 @@ class XmlDsigSigner:
 
     def sign_element(self, root: etree._Element) -> bytes:
         header = root.find(f"{{{HEADER}}}AppHdr")
-        if root.tag != f"{{{ENVELOPE}}}Message" or header is None:
+        if root.tag != MESSAGE_TAG or header is None:
             raise ValueError("only an envelope with a business header is signed")
         for old in header.findall(f"{{{HEADER}}}Sgntr"):
             header.remove(old)
@@ -185,7 +189,7 @@ class SignatureVerifier:
             or header is None
             or header.tag != f"{{{HEADER}}}AppHdr"
             or header.getparent() is not root
-            or root.tag != f"{{{ENVELOPE}}}Message"
+            or root.tag != MESSAGE_TAG
         ):
             raise SignatureProblemError("DS0B", "the signature must sit in /Message/AppHdr/Sgntr")
         if next(root.iter(etree.Comment), None) is not None:

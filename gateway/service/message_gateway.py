@@ -40,6 +40,8 @@ from gateway.commands.outbound import (
 )
 from gateway.iso.decoder import decode
 from gateway.iso.input_source import InputSource
+from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
+from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.problems import Verdict
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
@@ -53,8 +55,6 @@ from gateway.store.write_batch import WriteBatch
 if TYPE_CHECKING:
     from gateway.composition import Gateway
 
-HEADER = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
-ENVELOPE_TAG = "{urn:isogw:xsd:envelope.001.01}Message"
 LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
@@ -105,15 +105,18 @@ class MessageGateway:
         now = self._clock.now()
         return f"G{now:%Y%m%d%H%M%S}{next(self._counter):012d}"[:35]
 
-    def envelope(self, recipient: str, document: BaseModel, message: str, message_id: str) -> bytes:
-        header = BusinessHeader(
+    def _header(self, recipient: str, message: str, message_id: str) -> BusinessHeader:
+        return BusinessHeader(
             sender=self._centre,
             receiver=recipient,
             business_message_id=message_id,
             message_definition=message,
             created_at=self._clock.now(),
         )
-        return self._signer.sign(self._gateway.encoder.message(header, document))
+
+    def envelope(self, recipient: str, document: BaseModel, message: str, message_id: str) -> bytes:
+        header = self._header(recipient, message, message_id)
+        return self._signer.sign_element(self._gateway.encoder.message_element(header, document))
 
     def _reject(
         self,
@@ -147,18 +150,9 @@ class MessageGateway:
     def forward(self, recipient: str, original: bytes, message: str, message_id: str) -> bytes:
         """The original document in a new envelope from the centre, signed by the gateway."""
         root = etree.fromstring(original, etree.XMLParser(**SAFE_PARSE_OPTIONS))
-        document = root[-1] if root.tag == ENVELOPE_TAG else root
-        header = BusinessHeader(
-            sender=self._centre,
-            receiver=recipient,
-            business_message_id=message_id,
-            message_definition=message,
-            created_at=self._clock.now(),
-        )
-        envelope = etree.Element(ENVELOPE_TAG, nsmap={None: ENVELOPE_TAG[1:].split("}")[0]})
-        envelope.append(self._gateway.encoder.element(header))
-        envelope.append(document)
-        return self._signer.sign(etree.tostring(envelope))
+        document = root[-1] if root.tag == MESSAGE_TAG else root
+        header = self._header(recipient, message, message_id)
+        return self._signer.sign_element(self._gateway.encoder.envelope_around(header, document))
 
     # Submission ----------------------------------------------------------------------
 
