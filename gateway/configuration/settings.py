@@ -120,6 +120,8 @@ class PushSettings(StrictModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
     idle_seconds: float = Field(default=30.0, gt=0)
     """How long a pusher waits for new messages before looking again anyway."""
+    batch: int = Field(default=100, gt=0, le=10_000)
+    """Messages a pusher reads from the outbox at a time (sent one by one, in order)."""
 
 
 class StorageSettings(StrictModel):

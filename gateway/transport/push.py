@@ -50,7 +50,9 @@ class Pusher:
     async def run_once(self, session: aiohttp.ClientSession) -> bool:
         """Push what is waiting; False when a message could not be delivered."""
         async with self._clearing.engine.connect() as connection:
-            waiting = await messages.read_outbox(connection, self.participant, 0, 100)
+            waiting = await messages.read_outbox(
+                connection, self.participant, 0, self._settings.batch
+            )
         for message in waiting:
             if not await self._deliver(session, message.sequence, message.payload):
                 return False
