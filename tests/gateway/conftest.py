@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from lxml import etree
 
+from gateway.clearing.commands import SetCap
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import ReportedTransaction, StatusReport
 from gateway.composition import open_runtime
@@ -106,6 +107,19 @@ class Harness:
             created_at=self.clock.now(),
         )
         return self.sign(code, self.runtime.gateway.encoder.message(header, report))
+
+    async def remove_cap(self, code: str) -> None:
+        """No collateral, credit line or ring-fenced funds: the bank's net debit cap is zero."""
+        await self.runtime.clearing.execute(
+            SetCap(
+                command_id=f"no-cap-{code}",
+                at=START,
+                participant=code,
+                collateral=0,
+                credit_line=0,
+                ring_fenced=0,
+            )
+        )
 
     def verify_from_centre(self, payload: bytes) -> etree._Element:
         gateway_certificate = self.keys.gateway.certificate()

@@ -86,18 +86,7 @@ async def test_no_answer_in_time_rejects_ab05_and_a_late_answer_is_refused(
 
 
 async def test_failed_cap_check_rejects_to_both_banks_am04(harness: Harness) -> None:
-    from gateway.clearing.commands import SetCap
-
-    await harness.runtime.clearing.execute(
-        SetCap(
-            command_id="low-cap",
-            at=START,
-            participant=BOCOM,
-            collateral=0,
-            credit_line=0,
-            ring_fenced=0,
-        )
-    )
+    await harness.remove_cap(BOCOM)
     await harness.post(BOCOM, harness.sign(BOCOM, C100))
     await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP"))
     for bank in (BOCOM, CCB):

@@ -3,10 +3,9 @@ the clearing core through the translation layer (the samples refer to one anothe
 
 from __future__ import annotations
 
-from gateway.clearing.commands import SetCap
 from gateway.participant_cli import envelope
 from tests.conftest import SAMPLES
-from tests.gateway.conftest import START, Harness
+from tests.gateway.conftest import Harness
 
 ABC, BOC, ICBC = "103100000026", "104100000004", "102100099996"
 
@@ -46,16 +45,7 @@ async def test_stop_payment_of_one_debit_item(harness: Harness) -> None:
 
 
 async def test_cancellation_of_a_queued_credit_package(harness: Harness) -> None:
-    await harness.runtime.clearing.execute(
-        SetCap(
-            command_id="no-cap",
-            at=START,
-            participant=ABC,
-            collateral=0,
-            credit_line=0,
-            ring_fenced=0,
-        )
-    )
+    await harness.remove_cap(ABC)
     assert (await send(harness, ABC, "pacs.008.001.08/valid-bare-document-A100.xml"))[0] == 200
     package = harness.runtime.clearing.core.packages[f"{ABC}:B103100000026202611230015"]
     assert {state(harness, item) for item in package.item_ids} == {"queued"}
