@@ -38,14 +38,6 @@ def set_text(namespace: str, path: str, text: str, index: int = 0) -> Mutation:
     return mutate
 
 
-def chain(*mutations: Mutation) -> Mutation:
-    def mutate(tree: etree._ElementTree) -> None:
-        for mutation in mutations:
-            mutation(tree)
-
-    return mutate
-
-
 def remove(namespace: str, path: str, index: int = 0) -> Mutation:
     def mutate(tree: etree._ElementTree) -> None:
         element = one(tree, namespace, path, index)
@@ -182,9 +174,7 @@ def main() -> None:
     write(
         CREDIT,
         "invalid-RC08-unknown-instructed-agent.xml",
-        chain(
-            set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "308584000013"),
-        ),
+        set_text(c, "GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId", "308584000013"),
     )
     write(
         CREDIT,
@@ -255,9 +245,7 @@ def main() -> None:
     write(
         CHEQUES,
         "invalid-CH16-cheque-image-digest.xml",
-        chain(
-            lambda tree: setattr(one(tree, CHEQUE, "BckImg/Sha256", 0), "text", "0" * 64),
-        ),
+        lambda tree: setattr(one(tree, CHEQUE, "BckImg/Sha256", 0), "text", "0" * 64),
     )
     write(CHEQUES, "invalid-AM12-cheque-amount-differs.xml", set_text(CHEQUE, "Amt", "36800.01", 0))
     write(DEBIT, "invalid-CH17-cheque-data-on-ordinary-debit.xml", _borrow_cheque)

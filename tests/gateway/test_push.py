@@ -27,6 +27,22 @@ class FakeBank:
         return web.Response(status=status)
 
 
+class RecordedPauses:
+    """The pusher's sleep: records the backoff instead of waiting it out."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def ccb_pusher(harness: Harness, url: str, pauses: RecordedPauses) -> Pusher:
+    return Pusher(
+        CCB, url, harness.runtime.clearing, SETTINGS, harness.clock.now, sleep=pauses.sleep
+    )
+
+
 @pytest.fixture
 async def bank_server() -> AsyncIterator[tuple[FakeBank, str]]:
     bank = FakeBank([])
@@ -48,17 +64,13 @@ async def test_push_retries_with_backoff_then_acknowledges(
     bank, url = bank_server
     bank.answers = [503, 500]
     await harness.post(BOCOM, harness.sign(BOCOM, C100))
-    pauses: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-
-    pusher = Pusher(CCB, url, harness.runtime.clearing, SETTINGS, harness.clock.now, sleep=sleep)
+    pauses = RecordedPauses()
+    pusher = ccb_pusher(harness, url, pauses)
     async with aiohttp.ClientSession() as session:
         assert await pusher.run_once(session)
     assert [sequence for sequence, _ in bank.received] == ["1", "1", "1"]
     assert b"B301290000007202611230042" in bank.received[-1][1]
-    assert pauses == [0.5, 1.0]
+    assert pauses.seconds == [0.5, 1.0]
     assert (await harness.outbox(CCB))["messages"] == []
 
 
@@ -69,15 +81,11 @@ async def test_push_gives_up_after_the_limit_and_keeps_the_message(
     bank, url = bank_server
     bank.answers = [500] * 10
     await harness.post(BOCOM, harness.sign(BOCOM, C100))
-    pauses: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-
-    pusher = Pusher(CCB, url, harness.runtime.clearing, SETTINGS, harness.clock.now, sleep=sleep)
+    pauses = RecordedPauses()
+    pusher = ccb_pusher(harness, url, pauses)
     async with aiohttp.ClientSession() as session:
         assert not await pusher.run_once(session)
     assert len(bank.received) == SETTINGS.max_attempts
-    assert pauses == [0.5, 1.0, 1.5]  # doubling, capped at max_backoff_seconds
+    assert pauses.seconds == [0.5, 1.0, 1.5]  # doubling, capped at max_backoff_seconds
     assert len((await harness.outbox(CCB))["messages"]) == 1
     assert pusher.failures == 4
