@@ -75,8 +75,12 @@ class Runtime:
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
-    limiter: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     pushers: dict[str, Pusher] = field(default_factory=dict)
+    limiter: asyncio.Semaphore = field(init=False)
+    """Validations running at once (``http.max_concurrent_validations``)."""
+
+    def __post_init__(self) -> None:
+        self.limiter = asyncio.Semaphore(self.gateway.settings.http.max_concurrent_validations)
 
     def notify(self, participants: set[str]) -> None:
         for participant in participants:
@@ -365,7 +369,6 @@ async def _close_storage(app: web.Application) -> None:
 def build_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.gateway.settings.http.max_body_bytes)
     app[RUNTIME] = runtime
-    runtime.limiter = asyncio.Semaphore(runtime.gateway.settings.http.max_concurrent_validations)
     app.router.add_post("/v1/messages", submit)
     app.router.add_get("/v1/outbox", outbox)
     app.router.add_post("/v1/outbox/ack", acknowledge)
