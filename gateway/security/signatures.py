@@ -31,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
@@ -76,6 +77,9 @@ class MessageSigner(Protocol):
         ...
 
 
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
 def _ds(name: str) -> str:
     return f"{{{DSIG}}}{name}"
 
@@ -84,9 +88,44 @@ def _parse(message: bytes) -> etree._Element:
     return etree.fromstring(message, etree.XMLParser(**SAFE_PARSE_OPTIONS))
 
 
+def _signature_templates(
+    method: str, certificate: bytes
+) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes, bytes]]:
+    """The canonical SignedInfo around its DigestValue, and the Signature element as text
+    around its DigestValue and SignatureValue, both made once by lxml."""
+    digest_mark, value_mark = "@DIGEST@", "@VALUE@"
+    signature = etree.Element(_ds("Signature"), nsmap={"ds": DSIG})
+    info = etree.SubElement(signature, _ds("SignedInfo"))
+    etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=EXCLUSIVE_C14N)
+    etree.SubElement(info, _ds("SignatureMethod"), Algorithm=method)
+    reference = etree.SubElement(info, _ds("Reference"), URI="")
+    transforms = etree.SubElement(reference, _ds("Transforms"))
+    etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
+    etree.SubElement(transforms, _ds("Transform"), Algorithm=EXCLUSIVE_C14N)
+    etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
+    etree.SubElement(reference, _ds("DigestValue")).text = digest_mark
+    etree.SubElement(signature, _ds("SignatureValue")).text = value_mark
+    key_info = etree.SubElement(signature, _ds("KeyInfo"))
+    data = etree.SubElement(key_info, _ds("X509Data"))
+    etree.SubElement(data, _ds("X509Certificate")).text = certificate
+    canonical_info = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
+    info_before, info_after = canonical_info.split(digest_mark.encode())
+    whole = etree.tostring(signature, method="c14n", exclusive=True, with_comments=False)
+    first, rest = whole.split(digest_mark.encode())
+    second, third = rest.split(value_mark.encode())
+    return (info_before, info_after), (first, second, third)
+
+
 class XmlDsigSigner:
-    """Signs an envelope (``Message``) in ``AppHdr/Sgntr`` (0.16 ms a signature, against
-    0.68 ms through signxml: the gateway signs every answer, forward and receipt)."""
+    """Signs an envelope (``Message``) in ``AppHdr/Sgntr``; the gateway signs every answer,
+    forward and receipt.
+
+    The message is canonicalized once (lxml's exclusive C14N) and sent in that canonical form:
+    the digest is taken over those very bytes, and the Signature is written into the empty
+    ``Sgntr`` as text from a template. The template's SignedInfo is lxml's own canonical form,
+    made once, so the bytes signed are exactly those a verifier canonicalizes (checked against
+    xmlsec1 and signxml in the tests). No Signature tree is built and nothing is serialized
+    twice (about 60 µs a signature on top of the ECDSA operation)."""
 
     def __init__(self, key_pem: bytes, certificate_pem: bytes) -> None:
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -94,8 +133,11 @@ class XmlDsigSigner:
             raise ValueError("signing keys are ECDSA or RSA")
         self._key = key
         certificate = x509.load_pem_x509_certificate(certificate_pem)
-        self._certificate = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER))
+        encoded = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER))
         self._method = ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
+        self._placeholder = f"signature-goes-here-{secrets.token_hex(16)}"
+        """Marks the empty Sgntr in the canonical bytes (unguessable, so no content has it)."""
+        self._signed_info, self._signature = _signature_templates(self._method, encoded)
 
     def sign(self, message: bytes) -> bytes:
         return self.sign_element(_parse(message))
@@ -112,30 +154,17 @@ class XmlDsigSigner:
             related.addprevious(holder)
         else:
             header.append(holder)
-        # The enveloped-signature transform removes the Signature: digest the message with
-        # an empty Sgntr, canonicalized (exclusive, no comments).
-        digest = hashlib.sha256(
-            etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
-        ).digest()
-        signature = etree.SubElement(holder, _ds("Signature"), nsmap={"ds": DSIG})
-        info = etree.SubElement(signature, _ds("SignedInfo"))
-        etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=EXCLUSIVE_C14N)
-        etree.SubElement(info, _ds("SignatureMethod"), Algorithm=self._method)
-        reference = etree.SubElement(info, _ds("Reference"), URI="")
-        transforms = etree.SubElement(reference, _ds("Transforms"))
-        etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
-        etree.SubElement(transforms, _ds("Transform"), Algorithm=EXCLUSIVE_C14N)
-        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
-        etree.SubElement(reference, _ds("DigestValue")).text = base64.b64encode(digest)
-        signed_info = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
-        etree.SubElement(signature, _ds("SignatureValue")).text = base64.b64encode(
-            self._signature_value(signed_info)
-        )
-        key_info = etree.SubElement(signature, _ds("KeyInfo"))
-        data = etree.SubElement(key_info, _ds("X509Data"))
-        etree.SubElement(data, _ds("X509Certificate")).text = self._certificate
-        text: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-        return text
+        # The enveloped-signature transform removes the Signature: the digest covers the
+        # message with an empty Sgntr, canonicalized (exclusive, no comments).
+        holder.text = self._placeholder
+        canonical = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+        holder.text = None
+        before, _, after = canonical.partition(self._placeholder.encode())
+        digest = base64.b64encode(hashlib.sha256(before + after).digest())
+        signed_info = self._signed_info[0] + digest + self._signed_info[1]
+        value = base64.b64encode(self._signature_value(signed_info))
+        first, second, third = self._signature
+        return b"".join((_DECLARATION, before, first, digest, second, value, third, after))
 
     def _signature_value(self, signed_info: bytes) -> bytes:
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
