@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -40,6 +41,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature as CryptographyInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes as PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -175,6 +177,14 @@ class XmlDsigSigner:
         return self._key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
 
 
+@dataclass(frozen=True)
+class VerifiedMessage:
+    root: etree._Element
+    content_sha256: str
+    """Hex SHA-256 of the exclusive canonical message without its signature: the same
+    content signed again has the same value."""
+
+
 class SignatureVerifier:
     def __init__(
         self,
@@ -182,6 +192,11 @@ class SignatureVerifier:
         trust_anchor: x509.Certificate | None = None,
     ) -> None:
         self._pins = dict(pins)
+        self._pinned_der = {
+            code: certificate.public_bytes(serialization.Encoding.DER)
+            for code, certificate in self._pins.items()
+        }
+        self._keys = {code: certificate.public_key() for code, certificate in self._pins.items()}
         self._anchor = trust_anchor
         self._from_anchor = {
             code: trust_anchor is None or _issued_by(certificate, trust_anchor)
@@ -201,6 +216,17 @@ class SignatureVerifier:
 
         ``parsed`` is the same bytes already parsed (safely), to save a parse; it is only read.
         """
+        return self.check(message, sender, now, parsed).root
+
+    def check(
+        self,
+        message: bytes,
+        sender: str,
+        now: datetime,
+        parsed: etree._Element | None = None,
+    ) -> VerifiedMessage:
+        """``verify``, also giving the SHA-256 of the signed content (the message without its
+        signature, exclusive canonical form), which the verification computes anyway."""
         root = parsed if parsed is not None else _parse(message)
         signatures = root.findall(f".//{_ds('Signature')}")
         if not signatures:
@@ -226,10 +252,10 @@ class SignatureVerifier:
                 "DS01", "comments are not covered by the signature; a signed message has none"
             )
         self._check_structure(signature)
-        certificate = self._pinned(sender, signature, now)
-        _check_digest(root, signature)
-        _check_signature_value(signature, certificate)
-        return root
+        key = self._pinned(sender, signature, now)
+        content = _check_digest(root, signature)
+        _check_signature_value(signature, key)
+        return VerifiedMessage(root, hashlib.sha256(content).hexdigest())
 
     def _check_structure(self, signature: etree._Element) -> None:
         """Exactly the shape this scheme signs: exc-C14N, an accepted method, one reference
@@ -262,14 +288,14 @@ class SignatureVerifier:
             named = " (SHA-1 is not accepted)" if "sha1" in digest_uri.lower() else ""
             raise SignatureProblemError("DS0B", f"digest {digest_uri!r} not accepted{named}")
 
-    def _pinned(self, sender: str, signature: etree._Element, now: datetime) -> x509.Certificate:
+    def _pinned(self, sender: str, signature: etree._Element, now: datetime) -> PublicKey:
         certificate = self._pins.get(sender)
         if certificate is None:
             raise SignatureProblemError("DS0E", f"no pinned certificate for sender {sender}")
         embedded = signature.findtext(f".//{_ds('X509Certificate')}")
         if embedded is not None:
-            presented = x509.load_der_x509_certificate(base64.b64decode("".join(embedded.split())))
-            if presented != certificate:
+            presented = _base64(embedded, "X509Certificate")
+            if presented != self._pinned_der[sender]:
                 raise SignatureProblemError(
                     "DS0E", f"signed with a certificate that is not {sender}'s pinned certificate"
                 )
@@ -283,13 +309,13 @@ class SignatureVerifier:
             raise SignatureProblemError(
                 "DS0F", f"{sender}'s certificate is not from the trusted CA"
             )
-        return certificate
+        return self._keys[sender]
 
 
-def _check_digest(root: etree._Element, signature: etree._Element) -> None:
+def _check_digest(root: etree._Element, signature: etree._Element) -> bytes:
     """The reference's digest over the whole message as the enveloped-signature transform
     defines it: the message without this Signature element (the text around it stays),
-    exclusive C14N, no comments."""
+    exclusive C14N, no comments. Returns that canonical content."""
     reference = signature.find(f"{_ds('SignedInfo')}/{_ds('Reference')}")
     assert reference is not None  # checked by _check_structure
     method = reference.find(_ds("DigestMethod"))
@@ -308,7 +334,7 @@ def _check_digest(root: etree._Element, signature: etree._Element) -> None:
             parent.text = (parent.text or "") + tail
     parent.remove(signature)
     try:
-        content = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+        content: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
     finally:
         signature.tail = tail
         parent.insert(position, signature)
@@ -321,15 +347,15 @@ def _check_digest(root: etree._Element, signature: etree._Element) -> None:
         raise SignatureProblemError(
             "DS01", "the signature does not verify: the signed content was altered"
         )
+    return content
 
 
-def _check_signature_value(signature: etree._Element, certificate: x509.Certificate) -> None:
+def _check_signature_value(signature: etree._Element, key: PublicKey) -> None:
     """SignatureValue over the exclusive canonical SignedInfo, with the pinned key."""
     info = signature.find(_ds("SignedInfo"))
     assert info is not None
     signed_info = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
     value = _base64(signature.findtext(_ds("SignatureValue")), "SignatureValue")
-    key = certificate.public_key()
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             size = (key.curve.key_size + 7) // 8

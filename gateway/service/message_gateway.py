@@ -17,7 +17,6 @@ admi.002 (rejected, with the ISO code, text and the line and XPath of the proble
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -176,7 +175,7 @@ class MessageGateway:
                 "DS0E",
             )
         try:
-            self._verifier.verify(body, participant, now, parsed)
+            verified = self._verifier.check(body, participant, now, parsed)
         except SignatureProblemError as problem:
             return Answer(
                 400,
@@ -199,8 +198,7 @@ class MessageGateway:
             )
         message_id = verdict.message_id or reference
         message = verdict.message_type or ""
-        assert parsed is not None  # it verified, so it parsed
-        content_hash = _canonical_hash(parsed)
+        content_hash = verified.content_sha256
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(participant, body, message, message_id, content_hash, now)
@@ -459,20 +457,3 @@ def _header_fields(root: etree._Element | None) -> dict[str, str]:
         "sender": (header.findtext(path) or "").strip(),
         "message_id": (header.findtext(f"{{{HEADER}}}BizMsgIdr") or "").strip(),
     }
-
-
-def _canonical_hash(root: etree._Element) -> str:
-    """SHA-256 of the exclusive canonical form without the signature: the same message signed
-    again (a new signature value) is still the same content. The signature is set aside while
-    hashing and put back."""
-    signature = root.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature")
-    parent = signature.getparent() if signature is not None else None
-    if signature is not None and parent is not None:
-        position = parent.index(signature)
-        parent.remove(signature)
-    try:
-        canonical: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
-    finally:
-        if signature is not None and parent is not None:
-            parent.insert(position, signature)
-    return hashlib.sha256(canonical).hexdigest()
