@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -11,11 +12,11 @@ from lxml import etree
 from gateway.commands.inbound import DebitTransaction, SubmitDebitPackage
 from gateway.composition import Gateway
 from gateway.iso.converters import DECODERS
-from gateway.iso.decoder import decode
+from gateway.iso.decoder import DecodingError, decode, decode_tree
 from gateway.iso.extractor import Extractor
 from gateway.iso.input_source import InputSource
 from gateway.iso.paths import PathError, compile_path
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, sample
 
 NS = "urn:test"
 
@@ -110,3 +111,34 @@ def test_decoder_streams_a_large_package(gateway: Gateway, tmp_path: Path) -> No
         total += item.amount  # type: ignore[attr-defined]
     assert count == 2_000 == header.number_of_transactions  # type: ignore[attr-defined]
     assert total == sum(amount_of(index) for index in range(1, 2_001))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(SAMPLES.glob("*/valid-*.xml")),
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_decoding_a_parsed_tree_gives_the_commands_streaming_gives(
+    gateway: Gateway, path: Path
+) -> None:
+    """The gateway decodes a submission from the tree it already parsed; a package file is
+    streamed. Both must give the same commands for every sample."""
+    root = etree.fromstring(path.read_bytes())
+    document = root[-1] if root.tag.endswith("}Message") else root
+    codec = gateway.codecs.for_namespace(etree.QName(document).namespace or "")
+    assert codec is not None
+    if codec.definition.decode is None:
+        with pytest.raises(DecodingError, match="no \\[decode\\] section"):
+            decode_tree(root, codec)
+        return
+    streamed = list(decode(InputSource.from_path(path), codec, gateway.settings.parser))
+    assert decode_tree(root, codec) == streamed
+    assert len(streamed) >= 1
+
+
+def test_decoding_a_tree_of_another_message_is_refused(gateway: Gateway) -> None:
+    codec = gateway.codecs.for_message("pacs.008.001.08")
+    assert codec is not None
+    other = etree.fromstring(sample("pacs.003.001.08/valid-D100-realtime-debit.xml"))
+    with pytest.raises(DecodingError, match=re.escape("not a pacs.008.001.08")):
+        decode_tree(other, codec)

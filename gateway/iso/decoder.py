@@ -18,6 +18,7 @@ from gateway.configuration.settings import ParserSettings
 from gateway.iso.codec_catalogue import Codec
 from gateway.iso.extractor import Extractor
 from gateway.iso.input_source import InputSource
+from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_input import GuardedStream
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 
@@ -44,6 +45,25 @@ def _command(extractor: Extractor, model: type[BaseModel], element: etree._Eleme
         return model(**values)
     except ValidationError as error:
         raise DecodingError(f"line {element.sourceline}: {model.__name__}: {error}") from error
+
+
+def decode_tree(root: etree._Element, codec: Codec) -> list[BaseModel]:
+    """The commands ``decode`` yields, read from a message already parsed whole and validated
+    (a single submission: no second parse). ``root`` is the envelope or the document."""
+    if codec.header_extractor is None or codec.header_model is None:
+        raise DecodingError(f"{codec.message} has no [decode] section")
+    document = root[-1] if root.tag == MESSAGE_TAG and len(root) else root
+    body = document if codec.root_tag == codec.message_tag else document.find(codec.root_tag)
+    if document.tag != codec.message_tag or body is None:
+        raise DecodingError(f"the message is not a {codec.message}")
+    commands = [_command(codec.header_extractor, codec.header_model, body)]
+    if codec.item_tag:
+        assert codec.item_extractor is not None and codec.item_model is not None
+        commands.extend(
+            _command(codec.item_extractor, codec.item_model, element)
+            for element in body.iter(codec.item_tag)
+        )
+    return commands
 
 
 def decode(source: InputSource, codec: Codec, limits: ParserSettings) -> Iterator[BaseModel]:

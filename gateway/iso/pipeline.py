@@ -66,12 +66,15 @@ class MessageValidator:
         self.tags = sorted({*self.message_codecs, *self.item_codecs})
         self.diagnostics = SchemaDiagnostics(schemas, codecs, settings.parser)
 
-    def validate(self, source: InputSource) -> Verdict:
+    def validate(self, source: InputSource, parsed: etree._Element | None = None) -> Verdict:
+        """``parsed``: the same bytes already parsed with the safe options (the gateway parses
+        a submission once, to check its signature); a small input is then not parsed again.
+        The prolog checks still read the bytes."""
         verdict = Verdict(source.name)
         run = _Run(self, verdict)
         small = source.size is not None and source.size <= self.settings.parser.tree_max_bytes
         with source.open() as stream:
-            schema_errors = run.whole(stream) if small else run.streamed(stream)
+            schema_errors = run.whole(stream, parsed) if small else run.streamed(stream)
         if schema_errors:
             verdict.problems, verdict.truncated = self.diagnostics.locate(
                 source, self.settings.validation.max_reported_problems
@@ -140,15 +143,16 @@ class _Run:
         self.document_root = context.root
         return []
 
-    def whole(self, stream: BinaryIO) -> list[str]:
-        """Parse the whole input, validate the tree, then handle it. Never needs pass two."""
+    def whole(self, stream: BinaryIO, parsed: etree._Element | None = None) -> list[str]:
+        """Parse the whole input (unless ``parsed`` is given), validate the tree, then handle
+        it; the tree is only read. Never needs pass two."""
         validator = self.validator
         self.release = False
         guarded = GuardedStream(stream, validator.settings.parser, count_elements=False)
         parser = etree.XMLParser(**SAFE_PARSE_OPTIONS)
         try:
             data = guarded.read_all()
-            root = etree.fromstring(data, parser)
+            root = parsed if parsed is not None else etree.fromstring(data, parser)
         except UnsafeInputError as rejected:
             self._replace_with(rejected.problem)
             return []

@@ -17,6 +17,7 @@ admi.002 (rejected, with the ISO code, text and the line and XPath of the proble
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ from gateway.commands.outbound import (
     MessageReject,
     ReceiptAcknowledgement,
 )
-from gateway.iso.decoder import decode
+from gateway.iso.decoder import decode, decode_tree
 from gateway.iso.input_source import InputSource
 from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
 from gateway.iso.namespaces import MESSAGE_TAG
@@ -146,10 +147,12 @@ class MessageGateway:
             recipient, acknowledgement, "admi.007.001.01", acknowledgement.message_id
         )
 
-    def forward(self, recipient: str, original: bytes, message: str, message_id: str) -> bytes:
-        """The original document in a new envelope from the centre, signed by the gateway."""
-        root = etree.fromstring(original, etree.XMLParser(**SAFE_PARSE_OPTIONS))
-        document = root[-1] if root.tag == MESSAGE_TAG else root
+    def forward(
+        self, recipient: str, original: etree._Element, message: str, message_id: str
+    ) -> bytes:
+        """The original document (a copy: the submission's tree is left as it was) in a new
+        envelope from the centre, signed by the gateway."""
+        document = copy.deepcopy(original[-1] if original.tag == MESSAGE_TAG else original)
         header = self._header(recipient, message, message_id)
         return self._signer.sign_element(self._gateway.encoder.envelope_around(header, document))
 
@@ -189,7 +192,7 @@ class MessageGateway:
         if len(body) <= self._gateway.settings.parser.tree_max_bytes:
             # A single message validates in well under a millisecond: a thread would only add
             # switching (the GIL gives no parallelism); large packages go to a thread.
-            verdict = self._gateway.validator.validate(source)
+            verdict = self._gateway.validator.validate(source, parsed)
         else:
             verdict = await asyncio.to_thread(self._gateway.validator.validate, source)
         if not verdict.valid:
@@ -201,7 +204,9 @@ class MessageGateway:
         content_hash = verified.content_sha256
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
-            answer = await self._apply(participant, body, message, message_id, content_hash, now)
+            answer = await self._apply(
+                participant, body, verified.root, message, message_id, content_hash, now
+            )
         return replace(answer, message_id=message_id)
 
     def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:
@@ -223,6 +228,7 @@ class MessageGateway:
         self,
         participant: str,
         body: bytes,
+        root: etree._Element,
         message: str,
         message_id: str,
         content_hash: str,
@@ -231,15 +237,19 @@ class MessageGateway:
         if command_id(participant, message_id) in self._clearing.core.seen:
             return await self._repeated(participant, message_id, content_hash)
         codec = self._gateway.codecs.for_message(message)
-        decoded = (
-            list(
-                decode(
-                    InputSource.from_bytes(body, "request"), codec, self._gateway.settings.parser
+        decoded: list[BaseModel] = []
+        if codec is not None and codec.definition.decode is not None:
+            decoded = (
+                decode_tree(root, codec)
+                if len(body) <= self._gateway.settings.parser.tree_max_bytes
+                else list(
+                    decode(
+                        InputSource.from_bytes(body, "request"),
+                        codec,
+                        self._gateway.settings.parser,
+                    )
                 )
             )
-            if codec is not None and codec.definition.decode is not None
-            else []
-        )
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
         translated: dict[str, Any] = {}
@@ -271,7 +281,7 @@ class MessageGateway:
                 self._deliver_forward(
                     writes,
                     participant,
-                    body,
+                    root,
                     message,
                     message_id,
                     translated["command"],
@@ -320,7 +330,7 @@ class MessageGateway:
         self,
         writes: WriteBatch,
         participant: str,
-        body: bytes,
+        root: etree._Element,
         message: str,
         message_id: str,
         command: Any,
@@ -330,7 +340,7 @@ class MessageGateway:
         header: BaseModel | None = None,
     ) -> None:
         for recipient in self._forward_recipients(message, command, items, header):
-            payload = self.forward(recipient, body, message, message_id)
+            payload = self.forward(recipient, root, message, message_id)
             writes.deliver(recipient, message_id, message, payload, now)
             delivered.add(recipient)
 
