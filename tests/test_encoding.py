@@ -176,3 +176,31 @@ def test_cancellation_resolution_is_valid_under_the_official_schema(gateway: Gat
     assert official("camt.029.001.09").validate(etree.ElementTree(element)), official(
         "camt.029.001.09"
     ).error_log
+
+
+def test_text_with_markup_characters_is_carried_exactly(gateway: Gateway) -> None:
+    """Values are written as escaped text and parsed back: markup in a bank's reference or a
+    reason text stays text, line breaks and carriage returns included."""
+    awkward = "a < b & c > d \"quoted\" 'single'\r\nnext line]]>"
+    reject = MessageReject(
+        related_reference="R<&>1",
+        reason_code="FF01",
+        rejected_at=NOW,
+        reason_text=awkward,
+        error_location="/Message/Document[1]",
+    )
+    element = gateway.encoder.message_element(header("admi.002.001.01", "G<1>&"), reject)
+    namespace = "urn:iso:std:iso:20022:tech:xsd:admi.002.001.01"
+    assert element.findtext(f".//{{{namespace}}}AddtlData") is None
+    assert element.findtext(f".//{{{namespace}}}RsnDesc") == awkward
+    assert element.findtext(f".//{{{namespace}}}RltdRef/{{{namespace}}}Ref") == "R<&>1"
+    again = etree.fromstring(etree.tostring(element))
+    assert again.findtext(f".//{{{namespace}}}RsnDesc") == awkward
+
+
+def test_a_value_xml_cannot_carry_is_a_defect_not_a_broken_document(gateway: Gateway) -> None:
+    reject = MessageReject(
+        related_reference="R1", reason_code="FF01", rejected_at=NOW, reason_text="bell \x07"
+    )
+    with pytest.raises(EncodingError, match="cannot be written as XML"):
+        gateway.encoder.element(reject)
