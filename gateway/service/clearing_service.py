@@ -4,18 +4,20 @@ Each write runs in one transaction that starts with ``BEGIN IMMEDIATE``: catch u
 commands other processes logged since (so several gateway processes can share one database),
 skip a command id already in the log (idempotent), apply the command to the in-memory core,
 append it to the log, commit. If the commit fails the in-memory core is rebuilt from the log,
-so memory never runs ahead of what is on disk.
+so memory never runs ahead of what is on disk. The writer's transactions run on a thread of
+their own (``gateway.store.writer``); reads and replay use the async engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 from pydantic import TypeAdapter
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clearing.commands import ClearingCommand
@@ -25,6 +27,7 @@ from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.store.tables import command_log, genesis, metadata
 from gateway.store.write_batch import WriteBatch
+from gateway.store.writer import WriterThread, WriterTransaction, log_after
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
 AfterCommand = Callable[[WriteBatch, list[Event]], Awaitable[None]]
@@ -47,6 +50,7 @@ class ClearingService:
         start: Callable[[], datetime],
     ) -> None:
         self._engine = engine
+        self._thread = WriterThread(engine.url)
         self._directory = directory
         self._settings = settings
         self._start = start
@@ -101,21 +105,26 @@ class ClearingService:
             await self._catch_up(connection)
 
     async def _catch_up(self, connection: AsyncConnection) -> None:
-        core = self.core
         while True:
-            rows = (
-                await connection.execute(
-                    select(command_log.c.sequence, command_log.c.payload)
-                    .where(command_log.c.sequence > self._sequence)
-                    .order_by(command_log.c.sequence)
-                    .limit(CATCH_UP_BATCH)
-                )
-            ).all()
-            for sequence, payload in rows:
-                core.execute(COMMANDS.validate_json(payload))
-                self._sequence = sequence
-            if len(rows) < CATCH_UP_BATCH:
+            rows = (await connection.execute(log_after(self._sequence, CATCH_UP_BATCH))).all()
+            if self._replay(rows) < CATCH_UP_BATCH:
                 return
+
+    async def _catch_up_in(self, transaction: WriterTransaction) -> None:
+        """What other processes logged since, read inside the writer's transaction."""
+        while True:
+            rows = await self._thread.run(
+                partial(transaction.read_log, self._sequence, CATCH_UP_BATCH)
+            )
+            if self._replay(rows) < CATCH_UP_BATCH:
+                return
+
+    def _replay(self, rows: Sequence[tuple[int, str] | Row[int, str]]) -> int:
+        core = self.core
+        for sequence, payload in rows:
+            core.execute(COMMANDS.validate_json(payload))
+            self._sequence = sequence
+        return len(rows)
 
     async def execute(
         self, command: CommandSource, after: AfterCommand | None = None
@@ -167,12 +176,14 @@ class ClearingService:
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []
-        async with self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # Serialize writers as BEGIN IMMEDIATE does on SQLite.
-                await connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
-            await self._catch_up(connection)
-            writes = WriteBatch(connection)
+        transaction = await self._thread.begin()
+        try:
+            await self._catch_up_in(transaction)
+            writes = WriteBatch(
+                lambda sender, message_id: self._thread.run(
+                    partial(transaction.find_inbound, sender, message_id)
+                )
+            )
             for source, after, _ in batch:
                 command = source(self.core) if callable(source) else source
                 if command is None:
@@ -195,9 +206,12 @@ class ClearingService:
                 if after is not None:
                     await after(writes, events)
                 results.append(events)
-            last = await writes.flush()
-            if last is not None:
-                self._sequence = last
+            last = await self._thread.run(partial(transaction.commit, writes))
+        except BaseException:
+            await self._thread.run(transaction.abort)
+            raise
+        if last is not None:
+            self._sequence = last
         return results
 
     @property
@@ -210,6 +224,7 @@ class ClearingService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        await self._thread.close()
         await self._engine.dispose()
 
     async def logged_commands(self) -> int:

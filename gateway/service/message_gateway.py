@@ -264,9 +264,7 @@ class MessageGateway:
             return translated["command"]
 
         async def after(writes: WriteBatch, events: list[Event]) -> None:
-            if translated["command"] is None and await messages.find_inbound(
-                writes.connection, participant, message_id
-            ):
+            if translated["command"] is None and await writes.find_inbound(participant, message_id):
                 return  # a repeated message that clears nothing: answered below from the record
             refused = [event for event in events if isinstance(event, CommandRefused)]
             if message == "camt.056.001.08" and decoded:

@@ -1,13 +1,18 @@
-"""The database engine: SQLite (aiosqlite) by default, PostgreSQL through SQLAlchemy's async
-drivers. SQLite runs in WAL mode with ``synchronous=FULL`` (nothing acknowledged is lost), and
-every write transaction starts with ``BEGIN IMMEDIATE`` so writers are serialized up front."""
+"""The database engines: SQLite by default, PostgreSQL through SQLAlchemy's drivers. SQLite
+runs in WAL mode with ``synchronous=FULL`` (nothing acknowledged is lost), and every write
+transaction starts with ``BEGIN IMMEDIATE`` so writers are serialized up front.
+
+Two engines on the same database: the async one (aiosqlite / asyncpg) for reads and the
+occasional write, and a synchronous one (pysqlite / psycopg) for the clearing writer, which
+runs its transactions on a thread of its own (``gateway.store.writer``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, Engine, event, make_url
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 STATE_DIRECTORY_VARIABLE = "GATEWAY_STATE_DIR"
@@ -19,15 +24,31 @@ def sqlite_url(state_directory: Path) -> str:
     return f"sqlite+aiosqlite:///{(state_directory / DATABASE_FILE).resolve()}"
 
 
+SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+"""The writer's driver for each dialect (the same database, a synchronous driver)."""
+
+
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine.sync_engine)
+    return engine
+
+
+def create_writer_engine(url: str | URL) -> Engine:
+    """A synchronous engine on the database ``url`` names (whatever its async driver)."""
+    parsed = make_url(url)
+    driver = SYNCHRONOUS_DRIVERS.get(parsed.get_backend_name())
+    if driver is None:
+        raise ValueError(f"no synchronous driver known for {parsed.drivername}")
+    engine = create_sync_engine(parsed.set(drivername=driver))
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def on_connect(connection: Any, _: Any) -> None:
         # Let SQLAlchemy's begin() emit the transaction itself (below), as BEGIN IMMEDIATE.
         connection.isolation_level = None
@@ -38,6 +59,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")

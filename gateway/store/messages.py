@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Connection, Row, Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import inbound_message, outbox
@@ -26,21 +26,27 @@ class OutboxMessage:
     payload: bytes
 
 
-async def find_inbound(
-    connection: AsyncConnection, sender: str, message_id: str
-) -> StoredAnswer | None:
-    row = (
-        await connection.execute(
-            select(
-                inbound_message.c.content_hash, inbound_message.c.status, inbound_message.c.answer
-            ).where(
-                and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id)
-            )
-        )
-    ).first()
+def _inbound_query(sender: str, message_id: str) -> Select[str, int, str]:
+    return select(
+        inbound_message.c.content_hash, inbound_message.c.status, inbound_message.c.answer
+    ).where(and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id))
+
+
+def _stored(row: Row[str, int, str] | None) -> StoredAnswer | None:
     if row is None:
         return None
     return StoredAnswer(row.content_hash, row.status, row.answer.encode("utf-8"))
+
+
+async def find_inbound(
+    connection: AsyncConnection, sender: str, message_id: str
+) -> StoredAnswer | None:
+    return _stored((await connection.execute(_inbound_query(sender, message_id))).first())
+
+
+def find_inbound_in(connection: Connection, sender: str, message_id: str) -> StoredAnswer | None:
+    """``find_inbound`` inside the writer's own (synchronous) transaction."""
+    return _stored(connection.execute(_inbound_query(sender, message_id)).first())
 
 
 async def read_outbox(

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, insert, select
 
+from gateway.store.messages import StoredAnswer
 from gateway.store.tables import command_log, inbound_message, outbox
 
 
 @dataclass
 class WriteBatch:
-    connection: AsyncConnection
-    """The open transaction, for reads a hook needs."""
+    find_inbound: Callable[[str, str], Awaitable[StoredAnswer | None]]
+    """A submitted message's stored answer, read inside the open transaction."""
 
     log: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
@@ -57,16 +58,15 @@ class WriteBatch:
             }
         )
 
-    async def flush(self) -> int | None:
-        """Insert everything; return the last command log sequence (None without log rows)."""
+    def flush(self, connection: Connection) -> int | None:
+        """Insert everything (on the writer's thread); return the last command log sequence
+        (None without log rows)."""
         last = None
         if self.log:
-            await self.connection.execute(insert(command_log), self.log)
-            last = (
-                await self.connection.execute(select(func.max(command_log.c.sequence)))
-            ).scalar()
+            connection.execute(insert(command_log), self.log)
+            last = connection.execute(select(func.max(command_log.c.sequence))).scalar()
         if self.deliveries:
-            await self.connection.execute(insert(outbox), self.deliveries)
+            connection.execute(insert(outbox), self.deliveries)
         if self.answers:
-            await self.connection.execute(insert(inbound_message), self.answers)
+            connection.execute(insert(inbound_message), self.answers)
         return int(last) if last is not None else None

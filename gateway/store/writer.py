@@ -1,0 +1,118 @@
+"""The clearing writer's transactions, each phase in one hop to a thread of its own.
+
+Through aiosqlite every DBAPI call (cursor, execute, fetch, close, begin, commit, the pool's
+reset) is a separate hop to its thread and back to the event loop: about twenty for one group
+commit, which cost more than the clearing itself. The writer instead holds one synchronous
+SQLAlchemy connection on one dedicated thread and runs each phase there at once: begin (``BEGIN
+IMMEDIATE``) and read what other processes logged; then, on the event loop, apply the commands
+and build what they cause; then insert everything and commit. Two or three hops a transaction.
+
+Several gateway processes on one SQLite file take turns through an exclusive ``flock`` on a
+lock file beside it, taken before ``BEGIN IMMEDIATE``: the kernel wakes the next writer the
+moment the lock is free, where SQLite's busy handler would poll in growing sleeps (measured:
+a p99 of 3 s with two processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy import URL, Connection, Engine, Select, select, text
+
+from gateway.store.database import create_writer_engine
+from gateway.store.messages import StoredAnswer, find_inbound_in
+from gateway.store.tables import command_log
+from gateway.store.write_batch import WriteBatch
+
+Result = TypeVar("Result")
+
+
+def log_after(sequence: int, limit: int) -> Select[int, str]:
+    """The command log rows after ``sequence``, oldest first, at most ``limit``."""
+    return (
+        select(command_log.c.sequence, command_log.c.payload)
+        .where(command_log.c.sequence > sequence)
+        .order_by(command_log.c.sequence)
+        .limit(limit)
+    )
+
+
+class WriterTransaction:
+    """One open write transaction; every method runs on the writer thread."""
+
+    def __init__(self, engine: Engine, lock: int | None) -> None:
+        self._lock = lock
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            self.connection: Connection = engine.connect()
+            self._transaction = self.connection.begin()
+        except BaseException:
+            self._unlock()
+            raise
+        if self.connection.dialect.name == "postgresql":
+            # Serialize writers as BEGIN IMMEDIATE does on SQLite.
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
+
+    def read_log(self, after: int, limit: int) -> list[tuple[int, str]]:
+        return [
+            (int(row[0]), str(row[1])) for row in self.connection.execute(log_after(after, limit))
+        ]
+
+    def find_inbound(self, sender: str, message_id: str) -> StoredAnswer | None:
+        return find_inbound_in(self.connection, sender, message_id)
+
+    def commit(self, writes: WriteBatch) -> int | None:
+        """Insert the batch and commit; the last command log sequence written. On failure
+        the transaction is rolled back before the lock is let go."""
+        try:
+            last = writes.flush(self.connection)
+            self._transaction.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self.connection.close()
+        self._unlock()
+        return last
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._transaction.rollback()
+        with contextlib.suppress(Exception):
+            self.connection.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock = None
+
+
+class WriterThread:
+    def __init__(self, url: str | URL) -> None:
+        self._engine = create_writer_engine(url)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-writer")
+        database = self._engine.url.database
+        self._lock: int | None = None
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._lock = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    async def run(self, function: Callable[[], Result]) -> Result:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def begin(self) -> WriterTransaction:
+        return await self.run(partial(WriterTransaction, self._engine, self._lock))
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._engine.dispose()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None

@@ -1,0 +1,92 @@
+"""The clearing writer's transactions on their own thread, and the lock that makes several
+gateway processes on one SQLite file take turns."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.store.database import create_writer_engine, sqlite_url
+from gateway.store.tables import command_log, metadata
+from gateway.store.write_batch import WriteBatch
+from gateway.store.writer import WriterThread
+
+
+async def no_answer(sender: str, message_id: str) -> None:
+    return None
+
+
+def batch(command_id: str) -> WriteBatch:
+    writes = WriteBatch(no_answer)
+    writes.log.append(
+        {"command_id": command_id, "kind": "test", "issued_at": "2026-11-23", "payload": "{}"}
+    )
+    return writes
+
+
+def logged(folder: Path) -> int:
+    engine = create_writer_engine(sqlite_url(folder))
+    with engine.connect() as connection:
+        count = int(connection.execute(select(func.count()).select_from(command_log)).scalar_one())
+    engine.dispose()
+    return count
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    engine = create_writer_engine(sqlite_url(tmp_path))
+    metadata.create_all(engine)
+    engine.dispose()
+    return tmp_path
+
+
+def test_a_second_writer_waits_until_the_first_commits(folder: Path) -> None:
+    async def scenario() -> None:
+        first, second = WriterThread(sqlite_url(folder)), WriterThread(sqlite_url(folder))
+        held = await first.begin()
+        waiting = asyncio.create_task(second.begin())
+        await asyncio.sleep(0.2)  # a real other writer: only time tells it is blocked
+        assert not waiting.done()
+        assert await first.run(lambda: held.commit(batch("one"))) == 1
+        other = await asyncio.wait_for(waiting, timeout=10)
+        assert await second.run(lambda: other.read_log(0, 10)) == [(1, "{}")]
+        assert await second.run(lambda: other.commit(batch("two"))) == 2
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+    assert logged(folder) == 2
+    assert (folder / "gateway.sqlite3.writer-lock").is_file()
+
+
+def test_an_aborted_transaction_writes_nothing_and_frees_the_lock(folder: Path) -> None:
+    async def scenario() -> None:
+        first, second = WriterThread(sqlite_url(folder)), WriterThread(sqlite_url(folder))
+        held = await first.begin()
+        await first.run(held.abort)
+        other = await asyncio.wait_for(second.begin(), timeout=10)
+        assert await second.run(lambda: other.commit(batch("after-abort"))) == 1
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+    assert logged(folder) == 1
+
+
+def test_a_failed_insert_rolls_back_and_frees_the_lock(folder: Path) -> None:
+    async def scenario() -> None:
+        writer = WriterThread(sqlite_url(folder))
+        transaction = await writer.begin()
+        await writer.run(lambda: transaction.commit(batch("same")))
+        again = await writer.begin()
+        with pytest.raises(Exception, match="UNIQUE"):
+            await writer.run(lambda: again.commit(batch("same")))  # command ids are unique
+        last = await asyncio.wait_for(writer.begin(), timeout=10)
+        assert await writer.run(lambda: last.commit(batch("next"))) == 2
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert logged(folder) == 2
