@@ -110,14 +110,15 @@ class ClearingService:
             if self._replay(rows) < CATCH_UP_BATCH:
                 return
 
-    async def _catch_up_in(self, transaction: WriterTransaction) -> None:
-        """What other processes logged since, read inside the writer's transaction."""
-        while True:
+    async def _catch_up_in(
+        self, transaction: WriterTransaction, rows: list[tuple[int, str]]
+    ) -> None:
+        """What other processes logged since, read inside the writer's transaction (the
+        first rows come with the begin)."""
+        while self._replay(rows) == CATCH_UP_BATCH:
             rows = await self._thread.run(
                 partial(transaction.read_log, self._sequence, CATCH_UP_BATCH)
             )
-            if self._replay(rows) < CATCH_UP_BATCH:
-                return
 
     def _replay(self, rows: Sequence[tuple[int, str] | Row[int, str]]) -> int:
         core = self.core
@@ -176,9 +177,9 @@ class ClearingService:
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []
-        transaction = await self._thread.begin()
+        transaction, rows = await self._thread.begin_reading(self._sequence, CATCH_UP_BATCH)
         try:
-            await self._catch_up_in(transaction)
+            await self._catch_up_in(transaction, rows)
             writes = WriteBatch(
                 lambda sender, message_id: self._thread.run(
                     partial(transaction.find_inbound, sender, message_id)

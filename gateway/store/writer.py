@@ -110,6 +110,22 @@ class WriterThread:
     async def begin(self) -> WriterTransaction:
         return await self.run(partial(WriterTransaction, self._engine, self._lock))
 
+    async def begin_reading(
+        self, after: int, limit: int
+    ) -> tuple[WriterTransaction, list[tuple[int, str]]]:
+        """Begin and read the log after ``after`` in the same hop: the lock is held from
+        here, so no turn of the event loop is spent in between."""
+
+        def begin_and_read() -> tuple[WriterTransaction, list[tuple[int, str]]]:
+            transaction = WriterTransaction(self._engine, self._lock)
+            try:
+                return transaction, transaction.read_log(after, limit)
+            except BaseException:
+                transaction.abort()
+                raise
+
+        return await self.run(begin_and_read)
+
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         self._engine.dispose()
