@@ -154,6 +154,7 @@ def run_validate(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
 
 
 def run_serve(arguments: argparse.Namespace) -> int:
+    import gc
     import logging
 
     from aiohttp import web
@@ -191,7 +192,11 @@ def run_serve(arguments: argparse.Namespace) -> int:
     ]
 
     async def application() -> web.Application:
-        return build_app(await open_runtime(config, clock, gateway=gateway))
+        app = build_app(await open_runtime(config, clock, gateway=gateway))
+        # Schemas, codecs and the replayed ledger live as long as the process: keep them out
+        # of the cyclic collector's full passes (measured: half of their cost).
+        gc.freeze()
+        return app
 
     print(
         f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
