@@ -66,7 +66,7 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
         settings.resolve(settings.paths.codecs), schemas, models, rule_requirements()
     )
     validator = MessageValidator(schemas, codecs, directory, settings, RULES)
-    encoder = DocumentEncoder(codecs, schemas)
+    encoder = DocumentEncoder(codecs, schemas, settings.encoding)
     if check_sample_files:
         check_samples(settings.resolve(settings.paths.samples), validator, codecs, settings.parser)
     return Gateway(settings, directory, schemas, codecs, validator, encoder)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from lxml import etree
+from pydantic import BaseModel
 
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import (
@@ -21,7 +22,7 @@ from gateway.commands.outbound import (
     SystemEvent,
 )
 from gateway.composition import Gateway
-from gateway.iso.encoder import EncodingError
+from gateway.iso.encoder import DocumentEncoder, EncodingError
 from gateway.iso.input_source import InputSource
 from tests.test_schema_conformance import official
 
@@ -204,3 +205,60 @@ def test_a_value_xml_cannot_carry_is_a_defect_not_a_broken_document(gateway: Gat
     )
     with pytest.raises(EncodingError, match="cannot be written as XML"):
         gateway.encoder.element(reject)
+
+
+def _variants() -> list[BaseModel]:
+    """Documents of one type whose shapes differ (optional parts, list lengths) or agree."""
+    one = ReportedTransaction(
+        original_transaction_id="T1", status="ACSP", amount=100, currency="CNY"
+    )
+    two = ReportedTransaction(
+        original_transaction_id="T2", status="RJCT", reason_code="AM04", reason_text="cap & <more>"
+    )
+    return [
+        *DOCUMENTS,
+        StatusReport(message_id="R1", created_at=NOW, transactions=(one,)),
+        StatusReport(message_id="R2", created_at=NOW, instructing_agent="102100099996"),
+        StatusReport(message_id="R3", created_at=NOW, transactions=(one, two)),
+        StatusReport(message_id="R4", created_at=NOW, transactions=(two, one)),
+        StatusReport(message_id="R5&", created_at=NOW, transactions=(one,)),  # R1's shape
+        header("pacs.002.001.10", "G1"),
+        header("admi.007.001.01", "G2&<"),
+    ]
+
+
+def test_templates_write_exactly_what_laying_out_writes(gateway: Gateway) -> None:
+    """A document filled into its shape's template is byte for byte the document laid out
+    element by element, for every shape, first use and reuse alike."""
+    settings = gateway.settings.encoding
+    with_templates = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
+    without = DocumentEncoder(
+        gateway.codecs, gateway.schemas, settings.model_copy(update={"template_entries": 0})
+    )
+    for _ in range(2):
+        for document in _variants():
+            expected = etree.tostring(without._build(document))
+            assert etree.tostring(with_templates._build(document)) == expected
+    assert 0 < len(with_templates._templates) < len(_variants())
+    assert without._templates == {}
+
+
+def test_template_bounds_are_kept(gateway: Gateway) -> None:
+    settings = gateway.settings.encoding.model_copy(
+        update={"template_entries": 2, "template_max_values": 12}
+    )
+    encoder = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
+    for document in _variants():
+        encoder._build(document)
+    assert len(encoder._templates) == 2
+    long_report = StatusReport(
+        message_id="R9",
+        created_at=NOW,
+        transactions=tuple(
+            ReportedTransaction(original_transaction_id=f"T{index}", status="ACSP")
+            for index in range(20)
+        ),
+    )
+    small = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
+    text = etree.tostring(small._build(long_report))
+    assert small._templates == {} and text.count(b"<OrgnlTxId>") == 20

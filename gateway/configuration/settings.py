@@ -124,6 +124,15 @@ class PushSettings(StrictModel):
     """Messages a pusher reads from the outbox at a time (sent one by one, in order)."""
 
 
+class EncodingSettings(StrictModel):
+    """Outbound documents: the text of each document shape is kept as a template."""
+
+    template_entries: int = Field(default=1_024, ge=0, le=100_000)
+    """Document shapes (which optional parts are present) kept; 0 turns templates off."""
+    template_max_values: int = Field(default=64, gt=0, le=10_000)
+    """Documents with more values than this (long reports) are written without a template."""
+
+
 class StorageSettings(StrictModel):
     database_url: str | None = None
     """SQLAlchemy async URL; empty means SQLite in the state folder ($GATEWAY_STATE_DIR,
@@ -137,6 +146,7 @@ class Settings(StrictModel):
     http: HttpSettings = HttpSettings()
     parser: ParserSettings = ParserSettings()
     validation: ValidationSettings = ValidationSettings()
+    encoding: EncodingSettings = EncodingSettings()
     config_folder: Path = Path("config")
 
     def resolve(self, relative: Path) -> Path:
