@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
+PACKAGE_MESSAGES = frozenset({"pacs.008.001.08", "pacs.003.001.08"})
+"""Packages go on to their receiving bank (the instructed agent)."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,16 @@ class MessageGateway:
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
         translated: dict[str, Any] = {}
+        # What does not depend on the clearing outcome is built and signed before the writer
+        # takes the database lock (several gateway processes take turns holding it): the
+        # acceptance, and the forward of a package to its receiving bank. Used only if the
+        # command is accepted and the recipient is the one the command names.
+        accepted = self._accept(participant, message_id, message)
+        forwards: dict[str, bytes] = {}
+        if message in PACKAGE_MESSAGES and decoded:
+            receiver = str(getattr(decoded[0], "instructed_agent", "") or "")
+            if receiver:
+                forwards[receiver] = self.forward(receiver, root, message, message_id)
 
         def command(core: ClearingCore) -> Any:
             # Translated in the writer, against the core as it is at that moment.
@@ -274,7 +286,7 @@ class MessageGateway:
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
                 outcome.update(status=status, answer=answer, accepted=False, code=refused[0].code)
             else:
-                answer = self._accept(participant, message_id, message)
+                answer = accepted
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
                 self._deliver_forward(
                     writes,
@@ -287,6 +299,7 @@ class MessageGateway:
                     now,
                     delivered,
                     decoded[0] if decoded else None,
+                    forwards,
                 )
                 self._deliver_receipts(writes, events, now, delivered)
             writes.answer(
@@ -336,9 +349,12 @@ class MessageGateway:
         now: datetime,
         delivered: set[str],
         header: BaseModel | None = None,
+        prepared: dict[str, bytes] | None = None,
     ) -> None:
         for recipient in self._forward_recipients(message, command, items, header):
-            payload = self.forward(recipient, root, message, message_id)
+            payload = (prepared or {}).get(recipient) or self.forward(
+                recipient, root, message, message_id
+            )
             writes.deliver(recipient, message_id, message, payload, now)
             delivered.add(recipient)
 
@@ -348,7 +364,7 @@ class MessageGateway:
         """Who receives the original: the receiving bank of a package; the other party of a
         cancellation, stop, reversal or return; the clearing bank of each invoice's payer bank
         (remt.001). A bank's own receipt travels as the centre's receipts instead."""
-        if message in ("pacs.008.001.08", "pacs.003.001.08"):
+        if message in PACKAGE_MESSAGES:
             return [str(command.receiver)]
         if message == "camt.029.001.09" and header is not None:
             # A bank's answer to a stop or cancellation goes on to the bank that asked.

@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
+from gateway.clearing.commands import SubmitPackage
+from gateway.clearing.refusals import CommandRefusedError
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
 from tests.conftest import CONFIG, SAMPLES
@@ -113,6 +115,24 @@ async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, changed))
     assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer
     assert len((await harness.outbox(CCB))["messages"]) == 1
+
+
+async def test_a_package_the_clearing_core_refuses_is_not_forwarded(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acceptance and the forward are built before the writer takes the lock; when the
+    core refuses the package, the sender gets the refusal and the receiving bank nothing."""
+    core = harness.runtime.clearing.core
+
+    def refuse(command: object, events: object) -> None:
+        raise CommandRefusedError("AG03", "refused by the clearing core for this test")
+
+    monkeypatch.setitem(core._handlers, SubmitPackage, refuse)
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    assert status == 400 and b"<RjctgPtyRsn>AG03</RjctgPtyRsn>" in answer
+    assert b"refused by the clearing core" in answer
+    assert (await harness.outbox(CCB))["messages"] == []
+    assert await harness.runtime.clearing.logged_commands() == 1  # logged, refused, no effect
 
 
 async def test_concurrent_duplicates_are_applied_once(harness: Harness) -> None:
