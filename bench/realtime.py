@@ -9,7 +9,7 @@ complete when the second answer arrives. Also measures signed inbound messages a
 second (C100 submissions), and, as the baseline in the same run, a bare aiohttp server with
 the same mutual TLS echoing the same bodies.
 
-Usage: .venv/bin/python bench/realtime.py [--payments 2000] [--concurrency 32]
+Usage: .venv/bin/python bench/realtime.py [--payments 2000] [--concurrency 32] [--workers N]
 """
 
 from __future__ import annotations
@@ -225,7 +225,9 @@ def main() -> None:
     parser.add_argument("--inbound", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--port", type=int, default=18443)
-    parser.add_argument("--workers", type=int, default=1, help="gateway processes")
+    parser.add_argument(
+        "--workers", type=int, help="gateway processes (default: http.workers in the config)"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         base = Path(name)
@@ -240,8 +242,7 @@ def main() -> None:
                 "--config",
                 str(config / "gateway.toml"),
                 "serve",
-                "--workers",
-                str(arguments.workers),
+                *(["--workers", str(arguments.workers)] if arguments.workers else []),
             ],
             env=environment,
             cwd=ROOT,
@@ -255,6 +256,11 @@ def main() -> None:
             keys = KeyStore(state)
             wait_ready(url, keys)
             banks = Banks(keys)
+            workers = arguments.workers or banks.gateway.settings.http.workers
+            print(
+                f"gateway: {workers} process{'es' if workers > 1 else ''}, "
+                f"{arguments.concurrency} concurrent requests"
+            )
             baseline = asyncio.run(
                 echo_baseline(keys, banks, arguments.payments * 2, arguments.concurrency)
             )
