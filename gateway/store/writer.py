@@ -20,7 +20,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
@@ -95,6 +95,11 @@ class WriterTransaction:
             self._lock = None
 
 
+def _abort_begun(begun: Future[tuple[WriterTransaction, list[tuple[int, str]]]]) -> None:
+    if not begun.cancelled() and begun.exception() is None:
+        begun.result()[0].abort()
+
+
 class WriterThread:
     def __init__(self, url: str | URL) -> None:
         self._engine = create_writer_engine(url)
@@ -124,7 +129,14 @@ class WriterThread:
                 transaction.abort()
                 raise
 
-        return await self.run(begin_and_read)
+        begun = self._executor.submit(begin_and_read)
+        try:
+            return await asyncio.wrap_future(begun)
+        except asyncio.CancelledError:
+            # Nobody will use this transaction: end it as soon as it has begun (a writer
+            # waiting for the lock is cancelled at shutdown), so the lock is let go.
+            begun.add_done_callback(_abort_begun)
+            raise
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

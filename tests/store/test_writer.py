@@ -90,3 +90,25 @@ def test_a_failed_insert_rolls_back_and_frees_the_lock(folder: Path) -> None:
 
     asyncio.run(scenario())
     assert logged(folder) == 2
+
+
+def test_a_writer_cancelled_while_waiting_lets_the_lock_go_once_it_has_it(folder: Path) -> None:
+    """At shutdown the writer may be waiting for the lock; when it gets it, it must end that
+    transaction at once instead of holding the lock for good."""
+
+    async def scenario() -> None:
+        holder, waiter, third = (WriterThread(sqlite_url(folder)) for _ in range(3))
+        held = await holder.begin()
+        waiting = asyncio.create_task(waiter.begin_reading(0, 10))
+        await asyncio.sleep(0.2)  # the waiter is blocked on the lock
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await holder.run(lambda: held.commit(batch("first")))
+        latest = await asyncio.wait_for(third.begin(), timeout=10)
+        assert await third.run(lambda: latest.commit(batch("second"))) == 2
+        for writer in (holder, waiter, third):
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert logged(folder) == 2
