@@ -112,3 +112,12 @@ def test_a_writer_cancelled_while_waiting_lets_the_lock_go_once_it_has_it(folder
 
     asyncio.run(scenario())
     assert logged(folder) == 2
+
+
+def test_the_writer_uses_the_synchronous_driver_of_the_same_database(tmp_path: Path) -> None:
+    engine = create_writer_engine(sqlite_url(tmp_path))
+    assert engine.dialect.driver == "pysqlite"
+    assert engine.url.database == str((tmp_path / "gateway.sqlite3").resolve())
+    engine.dispose()
+    with pytest.raises(ValueError, match="no synchronous driver known for mysql"):
+        create_writer_engine("mysql+aiomysql://gateway@db/gateway")
