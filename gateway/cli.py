@@ -198,11 +198,12 @@ def run_serve(arguments: argparse.Namespace) -> int:
         gc.freeze()
         return app
 
-    print(
-        f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
-        f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
-        flush=True,
-    )
+    if not arguments.shared_port:  # the first process speaks for the others
+        print(
+            f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
+            f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
+            flush=True,
+        )
     try:
         web.run_app(
             application(),

@@ -1,12 +1,15 @@
-"""The composition root: the one place that builds the gateway's parts from ``config/``."""
+"""The composition root: the one place that builds the gateway's parts from ``config/``.
+
+The server's parts (storage, keys, signatures, HTTP) are imported where they are built, so
+``isogw validate`` loads only the validator (SQLAlchemy, aiohttp and cryptography add about
+40 MB and their import time to every run)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from gateway.commands.inbound import INBOUND_MODELS
 from gateway.commands.outbound import OUTBOUND_MODELS
@@ -19,20 +22,12 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
-from gateway.security.keys import KeyStore, certificate_sha256
-from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
-from gateway.service.clearing_service import ClearingService
-from gateway.service.clock import Clock
-from gateway.service.message_gateway import MessageGateway
-from gateway.store.database import (
-    DEFAULT_STATE_DIRECTORY,
-    STATE_DIRECTORY_VARIABLE,
-    create_engine,
-    sqlite_url,
-)
-from gateway.transport.http_app import Runtime
-from gateway.transport.push import Pusher
-from gateway.transport.tls import client_context
+
+if TYPE_CHECKING:
+    from gateway.security.keys import KeyStore
+    from gateway.service.clearing_service import ClearingService
+    from gateway.service.clock import Clock
+    from gateway.transport.http_app import Runtime
 
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -74,6 +69,8 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
 
 def state_directory() -> Path:
     """Everything the gateway keeps on disk lives here: $GATEWAY_STATE_DIR or ./state."""
+    from gateway.store.database import DEFAULT_STATE_DIRECTORY, STATE_DIRECTORY_VARIABLE
+
     folder = Path(os.environ.get(STATE_DIRECTORY_VARIABLE, DEFAULT_STATE_DIRECTORY))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -88,6 +85,9 @@ class Clearing:
 
 async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     """Build the clearing service on the configured database and replay its log."""
+    from gateway.service.clearing_service import ClearingService
+    from gateway.store.database import create_engine, sqlite_url
+
     settings = load_settings(config_file)
     directory = load_participants(settings.resolve(settings.paths.participants))
     clearing_settings = load_clearing_settings(settings.resolve(settings.paths.clearing))
@@ -99,6 +99,8 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
 
 def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
     """The key folder in the state folder; development keys are created on first use."""
+    from gateway.security.keys import KeyStore
+
     keys = KeyStore(state_directory())
     if not keys.exists():
         participants = directory.participants
@@ -112,6 +114,15 @@ async def open_runtime(
 ) -> Runtime:
     """Everything ``isogw serve`` runs: validator, clearing service, keys, pins, signer and
     verifier, the message gateway."""
+    from cryptography import x509
+
+    from gateway.security.keys import certificate_sha256
+    from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
+    from gateway.service.message_gateway import MessageGateway
+    from gateway.transport.http_app import Runtime
+    from gateway.transport.push import Pusher
+    from gateway.transport.tls import client_context
+
     gateway = gateway or build_gateway(config_file)
     clearing = await open_clearing(config_file, clock)
     keys = ensure_keys(gateway.directory, clock)

@@ -13,18 +13,17 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import aiohttp
 from lxml import etree
 
 from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway, build_gateway, state_directory
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
-from gateway.security.keys import KeyStore
-from gateway.security.signatures import XmlDsigSigner
-from gateway.transport.tls import client_context
+
+if TYPE_CHECKING:
+    from gateway.security.keys import KeyStore
 
 
 class ParticipantToolError(Exception):
@@ -53,6 +52,10 @@ def _url(gateway: Gateway, url: str | None) -> str:
 
 
 def _keys(participant: str) -> KeyStore:
+    # The client's parts (keys, signatures, HTTP) load only for these commands, not for
+    # every ``isogw`` run.
+    from gateway.security.keys import KeyStore
+
     keys = KeyStore(state_directory())
     if not keys.participant(participant).key_path.is_file():
         raise ParticipantToolError(
@@ -117,6 +120,11 @@ def summary(xml: str) -> str:
 
 
 async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
+    import aiohttp
+
+    from gateway.security.signatures import XmlDsigSigner
+    from gateway.transport.tls import client_context
+
     keys = _keys(arguments.participant)
     try:
         data = arguments.file.read_bytes()
@@ -149,6 +157,10 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
 
 
 async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
+    import aiohttp
+
+    from gateway.transport.tls import client_context
+
     keys = _keys(arguments.participant)
     context = client_context(keys, keys.participant(arguments.participant))
     base = _url(gateway, arguments.url)

@@ -87,3 +87,21 @@ def test_console_script_is_the_same_command() -> None:
         [str(script), "validate", str(VALID)], capture_output=True, text=True, cwd=PROJECT
     )
     assert completed.returncode == 0 and "valid pacs.008.001.08" in completed.stdout
+
+
+def test_validating_loads_no_server_parts() -> None:
+    """Someone checking a file gets the validator only: storage, HTTP and crypto libraries
+    (about 40 MB and their import time) load only for the commands that use them."""
+    program = (
+        "import sys\n"
+        "from gateway.cli import main\n"
+        f"code = main(['validate', {str(VALID)!r}])\n"
+        "loaded = sorted({name.split('.')[0] for name in sys.modules}"
+        " & {'sqlalchemy', 'aiohttp', 'cryptography', 'aiosqlite'})\n"
+        "print(code, loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=PROJECT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
