@@ -100,6 +100,10 @@ class HttpSettings(StrictModel):
     authentication_alarm_after: int = Field(default=3, gt=0)
     """Consecutive authentication failures from one source that raise an alarm."""
 
+    authentication_sources: int = Field(default=10_000, gt=0, le=1_000_000)
+    """Sources whose consecutive failures are counted at once (the one that failed least
+    recently makes room)."""
+
     tick_max_seconds: float = Field(default=1.0, gt=0, le=60)
     """Longest sleep of the clearing clock between deadline checks."""
 

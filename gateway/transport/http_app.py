@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("isogw.http")
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-MAX_TRACKED_SOURCES = 10_000
 
 
 @dataclass
@@ -113,12 +112,15 @@ def _authenticate(request: web.Request) -> str:
 
 def _failure(runtime: Runtime, source: str, reason: str) -> None:
     runtime.metrics.authentication_failures += 1
-    if len(runtime.failures) > MAX_TRACKED_SOURCES:
-        runtime.failures.clear()
-    count = runtime.failures.get(source, 0) + 1
+    settings = runtime.gateway.settings.http
+    if source not in runtime.failures and len(runtime.failures) >= settings.authentication_sources:
+        # The source that failed least recently makes room: a flood of new sources cannot
+        # wipe the count of one that keeps failing.
+        del runtime.failures[next(iter(runtime.failures))]
+    count = runtime.failures.pop(source, 0) + 1
     runtime.failures[source] = count
     LOG.warning("event=authentication-failure source=%s count=%d reason=%s", source, count, reason)
-    if count == runtime.gateway.settings.http.authentication_alarm_after:
+    if count == settings.authentication_alarm_after:
         runtime.metrics.authentication_alarms += 1
         LOG.error("event=authentication-alarm source=%s consecutive_failures=%d", source, count)
 

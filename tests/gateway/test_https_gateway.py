@@ -269,6 +269,7 @@ def test_authentication_alarm_after_consecutive_failures() -> None:
     class Settings:
         class http:  # noqa: N801 - mimics the settings shape
             authentication_alarm_after = 3
+            authentication_sources = 2
 
     fake = type("R", (), {})()
     fake.metrics = Metrics()
@@ -280,6 +281,11 @@ def test_authentication_alarm_after_consecutive_failures() -> None:
     _failure(fake, "10.0.0.9", "test")
     assert fake.metrics.authentication_alarms == 1
     assert fake.metrics.authentication_failures == 3
+    # Bounded: a new source pushes out the one that failed least recently.
+    _failure(fake, "10.0.0.1", "test")
+    _failure(fake, "10.0.0.9", "test")
+    _failure(fake, "10.0.0.2", "test")
+    assert fake.failures == {"10.0.0.9": 4, "10.0.0.2": 1}
 
 
 async def test_validate_endpoint_answers_the_verdict(harness: Harness) -> None:
