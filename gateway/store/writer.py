@@ -51,15 +51,20 @@ class WriterTransaction:
         self._lock = lock
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
+        connection: Connection | None = None
         try:
-            self.connection: Connection = engine.connect()
-            self._transaction = self.connection.begin()
+            connection = engine.connect()
+            self._transaction = connection.begin()
+            if connection.dialect.name == "postgresql":
+                # Serialize writers as BEGIN IMMEDIATE does on SQLite.
+                connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
         except BaseException:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()  # rolls back whatever began
             self._unlock()
             raise
-        if self.connection.dialect.name == "postgresql":
-            # Serialize writers as BEGIN IMMEDIATE does on SQLite.
-            self.connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
+        self.connection: Connection = connection
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, str]]:
         return [
@@ -118,8 +123,8 @@ class WriterThread:
     async def begin_reading(
         self, after: int, limit: int
     ) -> tuple[WriterTransaction, list[tuple[int, str]]]:
-        """Begin and read the log after ``after`` in the same hop: the lock is held from
-        here, so no turn of the event loop is spent in between."""
+        """Begin and read the log after ``after`` in one hop to the writer thread (the first
+        catch-up read costs no hop of its own)."""
 
         def begin_and_read() -> tuple[WriterTransaction, list[tuple[int, str]]]:
             transaction = WriterTransaction(self._engine, self._lock)

@@ -4,6 +4,7 @@ gateway processes on one SQLite file take turns."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,18 @@ def test_the_writer_uses_the_synchronous_driver_of_the_same_database(tmp_path: P
     engine.dispose()
     with pytest.raises(ValueError, match="no synchronous driver known for mysql"):
         create_writer_engine("mysql+aiomysql://gateway@db/gateway")
+
+
+def test_a_transaction_that_cannot_begin_lets_the_lock_go(tmp_path: Path) -> None:
+    (tmp_path / "gateway.sqlite3").mkdir()  # no database can be opened there
+
+    async def scenario() -> None:
+        writer = WriterThread(sqlite_url(tmp_path))
+        with pytest.raises(Exception, match="unable to open database file"):
+            await writer.begin_reading(0, 10)
+        # Another open of the lock file conflicts with a lock still held by the writer.
+        with (tmp_path / "gateway.sqlite3.writer-lock").open("rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        await writer.close()
+
+    asyncio.run(scenario())
