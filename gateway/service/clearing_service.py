@@ -27,7 +27,7 @@ from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.store.tables import command_log, genesis, metadata
 from gateway.store.write_batch import WriteBatch
-from gateway.store.writer import WriterThread, WriterTransaction, log_after
+from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
 AfterCommand = Callable[[WriteBatch, list[Event]], Awaitable[None]]
@@ -208,12 +208,17 @@ class ClearingService:
                     await after(writes, events)
                 results.append(events)
             last = await self._thread.run(partial(transaction.commit, writes))
+            self._thread.statistics.commands += len(batch)
         except BaseException:
             await self._thread.run(transaction.abort)
             raise
         if last is not None:
             self._sequence = last
         return results
+
+    @property
+    def writer_statistics(self) -> WriterStatistics:
+        return self._thread.statistics
 
     @property
     def engine(self) -> AsyncEngine:

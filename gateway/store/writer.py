@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -32,6 +34,17 @@ from gateway.store.tables import command_log
 from gateway.store.write_batch import WriteBatch
 
 Result = TypeVar("Result")
+
+
+@dataclass
+class WriterStatistics:
+    """What the writer has done in this process (for /metrics): how long it waited for the
+    lock other processes share, and how long it held it."""
+
+    transactions: int = 0
+    commands: int = 0
+    lock_wait_seconds: float = 0.0
+    lock_held_seconds: float = 0.0
 
 
 def log_after(sequence: int, limit: int) -> Select[int, str]:
@@ -47,10 +60,16 @@ def log_after(sequence: int, limit: int) -> Select[int, str]:
 class WriterTransaction:
     """One open write transaction; every method runs on the writer thread."""
 
-    def __init__(self, engine: Engine, lock: int | None) -> None:
+    def __init__(
+        self, engine: Engine, lock: int | None, statistics: WriterStatistics | None = None
+    ) -> None:
         self._lock = lock
+        self._statistics = statistics or WriterStatistics()
+        asked = time.monotonic()
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
+        self._locked_at: float | None = time.monotonic()
+        self._statistics.lock_wait_seconds += self._locked_at - asked
         connection: Connection | None = None
         try:
             connection = engine.connect()
@@ -98,6 +117,10 @@ class WriterTransaction:
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock = None
+        if self._locked_at is not None:
+            self._statistics.transactions += 1
+            self._statistics.lock_held_seconds += time.monotonic() - self._locked_at
+            self._locked_at = None
 
 
 def _abort_begun(begun: Future[tuple[WriterTransaction, list[tuple[int, str]]]]) -> None:
@@ -109,6 +132,7 @@ class WriterThread:
     def __init__(self, url: str | URL) -> None:
         self._engine = create_writer_engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearing-writer")
+        self.statistics = WriterStatistics()
         database = self._engine.url.database
         self._lock: int | None = None
         if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
@@ -118,7 +142,7 @@ class WriterThread:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     async def begin(self) -> WriterTransaction:
-        return await self.run(partial(WriterTransaction, self._engine, self._lock))
+        return await self.run(partial(WriterTransaction, self._engine, self._lock, self.statistics))
 
     async def begin_reading(
         self, after: int, limit: int
@@ -127,7 +151,7 @@ class WriterThread:
         catch-up read costs no hop of its own)."""
 
         def begin_and_read() -> tuple[WriterTransaction, list[tuple[int, str]]]:
-            transaction = WriterTransaction(self._engine, self._lock)
+            transaction = WriterTransaction(self._engine, self._lock, self.statistics)
             try:
                 return transaction, transaction.read_log(after, limit)
             except BaseException:

@@ -312,6 +312,17 @@ async def metrics(request: web.Request) -> web.Response:
         lines.append(f'isogw_queue_amount_minor{{participant="{code}"}} {amount}')
         lines.append(f'isogw_available_minor{{participant="{code}"}} {account.available}')
         lines.append(f'isogw_net_position_minor{{participant="{code}"}} {account.net_position}')
+    writer = runtime.clearing.writer_statistics
+    lines += [
+        "# TYPE isogw_writer_transactions_total counter",
+        f"isogw_writer_transactions_total {writer.transactions}",
+        "# TYPE isogw_writer_commands_total counter",
+        f"isogw_writer_commands_total {writer.commands}",
+        "# TYPE isogw_writer_lock_wait_seconds_total counter",
+        f"isogw_writer_lock_wait_seconds_total {writer.lock_wait_seconds:.6f}",
+        "# TYPE isogw_writer_lock_held_seconds_total counter",
+        f"isogw_writer_lock_held_seconds_total {writer.lock_held_seconds:.6f}",
+    ]
     lines.append("# TYPE isogw_push_failures_total counter")
     for code, pusher in sorted(runtime.pushers.items()):
         lines.append(f'isogw_pushed_total{{participant="{code}"}} {pusher.pushed}')

@@ -229,6 +229,10 @@ async def test_operations_endpoints(harness: Harness) -> None:
     assert 'isogw_messages_total{message="pacs.008.001.08",outcome="accepted"} 1' in text
     assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
     assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
+    values = dict(line.split(" ") for line in text.splitlines() if line.startswith("isogw_writer"))
+    assert int(values["isogw_writer_commands_total"]) >= 1  # the credit
+    assert int(values["isogw_writer_transactions_total"]) >= 1
+    assert float(values["isogw_writer_lock_held_seconds_total"]) > 0
 
 
 async def test_bounds_413_415_429(harness: Harness) -> None:
