@@ -10,6 +10,8 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.commands.inbound import TransactionStatus
+
 
 class Document(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -50,25 +52,11 @@ class SystemEvent(Document):
     event_time: datetime
 
 
-class ReportedTransaction(Document):
-    status_id: str | None = None
-    original_instruction_id: str | None = None
-    original_end_to_end_id: str | None = None
-    original_transaction_id: str
+class ReportedTransaction(TransactionStatus):
+    """A transaction's status as the gateway reports it: the fields a bank's own pacs.002
+    carries (``TransactionStatus``), checked before they are written."""
+
     status: str = Field(pattern="^(ACTC|ACCP|ACSP|ACSC|PDNG|RCVD|RJCT|CANC)$")
-    reason_code: str | None = None
-    reason_text: str | None = None
-    acceptance_time: datetime | None = None
-    clearing_reference: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-    settlement_date: date | None = None
-    debtor_name: str | None = None
-    debtor_account: str | None = None
-    debtor_agent: str | None = None
-    creditor_agent: str | None = None
-    creditor_name: str | None = None
-    creditor_account: str | None = None
 
     @model_validator(mode="after")
     def _complete_groups(self) -> ReportedTransaction:
