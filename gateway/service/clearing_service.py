@@ -177,7 +177,7 @@ class ClearingService:
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []
-        transaction, rows = await self._thread.begin_reading(self._sequence, CATCH_UP_BATCH)
+        transaction, rows = await self._thread.begin(self._sequence, CATCH_UP_BATCH)
         try:
             await self._catch_up_in(transaction, rows)
             writes = WriteBatch(

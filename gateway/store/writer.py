@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, Select, select, text
@@ -141,10 +140,7 @@ class WriterThread:
     async def run(self, function: Callable[[], Result]) -> Result:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
-    async def begin(self) -> WriterTransaction:
-        return await self.run(partial(WriterTransaction, self._engine, self._lock, self.statistics))
-
-    async def begin_reading(
+    async def begin(
         self, after: int, limit: int
     ) -> tuple[WriterTransaction, list[tuple[int, str]]]:
         """Begin and read the log after ``after`` in one hop to the writer thread (the first

@@ -47,12 +47,13 @@ def folder(tmp_path: Path) -> Path:
 def test_a_second_writer_waits_until_the_first_commits(folder: Path) -> None:
     async def scenario() -> None:
         first, second = WriterThread(sqlite_url(folder)), WriterThread(sqlite_url(folder))
-        held = await first.begin()
-        waiting = asyncio.create_task(second.begin())
+        held, _ = await first.begin(0, 10)
+        waiting = asyncio.create_task(second.begin(0, 10))
         await asyncio.sleep(0.2)  # a real other writer: only time tells it is blocked
         assert not waiting.done()
         assert await first.run(lambda: held.commit(batch("one"))) == 1
-        other = await asyncio.wait_for(waiting, timeout=10)
+        other, rows = await asyncio.wait_for(waiting, timeout=10)
+        assert rows == [(1, "{}")]  # what the first writer logged, read with the begin
         assert await second.run(lambda: other.read_log(0, 10)) == [(1, "{}")]
         assert await second.run(lambda: other.commit(batch("two"))) == 2
         await first.close()
@@ -66,9 +67,9 @@ def test_a_second_writer_waits_until_the_first_commits(folder: Path) -> None:
 def test_an_aborted_transaction_writes_nothing_and_frees_the_lock(folder: Path) -> None:
     async def scenario() -> None:
         first, second = WriterThread(sqlite_url(folder)), WriterThread(sqlite_url(folder))
-        held = await first.begin()
+        held, _ = await first.begin(0, 10)
         await first.run(held.abort)
-        other = await asyncio.wait_for(second.begin(), timeout=10)
+        other, _ = await asyncio.wait_for(second.begin(0, 10), timeout=10)
         assert await second.run(lambda: other.commit(batch("after-abort"))) == 1
         await first.close()
         await second.close()
@@ -80,12 +81,12 @@ def test_an_aborted_transaction_writes_nothing_and_frees_the_lock(folder: Path) 
 def test_a_failed_insert_rolls_back_and_frees_the_lock(folder: Path) -> None:
     async def scenario() -> None:
         writer = WriterThread(sqlite_url(folder))
-        transaction = await writer.begin()
+        transaction, _ = await writer.begin(0, 10)
         await writer.run(lambda: transaction.commit(batch("same")))
-        again = await writer.begin()
+        again, _ = await writer.begin(1, 10)
         with pytest.raises(Exception, match="UNIQUE"):
             await writer.run(lambda: again.commit(batch("same")))  # command ids are unique
-        last = await asyncio.wait_for(writer.begin(), timeout=10)
+        last, _ = await asyncio.wait_for(writer.begin(1, 10), timeout=10)
         assert await writer.run(lambda: last.commit(batch("next"))) == 2
         await writer.close()
 
@@ -99,14 +100,14 @@ def test_a_writer_cancelled_while_waiting_lets_the_lock_go_once_it_has_it(folder
 
     async def scenario() -> None:
         holder, waiter, third = (WriterThread(sqlite_url(folder)) for _ in range(3))
-        held = await holder.begin()
-        waiting = asyncio.create_task(waiter.begin_reading(0, 10))
+        held, _ = await holder.begin(0, 10)
+        waiting = asyncio.create_task(waiter.begin(0, 10))
         await asyncio.sleep(0.2)  # the waiter is blocked on the lock
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
         await holder.run(lambda: held.commit(batch("first")))
-        latest = await asyncio.wait_for(third.begin(), timeout=10)
+        latest, _ = await asyncio.wait_for(third.begin(1, 10), timeout=10)
         assert await third.run(lambda: latest.commit(batch("second"))) == 2
         for writer in (holder, waiter, third):
             await writer.close()
@@ -130,7 +131,7 @@ def test_a_transaction_that_cannot_begin_lets_the_lock_go(tmp_path: Path) -> Non
     async def scenario() -> None:
         writer = WriterThread(sqlite_url(tmp_path))
         with pytest.raises(Exception, match="unable to open database file"):
-            await writer.begin_reading(0, 10)
+            await writer.begin(0, 10)
         # Another open of the lock file conflicts with a lock still held by the writer.
         with (tmp_path / "gateway.sqlite3.writer-lock").open("rb") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
