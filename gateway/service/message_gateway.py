@@ -38,7 +38,7 @@ from gateway.commands.outbound import (
     MessageReject,
     ReceiptAcknowledgement,
 )
-from gateway.iso.decoder import decode, decode_tree
+from gateway.iso.decoder import decode_tree
 from gateway.iso.input_source import InputSource
 from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
 from gateway.iso.namespaces import MESSAGE_TAG
@@ -207,7 +207,7 @@ class MessageGateway:
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(
-                participant, body, verified.root, message, message_id, content_hash, now
+                participant, verified.root, message, message_id, content_hash, now
             )
         return replace(answer, message_id=message_id)
 
@@ -229,7 +229,6 @@ class MessageGateway:
     async def _apply(
         self,
         participant: str,
-        body: bytes,
         root: etree._Element,
         message: str,
         message_id: str,
@@ -239,19 +238,13 @@ class MessageGateway:
         if command_id(participant, message_id) in self._clearing.core.seen:
             return await self._repeated(participant, message_id, content_hash)
         codec = self._gateway.codecs.for_message(message)
-        decoded: list[BaseModel] = []
-        if codec is not None and codec.definition.decode is not None:
-            decoded = (
-                decode_tree(root, codec)
-                if len(body) <= self._gateway.settings.parser.tree_max_bytes
-                else list(
-                    decode(
-                        InputSource.from_bytes(body, "request"),
-                        codec,
-                        self._gateway.settings.parser,
-                    )
-                )
-            )
+        # The whole tree is in memory already (it was parsed for the signature): decode it
+        # there, whatever the size, rather than streaming the body a second time.
+        decoded: list[BaseModel] = (
+            decode_tree(root, codec)
+            if codec is not None and codec.definition.decode is not None
+            else []
+        )
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
         translated: dict[str, Any] = {}
