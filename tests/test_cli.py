@@ -105,3 +105,15 @@ def test_validating_loads_no_server_parts() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_serve_refuses_an_unsupported_database_before_starting(tmp_path: Path) -> None:
+    """A PostgreSQL URL (not supported in this release) stops ``serve`` with exit code 2 and
+    the field named, instead of a traceback when the first connection is made."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[storage]\ndatabase_url = "postgresql+asyncpg://gateway@db/gateway"\n')
+    completed = run("--config", str(config), "serve")
+    assert completed.returncode == 2
+    assert "storage.database_url" in completed.stderr
+    assert "'postgresql+asyncpg' is not supported" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -74,3 +74,36 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
     path.write_text("[parser]\nmax_size = 3\n")
     with pytest.raises(ConfigurationError, match=r"parser\.max_size"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://gateway@127.0.0.1/gateway",
+        "postgresql://gateway@db/gateway",
+        "mysql+aiomysql://gateway@db/gateway",
+        "sqlite:///state/gateway.sqlite3",  # the synchronous driver: the gateway's engine is async
+        "sqlite+aiosqlite:///",  # no file
+        "state/gateway.sqlite3",
+    ],
+)
+def test_a_database_other_than_an_sqlite_file_is_refused_at_start(tmp_path: Path, url: str) -> None:
+    """SQLite is the only database this release supports and tests: anything else is a
+    configuration error naming the field, not a failure when the gateway first connects."""
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'[storage]\ndatabase_url = "{url}"\n')
+    with pytest.raises(ConfigurationError) as failure:
+        load_settings(path)
+    message = str(failure.value)
+    assert message.startswith(f"{path}: storage.database_url: ")
+    assert "is not supported" in message and "SQLite only" in message
+    assert "Value error" not in message
+
+
+def test_an_sqlite_file_elsewhere_is_accepted(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'[storage]\ndatabase_url = "{url}"\n')
+    assert load_settings(path).storage.database_url == url
+    path.write_text('[storage]\ndatabase_url = ""\n')
+    assert load_settings(path).storage.database_url is None

@@ -137,10 +137,29 @@ class EncodingSettings(StrictModel):
     """Documents with more values than this (long reports) are written without a template."""
 
 
+SQLITE_URL_PREFIX = "sqlite+aiosqlite:///"
+
+
 class StorageSettings(StrictModel):
     database_url: str | None = None
-    """SQLAlchemy async URL; empty means SQLite in the state folder ($GATEWAY_STATE_DIR,
-    default ./state)."""
+    """An SQLite file as an SQLAlchemy async URL (``sqlite+aiosqlite:///PATH``); empty means
+    SQLite in the state folder ($GATEWAY_STATE_DIR, default ./state). SQLite is the only
+    database this release supports and tests: a server database (PostgreSQL) is refused here,
+    rather than failing when the gateway first connects."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_only(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not url.startswith(SQLITE_URL_PREFIX) or url == SQLITE_URL_PREFIX:
+            scheme = url.split("://", 1)[0] if "://" in url else url
+            raise ValueError(
+                f"{scheme!r} is not supported: this release stores its ledger in SQLite only "
+                f"({SQLITE_URL_PREFIX} followed by the file's path); leave database_url out "
+                "for the embedded default in the state folder"
+            )
+        return url
 
 
 class Settings(StrictModel):

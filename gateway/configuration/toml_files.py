@@ -18,7 +18,8 @@ class TomlFileError(Exception):
 def describe(error: ValidationError) -> str:
     """``field.path: message; …`` for every problem pydantic found."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'file'}: {item['msg']}"
+        f"{'.'.join(str(part) for part in item['loc']) or 'file'}: "
+        f"{item['msg'].removeprefix('Value error, ')}"
         for item in error.errors()
     )
 

@@ -1,9 +1,9 @@
-"""The database engines: SQLite by default, PostgreSQL through SQLAlchemy's drivers. SQLite
-runs in WAL mode with ``synchronous=FULL`` (nothing acknowledged is lost), and every write
+"""The database engines, on SQLite (the only database this release supports). SQLite runs
+in WAL mode with ``synchronous=FULL`` (nothing acknowledged is lost), and every write
 transaction starts with ``BEGIN IMMEDIATE`` so writers are serialized up front.
 
-Two engines on the same database: the async one (aiosqlite / asyncpg) for reads and the
-occasional write, and a synchronous one (pysqlite / psycopg) for the clearing writer, which
+Two engines on the same database: the async one (aiosqlite) for reads and the occasional
+write, and a synchronous one (the standard library's sqlite3) for the clearing writer, which
 runs its transactions on a thread of its own (``gateway.store.writer``)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def sqlite_url(state_directory: Path) -> str:
     return f"sqlite+aiosqlite:///{(state_directory / DATABASE_FILE).resolve()}"
 
 
-SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite"}
 """The writer's driver for each dialect (the same database, a synchronous driver)."""
 
 

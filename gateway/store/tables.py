@@ -3,7 +3,7 @@
 The core is a deterministic state machine, so its state is the genesis (participants and
 settings as they were when the ledger started) plus the commands, applied in log order. The
 log is the record kept for audit; every figure the core shows can be rebuilt from it.
-Portable SQL only: the same tables run on SQLite and PostgreSQL.
+Portable SQL only (no SQLite-specific types or statements in the tables).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Select, select, text
+from sqlalchemy import URL, Connection, Engine, Select, select
 
 from gateway.store.database import create_writer_engine
 from gateway.store.messages import StoredAnswer, find_inbound_in
@@ -73,9 +73,6 @@ class WriterTransaction:
         try:
             connection = engine.connect()
             self._transaction = connection.begin()
-            if connection.dialect.name == "postgresql":
-                # Serialize writers as BEGIN IMMEDIATE does on SQLite.
-                connection.execute(text("SELECT pg_advisory_xact_lock(20022)"))
         except BaseException:
             if connection is not None:
                 with contextlib.suppress(Exception):
