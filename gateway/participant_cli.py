@@ -51,11 +51,14 @@ def _url(gateway: Gateway, url: str | None) -> str:
     return (url or f"https://{http.host}:{http.port}").rstrip("/")
 
 
-def _keys(participant: str) -> KeyStore:
+def _keys(gateway: Gateway, participant: str) -> KeyStore:
     # The client's parts (keys, signatures, HTTP) load only for these commands, not for
     # every ``isogw`` run.
     from gateway.security.keys import KeyStore
 
+    if gateway.directory.kind(participant) is None:
+        participants = gateway.settings.resolve(gateway.settings.paths.participants)
+        raise ParticipantToolError(f"{participant} is not a participant in {participants}")
     keys = KeyStore(state_directory())
     if not keys.participant(participant).key_path.is_file():
         raise ParticipantToolError(
@@ -125,7 +128,7 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
     from gateway.security.signatures import XmlDsigSigner
     from gateway.transport.tls import client_context
 
-    keys = _keys(arguments.participant)
+    keys = _keys(gateway, arguments.participant)
     try:
         data = arguments.file.read_bytes()
     except OSError as error:
@@ -135,11 +138,12 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
         envelope(gateway, arguments.participant, data)
     )
     context = client_context(keys, pair)
+    url = _url(gateway, arguments.url)
     try:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                _url(gateway, arguments.url) + "/v1/messages",
+                url + "/v1/messages",
                 data=signed,
                 headers={"Content-Type": "application/xml"},
                 ssl=context,
@@ -148,7 +152,7 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
             body = await response.read()
             status = response.status
     except aiohttp.ClientError as error:
-        raise ParticipantToolError(f"cannot reach the gateway: {error}") from error
+        raise _unreachable(url, error) from error
     if body.startswith(b"<?xml"):
         out.write(describe_answer(status, body) + "\n")
     else:
@@ -161,7 +165,7 @@ async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
 
     from gateway.transport.tls import client_context
 
-    keys = _keys(arguments.participant)
+    keys = _keys(gateway, arguments.participant)
     context = client_context(keys, keys.participant(arguments.participant))
     base = _url(gateway, arguments.url)
     try:
@@ -169,14 +173,17 @@ async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
             async with session.get(
                 f"{base}/v1/outbox?after={arguments.after}&wait={arguments.wait}", ssl=context
             ) as response:
+                if response.status != 200:
+                    return _refused(out, response.status, await response.read())
                 payload = await response.json()
             if arguments.ack and payload["messages"]:
                 async with session.post(
                     f"{base}/v1/outbox/ack", json={"through": payload["next"]}, ssl=context
                 ) as response:
-                    await response.read()
+                    if response.status != 200:
+                        return _refused(out, response.status, await response.read())
     except aiohttp.ClientError as error:
-        raise ParticipantToolError(f"cannot reach the gateway: {error}") from error
+        raise _unreachable(base, error) from error
     if arguments.json:
         json.dump(payload, out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -191,6 +198,25 @@ async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
         f"{len(payload['messages'])} message(s); next cursor {payload['next']}{acknowledged}\n"
     )
     return 0
+
+
+def _refused(out: TextIO, status: int, body: bytes) -> int:
+    """The gateway answered, but not with what was asked (403, 429, 503...)."""
+    out.write(f"{status} {body.decode(errors='replace').strip()}\n")
+    return 1
+
+
+def _unreachable(url: str, error: Exception) -> ParticipantToolError:
+    """Why no answer came, in words: refused connection, TLS handshake, timeout."""
+    import aiohttp
+
+    if isinstance(error, aiohttp.ClientSSLError):
+        reason = f"the TLS handshake failed ({error.os_error})"
+    elif isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error.strerror or str(error.os_error)
+    else:
+        reason = str(error) or type(error).__name__
+    return ParticipantToolError(f"cannot reach the gateway at {url}: {reason}")
 
 
 def run_participant(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:

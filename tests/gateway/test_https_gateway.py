@@ -325,6 +325,38 @@ async def test_participant_tools_submit_and_read_the_outbox(harness: Harness) ->
     assert (await harness.outbox("103100000026"))["messages"] == []
 
 
+async def test_participant_tools_say_what_went_wrong(harness: Harness) -> None:
+    """An unknown participant, a gateway that does not answer, and an answer that is not the
+    outbox are each told in words (exit 2, or 1 with the gateway's status and text)."""
+    import argparse
+    import io
+    import socket
+
+    from gateway.participant_cli import ParticipantToolError, _outbox, _submit
+
+    gateway = harness.runtime.gateway
+    unknown = argparse.Namespace(file=SAMPLES / "x.xml", participant="123", url=harness.url)
+    with pytest.raises(ParticipantToolError, match=r"^123 is not a participant in .*participants"):
+        await _submit(unknown, gateway, io.StringIO())
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    silent = argparse.Namespace(
+        participant=BOCOM, after=0, wait=0.0, ack=False, json=False, url=f"https://127.0.0.1:{port}"
+    )
+    with pytest.raises(ParticipantToolError) as failure:
+        await _outbox(silent, gateway, io.StringIO())
+    message = str(failure.value)
+    assert message.startswith(f"cannot reach the gateway at https://127.0.0.1:{port}: ")
+    assert "Connect call failed" in message and "SSLContext" not in message
+    out = io.StringIO()
+    wrong = argparse.Namespace(
+        participant=BOCOM, after="x", wait=0.0, ack=True, json=False, url=harness.url
+    )
+    assert await _outbox(wrong, gateway, out) == 1
+    assert out.getvalue() == "400 after is an integer, wait a number of seconds\n"
+
+
 async def _get_health(harness: Harness, context: ssl.SSLContext) -> int:
     async with (
         aiohttp.ClientSession() as session,
