@@ -167,9 +167,13 @@ def run_serve(arguments: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = arguments.config or default_config_file()
     gateway = build_gateway(config)
+    http = gateway.settings.http
+    if not arguments.shared_port:
+        # Before anything starts: a port another program holds is said in one line, not as
+        # a traceback from each process.
+        _check_port_free(http.host, http.port, config)
     clock = SystemClock()
     keys = ensure_keys(gateway.directory, clock)
-    http = gateway.settings.http
     workers = arguments.workers or http.workers
     if workers > 1 and not arguments.shared_port:
         # Create the tables and the ledger's genesis once, before other processes start.
@@ -214,12 +218,42 @@ def run_serve(arguments: argparse.Namespace) -> int:
             shutdown_timeout=30,
             reuse_port=workers > 1 or arguments.shared_port,
         )
+    except OSError as error:  # taken between the check and the start
+        raise UsageError(_port_problem(http.host, http.port, config, error)) from error
     finally:
         for child in children:
             child.terminate()
         for child in children:
             child.wait(timeout=40)
     return 0
+
+
+def _check_port_free(host: str, port: int, config: Path) -> None:
+    import socket
+
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            # As the server binds: a port in TIME_WAIT is free, one being listened on is not
+            # (whether or not its owner shares it, as a running isogw does).
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        raise UsageError(_port_problem(host, port, config, error)) from error
+
+
+def _port_problem(host: str, port: int, config: Path, error: OSError) -> str:
+    import socket
+
+    reason = error.strerror or str(error)
+    if isinstance(error, socket.gaierror):
+        reason = f"unknown host ({reason})"
+    return (
+        f"cannot listen on {host}:{port}: {reason.lower()}; another gateway or program may "
+        f"be using it (settings http.host and http.port in {config})"
+    )
 
 
 async def _prepare_storage(config: Path, clock: Any) -> None:

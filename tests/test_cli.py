@@ -117,3 +117,35 @@ def test_serve_refuses_an_unsupported_database_before_starting(tmp_path: Path) -
     assert "storage.database_url" in completed.stderr
     assert "'postgresql+asyncpg' is not supported" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_serve_says_when_its_port_is_taken(tmp_path: Path) -> None:
+    """Another program on the configured port: one line naming the address and the settings,
+    exit code 2, no traceback, and no process left behind."""
+    import os
+    import shutil
+    import socket
+
+    folder = tmp_path / "config"
+    shutil.copytree(PROJECT / "config", folder)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = folder / "gateway.toml"
+        text = settings.read_text().replace("port = 8443", f"port = {port}")
+        for name in ("xsd", "codecs", "samples"):
+            text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
+        settings.write_text(text)
+        completed = subprocess.run(
+            [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT,
+            env={**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")},
+            timeout=60,
+        )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"isogw: cannot listen on 127.0.0.1:{port}: ")
+    assert "address already in use" in completed.stderr and str(settings) in completed.stderr
+    assert "Traceback" not in completed.stderr and "serving" not in completed.stdout
