@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from gateway.participant_cli import (
     add_participant_commands,
     run_participant,
 )
+from gateway.start_errors import StartError
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -174,6 +176,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
         _check_port_free(http.host, http.port, config)
     clock = SystemClock()
     keys = ensure_keys(gateway.directory, clock)
+    tls = server_context(keys)
     workers = arguments.workers or http.workers
     if workers > 1 and not arguments.shared_port:
         # Create the tables and the ledger's genesis once, before other processes start.
@@ -200,25 +203,30 @@ def run_serve(arguments: argparse.Namespace) -> int:
         # Schemas, codecs and the replayed ledger live as long as the process: keep them out
         # of the cyclic collector's full passes (measured: half of their cost).
         gc.freeze()
+        if not arguments.shared_port:  # the first process speaks for the others
+            # Once the keys, the ledger and the application are ready (the port is bound
+            # right after).
+            print(
+                f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
+                f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
+                flush=True,
+            )
         return app
 
-    if not arguments.shared_port:  # the first process speaks for the others
-        print(
-            f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
-            f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
-            flush=True,
-        )
     try:
         web.run_app(
             application(),
             host=http.host,
             port=http.port,
-            ssl_context=server_context(keys),
+            ssl_context=tls,
             print=None,
             shutdown_timeout=30,
             reuse_port=workers > 1 or arguments.shared_port,
         )
-    except OSError as error:  # taken between the check and the start
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        # Taken between the check and the start.
         raise UsageError(_port_problem(http.host, http.port, config, error)) from error
     finally:
         for child in children:
@@ -305,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_participant(arguments.config or default_config_file(), arguments, sys.stdout)
         if arguments.command == "core":
             return run_core(arguments.config or default_config_file(), arguments, sys.stdout)
-    except (UsageError, OperatorError, ParticipantToolError) as error:
+    except (UsageError, OperatorError, ParticipantToolError, StartError) as error:
         sys.stderr.write(f"isogw: {error}\n")
         return EXIT_USAGE
     except ValidationError as error:

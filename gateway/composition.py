@@ -22,6 +22,7 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
+from gateway.start_errors import StorageError
 
 if TYPE_CHECKING:
     from gateway.security.keys import KeyStore
@@ -85,6 +86,8 @@ class Clearing:
 
 async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     """Build the clearing service on the configured database and replay its log."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from gateway.service.clearing_service import ClearingService
     from gateway.store.database import create_engine, sqlite_url
 
@@ -93,7 +96,16 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     clearing_settings = load_clearing_settings(settings.resolve(settings.paths.clearing))
     url = settings.storage.database_url or sqlite_url(state_directory())
     service = ClearingService(create_engine(url), directory, clearing_settings, clock.now)
-    await service.open()
+    try:
+        await service.open()
+    except SQLAlchemyError as error:
+        await service.close()
+        reason = getattr(error, "orig", None) or error
+        raise StorageError(
+            f"the database {url.removeprefix('sqlite+aiosqlite:///')} cannot be used: {reason} "
+            "(setting storage.database_url; a damaged file is restored from its backup, never "
+            "replaced by an empty ledger)"
+        ) from error
     return Clearing(clearing_settings, service, clock)
 
 
@@ -116,15 +128,15 @@ async def open_runtime(
     verifier, the message gateway."""
     from cryptography import x509
 
-    from gateway.security.keys import certificate_sha256
-    from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
+    from gateway.security.keys import certificate_sha256, read_certificate
+    from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
     from gateway.transport.push import Pusher
     from gateway.transport.tls import client_context
 
     gateway = gateway or build_gateway(config_file)
-    clearing = await open_clearing(config_file, clock)
+    # Keys first: a damaged key file stops the start before the ledger is opened.
     keys = ensure_keys(gateway.directory, clock)
     participants = gateway.directory.participants
     certificates: dict[str, x509.Certificate] = {}
@@ -137,14 +149,13 @@ async def open_runtime(
             pins[entry.certificate_sha256 or certificate_sha256(certificate)] = entry.code
         elif entry.certificate_sha256:
             pins[entry.certificate_sha256] = entry.code
-    anchor = x509.load_pem_x509_certificate(keys.ca_path.read_bytes())
-    signer = XmlDsigSigner(
-        keys.gateway.key_path.read_bytes(), keys.gateway.certificate_path.read_bytes()
-    )
+    anchor = read_certificate(keys.ca_path)
+    signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, anchor)
+    tls = client_context(keys, keys.gateway)
+    clearing = await open_clearing(config_file, clock)
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock)
     runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
-    tls = client_context(keys, keys.gateway)
     for entry in (*participants.direct, *participants.special):
         if entry.push_url:
             runtime.pushers[entry.code] = Pusher(

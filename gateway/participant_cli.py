@@ -125,7 +125,7 @@ def summary(xml: str) -> str:
 async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
     import aiohttp
 
-    from gateway.security.signatures import XmlDsigSigner
+    from gateway.security.signatures import signer_from_files
     from gateway.transport.tls import client_context
 
     keys = _keys(gateway, arguments.participant)
@@ -134,9 +134,7 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
     except OSError as error:
         raise ParticipantToolError(f"{arguments.file}: {error.strerror}") from error
     pair = keys.participant(arguments.participant)
-    signed = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
-        envelope(gateway, arguments.participant, data)
-    )
+    signed = signer_from_files(pair).sign(envelope(gateway, arguments.participant, data))
     context = client_context(keys, pair)
     url = _url(gateway, arguments.url)
     try:

@@ -20,8 +20,25 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.start_errors import KeyFileError
+
 DEVELOPMENT_VALIDITY = timedelta(days=825)
 KEY_FOLDER = "keys"
+REPLACE_HINT = "`isogw keys init --force` writes new development keys"
+
+
+def read_key_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise KeyFileError(f"{path}: cannot read: {error.strerror}; {REPLACE_HINT}") from error
+
+
+def read_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(read_key_file(path))
+    except ValueError as error:
+        raise KeyFileError(f"{path}: not a PEM certificate ({error}); {REPLACE_HINT}") from error
 
 
 @dataclass(frozen=True)
@@ -30,7 +47,7 @@ class KeyPair:
     certificate_path: Path
 
     def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.certificate_path.read_bytes())
+        return read_certificate(self.certificate_path)
 
 
 def certificate_sha256(certificate: x509.Certificate) -> str:

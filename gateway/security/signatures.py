@@ -51,6 +51,8 @@ from lxml import etree
 from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.security.keys import REPLACE_HINT, KeyPair, read_key_file
+from gateway.start_errors import KeyFileError
 
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -175,6 +177,19 @@ class XmlDsigSigner:
             size = (self._key.curve.key_size + 7) // 8
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
         return self._key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
+
+
+def signer_from_files(pair: KeyPair) -> XmlDsigSigner:
+    """The signer for a key pair on disk; a file that is not a usable key or certificate is a
+    ``KeyFileError`` naming both files."""
+    key, certificate = read_key_file(pair.key_path), read_key_file(pair.certificate_path)
+    try:
+        return XmlDsigSigner(key, certificate)
+    except ValueError as error:
+        raise KeyFileError(
+            f"{pair.key_path} and {pair.certificate_path}: not a usable signing key and "
+            f"certificate ({error}); {REPLACE_HINT}"
+        ) from error
 
 
 @dataclass(frozen=True)

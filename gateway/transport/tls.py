@@ -6,25 +6,40 @@ from __future__ import annotations
 import hashlib
 import ssl
 
-from gateway.security.keys import KeyPair, KeyStore
+from gateway.security.keys import REPLACE_HINT, KeyPair, KeyStore
+from gateway.start_errors import KeyFileError
 
 
 def server_context(keys: KeyStore) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cafile=str(keys.ca_path))
-    pair = keys.gateway
-    context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    _load(context, keys, keys.gateway)
     return context
 
 
 def client_context(keys: KeyStore, pair: KeyPair) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.load_verify_locations(cafile=str(keys.ca_path))
-    context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    _load(context, keys, pair)
     return context
+
+
+def _load(context: ssl.SSLContext, keys: KeyStore, pair: KeyPair) -> None:
+    """The CA to check the other side against, and our own certificate and key."""
+    try:
+        context.load_verify_locations(cafile=str(keys.ca_path))
+    except (ssl.SSLError, OSError) as error:
+        raise KeyFileError(
+            f"{keys.ca_path}: not a usable CA certificate ({error}); {REPLACE_HINT}"
+        ) from error
+    try:
+        context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    except (ssl.SSLError, OSError) as error:
+        raise KeyFileError(
+            f"{pair.certificate_path} and {pair.key_path}: not a usable certificate and key "
+            f"({error}); {REPLACE_HINT}"
+        ) from error
 
 
 def peer_pin(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

@@ -1,0 +1,107 @@
+"""A key, certificate or database the gateway cannot use stops it at start with one message
+naming the file and what to do, and changes nothing on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.composition import open_clearing, open_runtime
+from gateway.service.clock import ManualClock
+from gateway.start_errors import KeyFileError, StorageError
+from tests.conftest import CONFIG, PROJECT
+from tests.gateway.conftest import CCB, START
+
+NOT_A_DATABASE = b"not a database at all " * 10
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+async def test_a_damaged_database_is_named_and_left_as_it_is(state: Path) -> None:
+    database = state / "gateway.sqlite3"
+    database.write_bytes(NOT_A_DATABASE)
+    with pytest.raises(StorageError) as failure:
+        await open_clearing(CONFIG, ManualClock(START))
+    assert str(failure.value).startswith(
+        f"the database {database.resolve()} cannot be used: file is not a database "
+    )
+    assert "storage.database_url" in str(failure.value)
+    assert database.read_bytes() == NOT_A_DATABASE  # not replaced by an empty ledger
+
+
+@pytest.mark.parametrize(
+    ("damaged", "named", "problem"),
+    [
+        ("participants/105100000017.pem", "", "not a PEM certificate"),
+        ("gateway.key", " and {keys}/gateway.pem", "not a usable signing key and certificate"),
+        ("ca.pem", "", "not a PEM certificate"),
+    ],
+)
+async def test_a_damaged_key_or_certificate_is_named(
+    state: Path, damaged: str, named: str, problem: str
+) -> None:
+    clock = ManualClock(START)
+    runtime = await open_runtime(CONFIG, clock, run_ticker=False)  # writes the keys
+    await runtime.clearing.close()
+    keys = state / "keys"
+    (keys / damaged).write_text("garbage\n")
+    with pytest.raises(KeyFileError) as failure:
+        await open_runtime(CONFIG, clock, run_ticker=False)  # fails before opening the ledger
+    message = str(failure.value)
+    assert message.startswith(f"{keys / damaged}{named.format(keys=keys)}: {problem} (")
+    assert message.endswith("; `isogw keys init --force` writes new development keys")
+
+
+def test_tls_contexts_name_a_damaged_key(state: Path) -> None:
+    from gateway.security.keys import KeyStore
+    from gateway.transport.tls import client_context, server_context
+
+    keys = KeyStore(state)
+    keys.initialise("999999999999", [CCB], START)
+    keys.gateway.key_path.write_text("garbage\n")
+    with pytest.raises(KeyFileError, match=r"gateway\.pem and .*gateway\.key: not a usable"):
+        server_context(keys)
+    keys.ca_path.write_text("garbage\n")
+    with pytest.raises(KeyFileError, match=r"ca\.pem: not a usable CA certificate"):
+        client_context(keys, keys.participant(CCB))
+
+
+def test_serve_stops_with_one_line_on_a_damaged_database(tmp_path: Path) -> None:
+    """What an operator sees: exit code 2, the database named, no traceback, no banner, and
+    the file untouched."""
+    folder = tmp_path / "config"
+    shutil.copytree(PROJECT / "config", folder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = folder / "gateway.toml"
+    text = settings.read_text().replace("port = 8443", f"port = {port}")
+    for name in ("xsd", "codecs", "samples"):
+        text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
+    settings.write_text(text)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "gateway.sqlite3").write_bytes(NOT_A_DATABASE)
+    completed = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={**os.environ, "GATEWAY_STATE_DIR": str(state)},
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("isogw: the database ")
+    assert "file is not a database" in completed.stderr
+    assert "Traceback" not in completed.stderr and "serving" not in completed.stdout
+    assert (state / "gateway.sqlite3").read_bytes() == NOT_A_DATABASE
