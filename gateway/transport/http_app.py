@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -196,12 +197,16 @@ async def outbox(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     participant = _authenticate(request)
     settings = runtime.gateway.settings.http
+    after = _sequence(request.query.get("after", "0"), "after")
     try:
-        after = int(request.query.get("after", "0"))
-        wait = min(float(request.query.get("wait", "0")), settings.outbox_max_wait_seconds)
-    except ValueError as error:
-        raise web.HTTPBadRequest(text="after is an integer, wait a number of seconds\n") from error
-    deadline = time.monotonic() + max(wait, 0.0)
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        wait = math.nan
+    if not math.isfinite(wait) and wait != math.inf:
+        raise web.HTTPBadRequest(text="wait is a number of seconds\n")
+    # Negative means do not wait; longer than the setting waits as long as the setting.
+    wait = min(max(wait, 0.0), settings.outbox_max_wait_seconds)
+    deadline = time.monotonic() + wait
     waiter = runtime.waiters.setdefault(participant, asyncio.Event())
     while True:
         waiter.clear()
@@ -235,13 +240,33 @@ async def outbox(request: web.Request) -> web.Response:
     return web.json_response(payload)
 
 
+MAXIMUM_SEQUENCE = 2**63 - 1
+"""The largest outbox sequence the database holds (a 64-bit integer)."""
+
+
+def _sequence(text: str, name: str) -> int:
+    """An outbox sequence from a request: an integer from 0 to ``MAXIMUM_SEQUENCE``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAXIMUM_SEQUENCE:
+        raise web.HTTPBadRequest(
+            text=f"{name} is an outbox sequence: an integer from 0 to {MAXIMUM_SEQUENCE}\n"
+        )
+    return value
+
+
 async def acknowledge(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     participant = _authenticate(request)
     try:
-        through = int((await request.json())["through"])
+        through = (await request.json())["through"]
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
         raise web.HTTPBadRequest(text='send {"through": SEQUENCE}\n') from error
+    if isinstance(through, bool) or not isinstance(through, int):
+        raise web.HTTPBadRequest(text='send {"through": SEQUENCE}; SEQUENCE is an integer\n')
+    through = _sequence(str(through), "through")
     async with runtime.clearing.engine.begin() as connection:
         count = await messages.acknowledge(connection, participant, through, runtime.messages.now())
     return web.json_response({"acknowledged": count})

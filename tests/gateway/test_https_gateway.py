@@ -187,6 +187,62 @@ async def test_outbox_long_poll_wakes_on_delivery_and_ack_removes(harness: Harne
     assert (await harness.outbox(CCB))["messages"] == []
 
 
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [
+        ("after=99999999999999999999999", "after is an outbox sequence"),
+        ("after=-1", "after is an outbox sequence"),
+        ("after=1.5", "after is an outbox sequence"),
+        ("after=x", "after is an outbox sequence"),
+        ("wait=nan", "wait is a number of seconds"),
+        ("wait=abc", "wait is a number of seconds"),
+        ("wait=-inf", "wait is a number of seconds"),
+    ],
+)
+async def test_outbox_cursor_and_wait_out_of_range_are_400(
+    harness: Harness, query: str, answer: str
+) -> None:
+    """A cursor the database cannot hold, or a wait that is not a number of seconds, is the
+    client's mistake (400 saying so), never a 500 or a request that hangs."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{harness.url}/v1/outbox?{query}", ssl=harness.context(CCB)) as response,
+    ):
+        assert response.status == 400
+        assert (await response.text()).startswith(answer)
+
+
+async def test_outbox_negative_wait_answers_at_once(harness: Harness) -> None:
+    assert (await harness.outbox(CCB, after=0, wait=-5))["messages"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"through": 1e999}',
+        '{"through": true}',
+        '{"through": "3"}',
+        "[]",
+        '{"through": ' + str(2**70) + "}",
+        "x",
+    ],
+)
+async def test_acknowledgement_must_be_a_sequence(harness: Harness, body: str) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{harness.url}/v1/outbox/ack",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            ssl=harness.context(CCB),
+        ) as response,
+    ):
+        assert response.status == 400
+        assert (await response.text()).startswith(
+            ('send {"through": SEQUENCE}', "through is an outbox sequence")
+        )
+
+
 async def test_outbox_survives_a_restart(harness: Harness, tmp_path: Path) -> None:
     await harness.post(BOCOM, harness.sign(BOCOM, C100))
     await harness.runtime.clearing.close()
@@ -354,7 +410,9 @@ async def test_participant_tools_say_what_went_wrong(harness: Harness) -> None:
         participant=BOCOM, after="x", wait=0.0, ack=True, json=False, url=harness.url
     )
     assert await _outbox(wrong, gateway, out) == 1
-    assert out.getvalue() == "400 after is an integer, wait a number of seconds\n"
+    assert out.getvalue() == (
+        "400 after is an outbox sequence: an integer from 0 to 9223372036854775807\n"
+    )
 
 
 async def _get_health(harness: Harness, context: ssl.SSLContext) -> int:
