@@ -165,6 +165,10 @@ class MessageGateway:
         parsed = _parse_leniently(body)
         header = _header_fields(parsed)
         reference = header.get("message_id", "")
+        if not header.get("sender"):
+            # Not well-formed, or no business header naming a sender: say what is wrong with
+            # the file (line, XPath, code), as the validator does, rather than "no sender".
+            return self._unreadable(participant, reference, body, parsed)
         if header.get("sender") != participant:
             return Answer(
                 403,
@@ -210,6 +214,31 @@ class MessageGateway:
                 participant, verified.root, message, message_id, content_hash, now
             )
         return replace(answer, message_id=message_id)
+
+    def _unreadable(
+        self, participant: str, reference: str, body: bytes, parsed: etree._Element | None
+    ) -> Answer:
+        verdict = self._gateway.validator.validate(InputSource.from_bytes(body, "request"), parsed)
+        if not verdict.valid:
+            return Answer(
+                400, self._invalid(participant, reference, verdict), False, verdict.problems[0].code
+            )
+        # A valid bare Document: fine for ``isogw validate``, but what is submitted carries
+        # the business header and its signature.
+        return Answer(
+            400,
+            self._reject(
+                participant,
+                reference,
+                "FF01",
+                "the message has no business header (AppHdr) naming its sender; submit an "
+                "envelope: AppHdr then Document, signed in AppHdr/Sgntr (`isogw submit` wraps "
+                "and signs a bare Document)",
+                "/Message/AppHdr",
+            ),
+            False,
+            "FF01",
+        )
 
     def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:
         first = verdict.problems[0]

@@ -151,6 +151,39 @@ async def test_unsigned_or_misattributed_messages_are_refused(harness: Harness) 
     assert harness.runtime.metrics.authentication_failures >= 2
 
 
+@pytest.mark.parametrize(
+    ("body", "location", "text"),
+    [
+        (b"", "line 1: /", "input is empty"),
+        (b"<Message>", "line 1: /", "not well-formed XML: "),
+        (b"not xml", "line 1: /", "content before the root element"),
+        (
+            b'<Message xmlns="urn:isogw:xsd:envelope.001.01"></Message>',
+            "line 1: /Message",
+            "Missing child element(s). Expected is ( AppHdr )",
+        ),
+        (
+            (SAMPLES / "pacs.008.001.08" / "valid-bare-document-A100.xml").read_bytes(),
+            "/Message/AppHdr",
+            "the message has no business header (AppHdr) naming its sender; submit an envelope",
+        ),
+    ],
+)
+async def test_a_body_without_a_readable_header_is_told_what_is_wrong_with_it(
+    harness: Harness, body: bytes, location: str, text: str
+) -> None:
+    """Not well-formed, or no business header: 400 FF01 with the line and XPath, as the
+    validator reports it, not "the header names sender None" (403), and not counted as an
+    authentication failure."""
+    status, answer = await harness.post(BOCOM, body)
+    assert status == 400
+    root = harness.verify_from_centre(answer)
+    assert root.findtext(".//{*}RjctgPtyRsn") == "FF01"
+    assert root.findtext(".//{*}ErrLctn") == location
+    assert text in (root.findtext(".//{*}RsnDesc") or "")
+    assert harness.runtime.metrics.authentication_failures == 0
+
+
 async def test_invalid_message_gets_admi002_with_line_and_xpath(harness: Harness) -> None:
     bad = C100.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>2</NbOfTxs>")
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, bad))
