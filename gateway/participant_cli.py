@@ -68,17 +68,24 @@ def _keys(gateway: Gateway, participant: str) -> KeyStore:
     return keys
 
 
-def envelope(gateway: Gateway, participant: str, data: bytes) -> bytes:
-    """The message as sent: a bare Document gets a business header from ``participant``."""
+def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "message") -> bytes:
+    """The message as sent: a bare Document gets a business header from ``participant``.
+    ``name`` (the file) names the input in errors."""
     try:
         root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError as error:
-        raise ParticipantToolError(f"not well-formed XML: {error}") from error
+        raise ParticipantToolError(
+            f"{name}:{error.lineno}: not well-formed XML: {error.msg}; "
+            f"`isogw validate {name}` tells more"
+        ) from error
     if root.tag == MESSAGE_TAG:
         return data
     codec = gateway.codecs.for_namespace(etree.QName(root).namespace or "")
     if codec is None or codec.header_extractor is None:
-        raise ParticipantToolError(f"{root.tag} is not a message this gateway decodes")
+        raise ParticipantToolError(
+            f"{name}: {root.tag} is not a message this gateway decodes; `isogw validate "
+            f"{name}` tells more"
+        )
     values, _ = codec.header_extractor.extract(root.find(codec.root_tag))
     header = BusinessHeader(
         sender=participant,
@@ -134,7 +141,9 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
     except OSError as error:
         raise ParticipantToolError(f"{arguments.file}: {error.strerror}") from error
     pair = keys.participant(arguments.participant)
-    signed = signer_from_files(pair).sign(envelope(gateway, arguments.participant, data))
+    signed = signer_from_files(pair).sign(
+        envelope(gateway, arguments.participant, data, str(arguments.file))
+    )
     context = client_context(keys, pair)
     url = _url(gateway, arguments.url)
     try:

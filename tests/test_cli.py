@@ -149,3 +149,24 @@ def test_serve_says_when_its_port_is_taken(tmp_path: Path) -> None:
     assert completed.stderr.startswith(f"isogw: cannot listen on 127.0.0.1:{port}: ")
     assert "address already in use" in completed.stderr and str(settings) in completed.stderr
     assert "Traceback" not in completed.stderr and "serving" not in completed.stdout
+
+
+def test_submit_names_the_file_that_is_not_a_message(gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``isogw submit`` reads the file before anything is signed or sent: a file that is not
+    XML, or not a message the gateway decodes, is named with its line."""
+    import pytest
+
+    from gateway.participant_cli import ParticipantToolError, envelope
+
+    broken = tmp_path / "broken.xml"
+    with pytest.raises(ParticipantToolError) as failure:
+        envelope(gateway, "102100099996", b"<a>\n<b>\n</a>", str(broken))
+    assert str(failure.value).startswith(
+        f"{broken}:3: not well-formed XML: Opening and ending tag mismatch: b line 2 and a"
+    )
+    assert str(failure.value).endswith(f"`isogw validate {broken}` tells more")
+    with pytest.raises(ParticipantToolError) as failure:
+        envelope(gateway, "102100099996", b'<x xmlns="urn:example"/>', str(broken))
+    assert str(failure.value).startswith(
+        f"{broken}: {{urn:example}}x is not a message this gateway decodes"
+    )
