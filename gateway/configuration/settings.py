@@ -97,6 +97,10 @@ class HttpSettings(StrictModel):
     outbox_max_wait_seconds: float = Field(default=30.0, ge=0, le=300)
     """Longest long-poll wait of GET /v1/outbox."""
 
+    outbox_requests_per_participant: int = Field(default=8, gt=0, le=1_000)
+    """GET /v1/outbox requests one participant may have open at once (long polls hold one
+    each and look at the database every ``outbox_poll_seconds``); beyond it, 429."""
+
     authentication_alarm_after: int = Field(default=3, gt=0)
     """Consecutive authentication failures from one source that raise an alarm."""
 

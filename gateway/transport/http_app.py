@@ -73,6 +73,8 @@ class Runtime:
     run_ticker: bool = True
     metrics: Metrics = field(default_factory=Metrics)
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
+    outbox_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Open GET /v1/outbox requests per participant."""
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     pushers: dict[str, Pusher] = field(default_factory=dict)
@@ -149,14 +151,21 @@ async def _read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
-async def submit(request: web.Request) -> web.Response:
-    runtime = _runtime(request)
-    started = time.perf_counter()
+def _admit(request: web.Request) -> str:
+    """The participant behind the client certificate, within its rate limit (every request
+    counts: submissions, outbox polls, acknowledgements, validations)."""
     participant = _authenticate(request)
-    if _rate_limited(runtime, participant):
+    if _rate_limited(_runtime(request), participant):
         raise web.HTTPTooManyRequests(
             text="rate limit reached (setting http.requests_per_second)\n"
         )
+    return participant
+
+
+async def submit(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    started = time.perf_counter()
+    participant = _admit(request)
     body = await _read_body(request)
     try:
         async with runtime.limiter:
@@ -195,7 +204,21 @@ def _message_type(body: bytes) -> str:
 
 async def outbox(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    participant = _authenticate(request)
+    participant = _admit(request)
+    settings = runtime.gateway.settings.http
+    if runtime.outbox_requests[participant] >= settings.outbox_requests_per_participant:
+        raise web.HTTPTooManyRequests(
+            text=f"{settings.outbox_requests_per_participant} outbox requests of {participant} "
+            "are open already (setting http.outbox_requests_per_participant)\n"
+        )
+    runtime.outbox_requests[participant] += 1
+    try:
+        return await _read_outbox(request, runtime, participant)
+    finally:
+        runtime.outbox_requests[participant] -= 1
+
+
+async def _read_outbox(request: web.Request, runtime: Runtime, participant: str) -> web.Response:
     settings = runtime.gateway.settings.http
     after = _sequence(request.query.get("after", "0"), "after")
     try:
@@ -259,7 +282,7 @@ def _sequence(text: str, name: str) -> int:
 
 async def acknowledge(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    participant = _authenticate(request)
+    participant = _admit(request)
     try:
         through = (await request.json())["through"]
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
@@ -274,7 +297,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 async def validate(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    _authenticate(request)
+    _admit(request)
     body = await _read_body(request)
     source = InputSource.from_bytes(body, "request")
     async with runtime.limiter:

@@ -245,6 +245,41 @@ async def test_outbox_cursor_and_wait_out_of_range_are_400(
         assert (await response.text()).startswith(answer)
 
 
+async def test_open_outbox_requests_are_bounded_per_participant(harness: Harness) -> None:
+    """Long polls hold a request each and look at the database while they wait: one
+    participant may have ``http.outbox_requests_per_participant`` open; the next is 429, and
+    another participant is not affected."""
+    limit = harness.runtime.gateway.settings.http.outbox_requests_per_participant
+    waiting = [asyncio.create_task(harness.outbox(CCB, wait=10)) for _ in range(limit)]
+    while harness.runtime.outbox_requests[CCB] < limit:
+        await asyncio.sleep(0.01)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{harness.url}/v1/outbox?wait=10", ssl=harness.context(CCB)) as response,
+    ):
+        assert response.status == 429
+        assert "http.outbox_requests_per_participant" in await response.text()
+    assert (await harness.outbox(BOCOM))["messages"] == []
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))  # wakes them all
+    answers = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert all(kinds(answer) == ["pacs.008.001.08"] for answer in answers)
+    assert harness.runtime.outbox_requests[CCB] == 0
+    assert (await harness.outbox(CCB))["next"] == answers[0]["next"]
+
+
+async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness) -> None:
+    import time
+
+    harness.runtime.buckets[CCB] = (-200.0, time.monotonic())
+    async with aiohttp.ClientSession() as session:
+        for method, path in (("GET", "/v1/outbox"), ("POST", "/v1/outbox/ack")):
+            async with session.request(
+                method, harness.url + path, json={"through": 0}, ssl=harness.context(CCB)
+            ) as response:
+                assert response.status == 429
+    assert (await harness.outbox(BOCOM))["messages"] == []  # another participant's bucket
+
+
 async def test_outbox_negative_wait_answers_at_once(harness: Harness) -> None:
     assert (await harness.outbox(CCB, after=0, wait=-5))["messages"] == []
 
