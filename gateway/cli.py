@@ -199,6 +199,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
     ]
 
     async def application() -> web.Application:
+        _stop_on_first_signal(asyncio.get_running_loop())
         app = build_app(await open_runtime(config, clock, gateway=gateway))
         # Schemas, codecs and the replayed ledger live as long as the process: keep them out
         # of the cyclic collector's full passes (measured: half of their cost).
@@ -220,8 +221,9 @@ def run_serve(arguments: argparse.Namespace) -> int:
             port=http.port,
             ssl_context=tls,
             print=None,
-            shutdown_timeout=30,
+            shutdown_timeout=SHUTDOWN_SECONDS,
             reuse_port=workers > 1 or arguments.shared_port,
+            handle_signals=False,  # _stop_on_first_signal
         )
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
@@ -230,10 +232,39 @@ def run_serve(arguments: argparse.Namespace) -> int:
         raise UsageError(_port_problem(http.host, http.port, config, error)) from error
     finally:
         for child in children:
-            child.terminate()
+            child.terminate()  # ignored by a process already stopping
         for child in children:
-            child.wait(timeout=40)
+            try:
+                child.wait(timeout=SHUTDOWN_SECONDS + 10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     return 0
+
+
+SHUTDOWN_SECONDS = 30
+"""How long a stopping process lets in-flight requests finish."""
+
+
+def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGINT or SIGTERM starts the graceful shutdown (requests in flight finish, then the
+    ledger closes); later ones are ignored rather than cutting it short. Ctrl-C in a terminal
+    reaches every gateway process, and the first one then tells the others to stop as well."""
+    import logging
+    import signal
+
+    from aiohttp.web_runner import GracefulExit
+
+    def already_stopping() -> None:
+        logging.getLogger("isogw.serve").info("event=signal-ignored reason=already-stopping")
+
+    def stop() -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, already_stopping)
+        raise GracefulExit()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop)
 
 
 def _check_port_free(host: str, port: int, config: Path) -> None:

@@ -1,11 +1,14 @@
 """Two gateway processes on one port and one database: a payment submitted to one is answered
-by the bank through either, and receipts reach both banks' outboxes."""
+by the bank through either, and receipts reach both banks' outboxes; Ctrl-C stops both
+cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -69,12 +72,14 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
     port = 20000 + os.getpid() % 10000
     settings = config_copy(tmp_path, port)
     environment = {**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")}
+    log = (tmp_path / "serve.log").open("w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
         env=environment,
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     try:
         keys = KeyStore(tmp_path / "state")
@@ -92,6 +97,19 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
         assert statuses == [200, 200, 200]
         assert bocom == ["pacs.002.001.10"]
         assert ccb == ["pacs.008.001.08", "pacs.002.001.10"]
+        # Ctrl-C reaches both processes, and the first one also tells the other to stop: the
+        # second signal must not cut the other's graceful shutdown short (it closed its
+        # database connections while being cancelled, and logged the error).
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+        log.seek(0)
+        output = log.read()
+        assert "Traceback" not in output and " ERROR " not in output, output
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 0)
+            raise AssertionError("a gateway process outlived the first")
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=60)
+        log.close()
