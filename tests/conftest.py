@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,19 @@ SAMPLES = PROJECT / "samples"
 OFFICIAL_SCHEMAS = PROJECT.parent / "shared" / "iso20022-xsd"
 
 sys.path.insert(0, str(PROJECT / "bench"))
+
+
+def config_copy(base: Path, port: int) -> Path:
+    """The sample configuration in ``base/config`` with its HTTPS port set to ``port`` (the
+    schema, codec and sample folders still the project's); returns its gateway.toml."""
+    folder = base / "config"
+    shutil.copytree(PROJECT / "config", folder)
+    settings = folder / "gateway.toml"
+    text = settings.read_text().replace("port = 8443", f"port = {port}")
+    for name in ("xsd", "codecs", "samples"):
+        text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
+    settings.write_text(text)
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -123,20 +123,15 @@ def test_serve_says_when_its_port_is_taken(tmp_path: Path) -> None:
     """Another program on the configured port: one line naming the address and the settings,
     exit code 2, no traceback, and no process left behind."""
     import os
-    import shutil
     import socket
 
-    folder = tmp_path / "config"
-    shutil.copytree(PROJECT / "config", folder)
+    from tests.conftest import config_copy
+
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        settings = folder / "gateway.toml"
-        text = settings.read_text().replace("port = 8443", f"port = {port}")
-        for name in ("xsd", "codecs", "samples"):
-            text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
-        settings.write_text(text)
+        settings = config_copy(tmp_path, port)
         completed = subprocess.run(
             [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
             capture_output=True,

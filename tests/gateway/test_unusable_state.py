@@ -4,7 +4,6 @@ naming the file and what to do, and changes nothing on disk."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from gateway.composition import open_clearing, open_runtime
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError, StorageError
-from tests.conftest import CONFIG, PROJECT
+from tests.conftest import CONFIG, PROJECT, config_copy
 from tests.gateway.conftest import CCB, START
 
 NOT_A_DATABASE = b"not a database at all " * 10
@@ -79,16 +78,10 @@ def test_tls_contexts_name_a_damaged_key(state: Path) -> None:
 def test_serve_stops_with_one_line_on_a_damaged_database(tmp_path: Path) -> None:
     """What an operator sees: exit code 2, the database named, no traceback, no banner, and
     the file untouched."""
-    folder = tmp_path / "config"
-    shutil.copytree(PROJECT / "config", folder)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = folder / "gateway.toml"
-    text = settings.read_text().replace("port = 8443", f"port = {port}")
-    for name in ("xsd", "codecs", "samples"):
-        text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
-    settings.write_text(text)
+    settings = config_copy(tmp_path, port)
     state = tmp_path / "state"
     state.mkdir()
     (state / "gateway.sqlite3").write_bytes(NOT_A_DATABASE)

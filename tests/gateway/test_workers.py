@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,20 +18,9 @@ import aiohttp
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import XmlDsigSigner
 from gateway.transport.tls import client_context
-from tests.conftest import PROJECT, SAMPLES
+from tests.conftest import PROJECT, SAMPLES, config_copy
 
 BOCOM, CCB = "301290000007", "105100000017"
-
-
-def config_copy(base: Path, port: int) -> Path:
-    folder = base / "config"
-    shutil.copytree(PROJECT / "config", folder)
-    settings = folder / "gateway.toml"
-    text = settings.read_text().replace("port = 8443", f"port = {port}")
-    for name in ("xsd", "codecs", "samples"):
-        text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
-    settings.write_text(text)
-    return settings
 
 
 async def exchange(url: str, keys: KeyStore) -> tuple[list[int], list[str], list[str]]:
