@@ -158,6 +158,7 @@ def run_validate(arguments: argparse.Namespace, out: TextIO, stdin: TextIO) -> i
 def run_serve(arguments: argparse.Namespace) -> int:
     import gc
     import logging
+    import signal
 
     from aiohttp import web
 
@@ -167,6 +168,10 @@ def run_serve(arguments: argparse.Namespace) -> int:
     from gateway.transport.tls import server_context
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Until the event loop takes the signals over (_stop_on_first_signal), SIGTERM stops the
+    # start as Ctrl-C does, through the clean-up below, rather than killing this process and
+    # leaving the others it started running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = arguments.config or default_config_file()
     gateway = build_gateway(config)
     http = gateway.settings.http
@@ -181,22 +186,9 @@ def run_serve(arguments: argparse.Namespace) -> int:
     if workers > 1 and not arguments.shared_port:
         # Create the tables and the ledger's genesis once, before other processes start.
         asyncio.run(_prepare_storage(config, clock))
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--config",
-                str(config),
-                "serve",
-                "--workers",
-                "1",
-                "--shared-port",
-            ]
-        )
-        for _ in range(workers - 1)
-    ]
+    child_command = [sys.executable, "-m", "gateway", "--config", str(config)]
+    child_command += ["serve", "--workers", "1", "--shared-port"]
+    children: list[subprocess.Popen[bytes]] = []
 
     async def application() -> web.Application:
         _stop_on_first_signal(asyncio.get_running_loop())
@@ -215,6 +207,8 @@ def run_serve(arguments: argparse.Namespace) -> int:
         return app
 
     try:
+        # Started inside the try: whatever stops this process stops them too.
+        children.extend(subprocess.Popen(child_command) for _ in range(workers - 1))
         web.run_app(
             application(),
             host=http.host,

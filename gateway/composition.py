@@ -103,8 +103,8 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
         reason = getattr(error, "orig", None) or error
         raise StorageError(
             f"the database {url.removeprefix('sqlite+aiosqlite:///')} cannot be used: {reason} "
-            "(setting storage.database_url; a damaged file is restored from its backup, never "
-            "replaced by an empty ledger)"
+            "(setting storage.database_url; restore a damaged file from its backup rather than "
+            "start an empty ledger)"
         ) from error
     return Clearing(clearing_settings, service, clock)
 
