@@ -15,7 +15,7 @@ from gateway.commands.inbound import INBOUND_MODELS
 from gateway.commands.outbound import OUTBOUND_MODELS
 from gateway.configuration.clearing_settings import ClearingSettings, load_clearing_settings
 from gateway.configuration.participants import ParticipantDirectory, load_participants
-from gateway.configuration.settings import Settings, load_settings
+from gateway.configuration.settings import SQLITE_URL_PREFIX, Settings, load_settings
 from gateway.iso.codec_catalogue import CodecCatalogue, load_codecs
 from gateway.iso.encoder import DocumentEncoder
 from gateway.iso.pipeline import MessageValidator
@@ -102,7 +102,7 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
         await service.close()
         reason = getattr(error, "orig", None) or error
         raise StorageError(
-            f"the database {url.removeprefix('sqlite+aiosqlite:///')} cannot be used: {reason} "
+            f"the database {url.removeprefix(SQLITE_URL_PREFIX)} cannot be used: {reason} "
             "(setting storage.database_url; restore a damaged file from its backup rather than "
             "start an empty ledger)"
         ) from error

@@ -160,10 +160,9 @@ async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
             status = response.status
     except aiohttp.ClientError as error:
         raise _unreachable(url, error) from error
-    if body.startswith(b"<?xml"):
-        out.write(describe_answer(status, body) + "\n")
-    else:
-        out.write(f"{status} {body.decode(errors='replace').strip()}\n")
+    if not body.startswith(b"<?xml"):
+        return _plain_answer(out, status, body)
+    out.write(describe_answer(status, body) + "\n")
     return 0 if status == 200 else 1
 
 
@@ -181,14 +180,14 @@ async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
                 f"{base}/v1/outbox?after={arguments.after}&wait={arguments.wait}", ssl=context
             ) as response:
                 if response.status != 200:
-                    return _refused(out, response.status, await response.read())
+                    return _plain_answer(out, response.status, await response.read())
                 payload = await response.json()
             if arguments.ack and payload["messages"]:
                 async with session.post(
                     f"{base}/v1/outbox/ack", json={"through": payload["next"]}, ssl=context
                 ) as response:
                     if response.status != 200:
-                        return _refused(out, response.status, await response.read())
+                        return _plain_answer(out, response.status, await response.read())
     except aiohttp.ClientError as error:
         raise _unreachable(base, error) from error
     if arguments.json:
@@ -207,10 +206,10 @@ async def _outbox(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) 
     return 0
 
 
-def _refused(out: TextIO, status: int, body: bytes) -> int:
-    """The gateway answered, but not with what was asked (403, 429, 503...)."""
+def _plain_answer(out: TextIO, status: int, body: bytes) -> int:
+    """An answer that is not a signed message (403, 429, 503...): its status and text."""
     out.write(f"{status} {body.decode(errors='replace').strip()}\n")
-    return 1
+    return 0 if status == 200 else 1
 
 
 def _unreachable(url: str, error: Exception) -> ParticipantToolError:

@@ -15,13 +15,15 @@ from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.configuration.settings import SQLITE_URL_PREFIX
+
 STATE_DIRECTORY_VARIABLE = "GATEWAY_STATE_DIR"
 DEFAULT_STATE_DIRECTORY = Path("state")
 DATABASE_FILE = "gateway.sqlite3"
 
 
 def sqlite_url(state_directory: Path) -> str:
-    return f"sqlite+aiosqlite:///{(state_directory / DATABASE_FILE).resolve()}"
+    return f"{SQLITE_URL_PREFIX}{(state_directory / DATABASE_FILE).resolve()}"
 
 
 SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite"}

@@ -225,7 +225,7 @@ async def _read_outbox(request: web.Request, runtime: Runtime, participant: str)
         wait = float(request.query.get("wait", "0"))
     except ValueError:
         wait = math.nan
-    if not math.isfinite(wait) and wait != math.inf:
+    if math.isnan(wait) or wait == -math.inf:
         raise web.HTTPBadRequest(text="wait is a number of seconds\n")
     # Negative means do not wait; longer than the setting waits as long as the setting.
     wait = min(max(wait, 0.0), settings.outbox_max_wait_seconds)
@@ -267,12 +267,14 @@ MAXIMUM_SEQUENCE = 2**63 - 1
 """The largest outbox sequence the database holds (a 64-bit integer)."""
 
 
-def _sequence(text: str, name: str) -> int:
-    """An outbox sequence from a request: an integer from 0 to ``MAXIMUM_SEQUENCE``."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+def _sequence(value: int | str, name: str) -> int:
+    """An outbox sequence from a request (query text or a JSON integer): an integer from 0 to
+    ``MAXIMUM_SEQUENCE``."""
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            value = -1
     if not 0 <= value <= MAXIMUM_SEQUENCE:
         raise web.HTTPBadRequest(
             text=f"{name} is an outbox sequence: an integer from 0 to {MAXIMUM_SEQUENCE}\n"
@@ -289,7 +291,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text='send {"through": SEQUENCE}\n') from error
     if isinstance(through, bool) or not isinstance(through, int):
         raise web.HTTPBadRequest(text='send {"through": SEQUENCE}; SEQUENCE is an integer\n')
-    through = _sequence(str(through), "through")
+    through = _sequence(through, "through")
     async with runtime.clearing.engine.begin() as connection:
         count = await messages.acknowledge(connection, participant, through, runtime.messages.now())
     return web.json_response({"acknowledged": count})
