@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         help="create a development CA, the gateway's and every participant's key and certificate",
     )
     initialise.add_argument("--force", action="store_true", help="replace existing keys")
+    initialise.add_argument(
+        "--algorithm",
+        choices=("ecdsa-p256", "rsa-2048", "ed25519"),
+        default="ecdsa-p256",
+        help="the gateway's and the participants' key type, hence their XML signature method "
+        "(default: ecdsa-p256)",
+    )
     serve = commands.add_parser(
         "serve",
         help="start the HTTPS gateway (mutual TLS) on the [http] host and port",
@@ -311,10 +318,11 @@ def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{store.folder} already holds keys; --force replaces them")
     participants = directory.participants
     codes = [entry.code for entry in (*participants.direct, *participants.special)]
-    store.initialise(directory.centre_member_id, codes, datetime.now(UTC))
+    store.initialise(directory.centre_member_id, codes, datetime.now(UTC), arguments.algorithm)
     pins = store.pins(codes)
     out.write(
-        f"development keys written to {store.folder} (CA, gateway, {len(codes)} participants)\n"
+        f"development keys written to {store.folder} (CA, gateway, {len(codes)} participants; "
+        f"{arguments.algorithm} keys)\n"
     )
     for code, pin in pins.items():
         out.write(f"{code}  sha256:{pin}\n")

@@ -22,7 +22,7 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
-from gateway.start_errors import StorageError
+from gateway.start_errors import KeyFileError, StorageError
 
 if TYPE_CHECKING:
     from gateway.security.keys import KeyStore
@@ -129,7 +129,11 @@ async def open_runtime(
     from cryptography import x509
 
     from gateway.security.keys import certificate_sha256, read_certificate
-    from gateway.security.signatures import SignatureVerifier, signer_from_files
+    from gateway.security.signatures import (
+        SignatureVerifier,
+        signature_method,
+        signer_from_files,
+    )
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
     from gateway.transport.push import Pusher
@@ -145,6 +149,13 @@ async def open_runtime(
         pair = keys.participant(entry.code)
         if pair.certificate_path.is_file():
             certificate = pair.certificate()
+            try:
+                signature_method(certificate.public_key())
+            except ValueError as error:
+                raise KeyFileError(
+                    f"{pair.certificate_path}: {entry.code}'s certificate cannot check its "
+                    f"signatures ({error}); it needs a certificate with an accepted key"
+                ) from error
             certificates[entry.code] = certificate
             pins[entry.certificate_sha256 or certificate_sha256(certificate)] = entry.code
         elif entry.certificate_sha256:

@@ -165,3 +165,28 @@ def test_submit_names_the_file_that_is_not_a_message(gateway, tmp_path: Path) ->
     assert str(failure.value).startswith(
         f"{broken}: {{urn:example}}x is not a message this gateway decodes"
     )
+
+
+def test_keys_init_writes_keys_of_the_chosen_type_and_keeps_existing_ones(
+    tmp_path: Path,
+    monkeypatch,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from gateway.security.keys import KeyStore
+
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    assert main(["keys", "init", "--algorithm", "ed25519"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    keys = KeyStore(tmp_path)
+    assert lines[0] == f"development keys written to {keys.folder} (CA, gateway, " + (
+        f"{len(lines) - 1} participants; ed25519 keys)"
+    )
+    assert len(lines) > 3 and all(" sha256:" in line for line in lines[1:])
+    gateway = keys.gateway.certificate().public_key()
+    assert isinstance(gateway, ed25519.Ed25519PublicKey)
+    before = keys.gateway.key_path.read_bytes()
+    assert main(["keys", "init"]) == 2
+    assert "already holds keys; --force replaces them" in capsys.readouterr().err
+    assert keys.gateway.key_path.read_bytes() == before

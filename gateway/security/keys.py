@@ -2,8 +2,10 @@
 
 A development CA signs one certificate for the gateway (server and client use, subject CN =
 the centre's member id, names localhost and 127.0.0.1) and one per participant (client use,
-CN = its 12-digit bank code). Keys are ECDSA P-256 by default. Everything is written under
-``<state>/keys`` with private keys readable by the owner only; it is never committed.
+CN = its 12-digit bank code). Keys are ECDSA P-256 by default; RSA 2048 and Ed25519 on request
+(``--algorithm``), for the gateway's and the participants' keys (the CA stays ECDSA P-256).
+Everything is written under ``<state>/keys`` with private keys readable by the owner only; it
+is never committed.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.start_errors import KeyFileError
@@ -25,6 +29,16 @@ from gateway.start_errors import KeyFileError
 DEVELOPMENT_VALIDITY = timedelta(days=825)
 KEY_FOLDER = "keys"
 REPLACE_HINT = "`isogw keys init --force` writes new development keys"
+
+SigningKey = CertificateIssuerPrivateKeyTypes
+KEY_ALGORITHMS: dict[str, Callable[[], SigningKey]] = {
+    "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "rsa-2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+}
+"""The key types ``isogw keys init --algorithm`` makes, named as the option takes them; each
+signs messages with the XML-DSig method of its kind (ECDSA-SHA256, RSA-SHA256, Ed25519)."""
+DEFAULT_KEY_ALGORITHM = "ecdsa-p256"
 
 
 def read_key_file(path: Path) -> bytes:
@@ -87,8 +101,16 @@ class KeyStore:
             if self.participant(code).certificate_path.is_file()
         }
 
-    def initialise(self, centre: str, participants: list[str], now: datetime) -> None:
-        """Create the CA, the gateway's and every participant's key and certificate."""
+    def initialise(
+        self,
+        centre: str,
+        participants: list[str],
+        now: datetime,
+        algorithm: str = DEFAULT_KEY_ALGORITHM,
+    ) -> None:
+        """Create the CA, the gateway's and every participant's key (of ``algorithm``, a key
+        of ``KEY_ALGORITHMS``) and certificate."""
+        new_key = KEY_ALGORITHMS[algorithm]
         (self.folder / "participants").mkdir(parents=True, exist_ok=True)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "isogw development CA")])
@@ -109,17 +131,24 @@ class KeyStore:
         )
         self.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
         _write_key(self.ca_key_path, ca_key)
-        self._issue(self.gateway, centre, ca, ca_key, now, server=True)
+        self._issue(self.gateway, centre, ca, ca_key, now, new_key(), server=True)
         for code in participants:
-            self._issue(self.participant(code), code, ca, ca_key, now, server=False)
+            self._issue(self.participant(code), code, ca, ca_key, now, new_key(), server=False)
 
-    def issue(self, code: str, not_before: datetime, not_after: datetime) -> KeyPair:
+    def issue(
+        self,
+        code: str,
+        not_before: datetime,
+        not_after: datetime,
+        algorithm: str = DEFAULT_KEY_ALGORITHM,
+    ) -> KeyPair:
         """A further participant certificate from the development CA (a new bank, a renewal)."""
         ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
         ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         pair = self.participant(code)
-        self._issue(pair, code, ca, ca_key, not_before, server=False, not_after=not_after)
+        key = KEY_ALGORITHMS[algorithm]()
+        self._issue(pair, code, ca, ca_key, not_before, key, server=False, not_after=not_after)
         return pair
 
     def _issue(
@@ -129,10 +158,10 @@ class KeyStore:
         ca: x509.Certificate,
         ca_key: ec.EllipticCurvePrivateKey,
         now: datetime,
+        key: SigningKey,
         server: bool,
         not_after: datetime | None = None,
     ) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + (
             [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
         )
@@ -159,7 +188,7 @@ class KeyStore:
         pair.certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_key(path: Path, key: SigningKey) -> None:
     """A private key, readable by its owner only (created so, never world-readable)."""
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

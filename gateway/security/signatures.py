@@ -1,20 +1,23 @@
 """W3C XML-DSig over the whole message (DESIGN §3), built from maintained parts: lxml's
-exclusive C14N, hashlib, and cryptography's ECDSA / RSA.
+exclusive C14N, hashlib, and cryptography's ECDSA / RSA / Ed25519.
 
 One enveloped signature in ``AppHdr/Sgntr``: one reference with ``URI=""``, the
-enveloped-signature transform, exclusive C14N, SHA-256, ECDSA P-256 by default (RSA-SHA256
-accepted). Only this one fixed shape is produced and accepted, which keeps the code short
-enough to read in full; it is checked against two independent implementations in the tests:
-``xmlsec1`` (both directions) and signxml (the same verdict on every valid and tampered
-message). Verification trusts only what the signature covers and only the sender's pinned
-certificate. Before any
-cryptography the structure is checked, so that every known trick fails with a precise reason
-code:
+enveloped-signature transform, exclusive C14N, SHA-256, ECDSA P-256 by default; RSA-SHA256
+(keys of 2,048 bits or more) and Ed25519 (RFC 9231) as options. The key decides the method:
+a signature must declare the method of the sender's pinned key. Only this one fixed shape is
+produced and accepted, which keeps the code short enough to read in full; it is checked
+against two independent implementations in the tests: ``xmlsec1`` (both directions) and
+signxml (the same verdict on every valid and tampered message); the Debian xmlsec1 predates
+Ed25519, so Ed25519 signature values are checked with the ``openssl`` command instead.
+Verification trusts only what the signature covers and only the sender's pinned certificate.
+Before any cryptography the structure is checked, so that every known trick fails with a
+precise reason code:
 
 | problem | code |
 |---|---|
 | no signature (stripped) | DS0A |
 | two signatures, one elsewhere, another reference, transform or algorithm (SHA-1) | DS0B |
+| a signature method other than the one of the sender's pinned key | DS0B |
 | a comment in the message (canonicalization would drop it, so it is never signed) | DS01 |
 | the certificate in the signature is not the sender's pinned one; no pin for the sender | DS0E |
 | the pinned certificate is expired or not yet valid | DS0D |
@@ -40,7 +43,7 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as CryptographyInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes as PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -60,10 +63,33 @@ ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+EDDSA_ED25519 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519"
+MINIMUM_RSA_BITS = 2048
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
-_ACCEPTED_SIGNATURE_URIS = frozenset({ECDSA_SHA256, RSA_SHA256})
+_ACCEPTED_SIGNATURE_URIS = frozenset({ECDSA_SHA256, RSA_SHA256, EDDSA_ED25519})
 _DIGESTS = {SHA256: hashlib.sha256, SHA512: hashlib.sha512}
+
+
+def signature_method(key: PublicKey) -> str:
+    """The XML-DSig signature method of a public key; ``ValueError`` for a key the scheme does
+    not sign with (another curve, RSA under 2,048 bits, DSA, ...)."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError(f"an ECDSA key must be on curve P-256, not {key.curve.name}")
+        return ECDSA_SHA256
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MINIMUM_RSA_BITS:
+            raise ValueError(
+                f"an RSA key must have at least {MINIMUM_RSA_BITS} bits, not {key.key_size}"
+            )
+        return RSA_SHA256
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return EDDSA_ED25519
+    raise ValueError("signing keys are ECDSA P-256, RSA (2,048 bits or more) or Ed25519")
+
+
+_METHOD_NAMES = {ECDSA_SHA256: "ECDSA P-256", RSA_SHA256: "RSA-SHA256", EDDSA_ED25519: "Ed25519"}
 
 
 class SignatureProblemError(Exception):
@@ -133,12 +159,16 @@ class XmlDsigSigner:
 
     def __init__(self, key_pem: bytes, certificate_pem: bytes) -> None:
         key = serialization.load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise ValueError("signing keys are ECDSA or RSA")
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+        ):
+            raise ValueError("signing keys are ECDSA P-256, RSA or Ed25519")
         self._key = key
         certificate = x509.load_pem_x509_certificate(certificate_pem)
+        if certificate.public_key() != key.public_key():
+            raise ValueError("the certificate is not the key's")
         encoded = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER))
-        self._method = ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
+        self._method = signature_method(key.public_key())
         self._placeholder = f"signature-goes-here-{secrets.token_hex(16)}"
         """Marks the empty Sgntr in the canonical bytes (unguessable, so no content has it)."""
         self._signed_info, self._signature = _signature_templates(self._method, encoded)
@@ -171,12 +201,16 @@ class XmlDsigSigner:
         return b"".join((_DECLARATION, before, first, digest, second, value, third, after))
 
     def _signature_value(self, signed_info: bytes) -> bytes:
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
             # XML-DSig carries ECDSA as r || s, each as long as the curve's order.
-            r, s = decode_dss_signature(self._key.sign(signed_info, ec.ECDSA(hashes.SHA256())))
-            size = (self._key.curve.key_size + 7) // 8
+            r, s = decode_dss_signature(key.sign(signed_info, ec.ECDSA(hashes.SHA256())))
+            size = (key.curve.key_size + 7) // 8
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        return self._key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())
+        # RFC 9231: pure Ed25519 over the canonical SignedInfo, the 64 bytes as they come.
+        return key.sign(signed_info)
 
 
 def signer_from_files(pair: KeyPair) -> XmlDsigSigner:
@@ -212,6 +246,9 @@ class SignatureVerifier:
             for code, certificate in self._pins.items()
         }
         self._keys = {code: certificate.public_key() for code, certificate in self._pins.items()}
+        self._methods = {code: signature_method(key) for code, key in self._keys.items()}
+        """The one signature method each sender's pinned key makes (``ValueError`` for a key
+        the scheme does not use: the composition root names the certificate file first)."""
         self._anchor = trust_anchor
         self._from_anchor = {
             code: trust_anchor is None or _issued_by(certificate, trust_anchor)
@@ -266,15 +303,22 @@ class SignatureVerifier:
             raise SignatureProblemError(
                 "DS01", "comments are not covered by the signature; a signed message has none"
             )
-        self._check_structure(signature)
+        method = self._check_structure(signature)
         key = self._pinned(sender, signature, now)
+        if method != self._methods[sender]:
+            raise SignatureProblemError(
+                "DS0B",
+                f"signature method {method!r} does not fit {sender}'s pinned key "
+                f"({_METHOD_NAMES[self._methods[sender]]})",
+            )
         content = _check_digest(root, signature)
         _check_signature_value(signature, key)
         return VerifiedMessage(root, hashlib.sha256(content).hexdigest())
 
-    def _check_structure(self, signature: etree._Element) -> None:
+    def _check_structure(self, signature: etree._Element) -> str:
         """Exactly the shape this scheme signs: exc-C14N, an accepted method, one reference
-        to the whole message with the enveloped-signature (+ exc-C14N) transforms."""
+        to the whole message with the enveloped-signature (+ exc-C14N) transforms. Returns
+        the signature method."""
         info = signature.find(_ds("SignedInfo"))
         if info is None:
             raise SignatureProblemError("DS0B", "no SignedInfo")
@@ -302,6 +346,7 @@ class SignatureVerifier:
         if digest_uri not in _DIGESTS:
             named = " (SHA-1 is not accepted)" if "sha1" in digest_uri.lower() else ""
             raise SignatureProblemError("DS0B", f"digest {digest_uri!r} not accepted{named}")
+        return algorithm
 
     def _pinned(self, sender: str, signature: etree._Element, now: datetime) -> PublicKey:
         certificate = self._pins.get(sender)
@@ -381,8 +426,10 @@ def _check_signature_value(signature: etree._Element, key: PublicKey) -> None:
             key.verify(encode_dss_signature(r, s), signed_info, ec.ECDSA(hashes.SHA256()))
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(value, signed_info, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(value, signed_info)
         else:
-            raise SignatureProblemError("DS0B", "the pinned key is neither ECDSA nor RSA")
+            raise SignatureProblemError("DS0B", "the pinned key is not ECDSA, RSA or Ed25519")
     except CryptographyInvalidSignature as error:
         raise SignatureProblemError(
             "DS01", "the signature does not verify with the sender's pinned key"
@@ -397,25 +444,9 @@ def _base64(text: str | None, what: str) -> bytes:
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    key = issuer.public_key()
+    """Whether ``issuer`` signed ``certificate`` (name and signature, whatever the CA's key)."""
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            algorithm = certificate.signature_hash_algorithm
-            assert algorithm is not None
-            key.verify(
-                certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(algorithm)
-            )
-        elif isinstance(key, rsa.RSAPublicKey):
-            algorithm = certificate.signature_hash_algorithm
-            assert algorithm is not None
-            key.verify(
-                certificate.signature,
-                certificate.tbs_certificate_bytes,
-                padding.PKCS1v15(),
-                algorithm,
-            )
-        else:
-            return False
-    except CryptographyInvalidSignature:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, CryptographyInvalidSignature):
         return False
-    return certificate.issuer == issuer.subject
+    return True

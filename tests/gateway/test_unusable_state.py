@@ -61,6 +61,41 @@ async def test_a_damaged_key_or_certificate_is_named(
     assert message.endswith("; `isogw keys init --force` writes new development keys")
 
 
+async def test_a_participant_certificate_with_a_key_the_scheme_does_not_use_is_named(
+    state: Path,
+) -> None:
+    """A bank's certificate with an RSA key under 2,048 bits stops the start: its signatures
+    could not be checked with the strength the scheme requires."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    clock = ManualClock(START)
+    runtime = await open_runtime(CONFIG, clock, run_ticker=False)  # writes the keys
+    await runtime.clearing.close()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CCB)])
+    weak = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(START)
+        .not_valid_after(START.replace(year=START.year + 1))
+        .sign(key, hashes.SHA256())
+    )
+    path = state / "keys" / "participants" / f"{CCB}.pem"
+    path.write_bytes(weak.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(KeyFileError) as failure:
+        await open_runtime(CONFIG, clock, run_ticker=False)
+    assert str(failure.value) == (
+        f"{path}: {CCB}'s certificate cannot check its signatures (an RSA key must have at "
+        "least 2048 bits, not 1024); it needs a certificate with an accepted key"
+    )
+
+
 def test_tls_contexts_name_a_damaged_key(state: Path) -> None:
     from gateway.security.keys import KeyStore
     from gateway.transport.tls import client_context, server_context
