@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,6 +78,10 @@ class Runtime:
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     pushers: dict[str, Pusher] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
+    """Seconds on a clock that only moves forward: for the rate limit's tokens and the outbox
+    long poll's wait (transport timings, not business time, which is the message clock's).
+    Passed in, so tests move it rather than sleep."""
     limiter: asyncio.Semaphore = field(init=False)
     """Validations running at once (``http.max_concurrent_validations``)."""
 
@@ -130,7 +134,7 @@ def _failure(runtime: Runtime, source: str, reason: str) -> None:
 
 def _rate_limited(runtime: Runtime, participant: str) -> bool:
     settings = runtime.gateway.settings.http
-    now = time.monotonic()
+    now = runtime.monotonic()
     tokens, last = runtime.buckets.get(participant, (float(settings.burst), now))
     tokens = min(float(settings.burst), tokens + (now - last) * settings.requests_per_second)
     if tokens < 1:
@@ -229,7 +233,7 @@ async def _read_outbox(request: web.Request, runtime: Runtime, participant: str)
         raise web.HTTPBadRequest(text="wait is a number of seconds\n")
     # Negative means do not wait; longer than the setting waits as long as the setting.
     wait = min(max(wait, 0.0), settings.outbox_max_wait_seconds)
-    deadline = time.monotonic() + wait
+    deadline = runtime.monotonic() + wait
     waiter = runtime.waiters.setdefault(participant, asyncio.Event())
     while True:
         waiter.clear()
@@ -237,7 +241,7 @@ async def _read_outbox(request: web.Request, runtime: Runtime, participant: str)
             found = await messages.read_outbox(
                 connection, participant, after, settings.outbox_batch
             )
-        remaining = deadline - time.monotonic()
+        remaining = deadline - runtime.monotonic()
         if found or remaining <= 0:
             break
         try:

@@ -209,9 +209,26 @@ async def test_reversal_of_a_real_time_item_without_result(harness: Harness) -> 
     assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == "reversed"
 
 
+async def _open_outbox_requests(harness: Harness, code: str, count: int) -> None:
+    """Until ``count`` outbox requests of ``code`` are waiting in the gateway."""
+    async with asyncio.timeout(5):
+        while harness.runtime.outbox_requests[code] < count:
+            await asyncio.sleep(0.005)
+
+
+class SteadyClock:
+    """The runtime's monotonic seconds, moved by the test."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
 async def test_outbox_long_poll_wakes_on_delivery_and_ack_removes(harness: Harness) -> None:
     waiting = asyncio.create_task(harness.outbox(CCB, wait=10))
-    await asyncio.sleep(0.2)
+    await _open_outbox_requests(harness, CCB, 1)
     assert not waiting.done()
     await harness.post(BOCOM, harness.sign(BOCOM, C100))
     delivered = await asyncio.wait_for(waiting, 5)
@@ -251,8 +268,7 @@ async def test_open_outbox_requests_are_bounded_per_participant(harness: Harness
     another participant is not affected."""
     limit = harness.runtime.gateway.settings.http.outbox_requests_per_participant
     waiting = [asyncio.create_task(harness.outbox(CCB, wait=10)) for _ in range(limit)]
-    while harness.runtime.outbox_requests[CCB] < limit:
-        await asyncio.sleep(0.01)
+    await _open_outbox_requests(harness, CCB, limit)
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{harness.url}/v1/outbox?wait=10", ssl=harness.context(CCB)) as response,
@@ -268,9 +284,8 @@ async def test_open_outbox_requests_are_bounded_per_participant(harness: Harness
 
 
 async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness) -> None:
-    import time
-
-    harness.runtime.buckets[CCB] = (-200.0, time.monotonic())
+    harness.runtime.monotonic = SteadyClock()
+    harness.runtime.buckets[CCB] = (-1.0, harness.runtime.monotonic())
     async with aiohttp.ClientSession() as session:
         for method, path in (("GET", "/v1/outbox"), ("POST", "/v1/outbox/ack")):
             async with session.request(
@@ -278,6 +293,34 @@ async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness
             ) as response:
                 assert response.status == 429
     assert (await harness.outbox(BOCOM))["messages"] == []  # another participant's bucket
+
+
+async def test_outbox_long_poll_answers_empty_once_its_wait_has_passed(harness: Harness) -> None:
+    """Nothing arrives: the poll answers an empty batch (cursor unchanged) when its wait is
+    over on the runtime's clock, and not before; the test moves that clock, no sleeping."""
+    clock = SteadyClock()
+    harness.runtime.monotonic = clock
+    waiting = asyncio.create_task(harness.outbox(CCB, after=0, wait=10))
+    await _open_outbox_requests(harness, CCB, 1)
+    clock.seconds += 9.9
+    harness.runtime.notify({CCB})  # wakes the poll: it looks, finds nothing, waits on
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    clock.seconds += 0.2
+    harness.runtime.notify({CCB})
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer == {"messages": [], "next": 0}
+
+
+async def test_outbox_wait_is_capped_by_the_setting(harness: Harness) -> None:
+    clock = SteadyClock()
+    harness.runtime.monotonic = clock
+    longest = harness.runtime.gateway.settings.http.outbox_max_wait_seconds
+    waiting = asyncio.create_task(harness.outbox(CCB, after=0, wait=longest * 100))
+    await _open_outbox_requests(harness, CCB, 1)
+    clock.seconds += longest
+    harness.runtime.notify({CCB})
+    assert (await asyncio.wait_for(waiting, 5))["messages"] == []
 
 
 async def test_outbox_negative_wait_answers_at_once(harness: Harness) -> None:
@@ -372,10 +415,9 @@ async def test_bounds_413_415_429(harness: Harness) -> None:
         ) as response,
     ):
         assert response.status == 415
-    import time
-
-    # An exhausted bucket (a second's worth of requests in debt) answers 429.
-    harness.runtime.buckets[BOCOM] = (-200.0, time.monotonic())
+    # An exhausted bucket (requests in debt, the clock standing still) answers 429.
+    harness.runtime.monotonic = SteadyClock()
+    harness.runtime.buckets[BOCOM] = (-1.0, harness.runtime.monotonic())
     assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 429
 
 
@@ -387,7 +429,16 @@ def test_token_bucket_allows_the_burst_then_limits() -> None:
             burst = 3
             requests_per_second = 0.001
 
-    runtime = type("R", (), {"gateway": type("G", (), {"settings": Settings})(), "buckets": {}})()
+    clock = SteadyClock()
+    runtime = type(
+        "R",
+        (),
+        {"gateway": type("G", (), {"settings": Settings})(), "buckets": {}, "monotonic": clock},
+    )()
+    assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
+    clock.seconds += 999  # 0.999 of a token at 0.001 a second: still limited
+    assert _rate_limited(runtime, BOCOM)  # type: ignore[arg-type]
+    clock.seconds += 5000  # five tokens earned, but the bucket holds the burst (3)
     assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
 
 
