@@ -4,10 +4,12 @@ Starts ``isogw serve`` in its own process on a fresh state folder, then simulate
 process; their messages are signed before the clock starts) run real-time debits (D100): the
 payee's bank (ICBC) submits a signed pacs.003, the payer's bank (CCB) answers a signed pacs.002
 (ACSP); the gateway verifies, validates, nets, commits and writes signed pacs.002 receipts for
-both banks before answering. A payment is
-complete when the second answer arrives. Also measures signed inbound messages accepted per
-second (C100 submissions), and, as the baseline in the same run, a bare aiohttp server with
-the same mutual TLS echoing the same bodies.
+both banks before answering. A payment is complete when the second answer arrives. Also
+measures signed inbound messages accepted per second (C100 submissions), and, as the baseline
+in the same run, a bare aiohttp server with the same mutual TLS echoing the same bodies, laid
+out as the gateway is: as many server processes as gateway processes sharing the port, the
+clients in this process. The baseline's requests/s halved is what the machine allows for
+payments (two requests each) when the gateway's own work costs nothing.
 
 Usage: .venv/bin/python bench/realtime.py [--payments 2000] [--concurrency 32] [--workers N]
 """
@@ -170,18 +172,27 @@ async def run_inbound(
         return count / (time.perf_counter() - started), failures
 
 
-async def echo_baseline(keys: KeyStore, banks: Banks, requests: int, concurrency: int) -> float:
+def serve_echo(state: Path, port: int) -> None:
+    """The baseline server (one process of it): aiohttp, the gateway's TLS context, echoing
+    the body, on a port shared with the other echo processes."""
+
     async def echo(request: web.Request) -> web.Response:
         return web.Response(body=await request.read(), content_type="application/xml")
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/echo", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(keys))
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    body, _, _ = banks.debit(0)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ssl_context=server_context(KeyStore(state)),
+        reuse_port=True,
+        print=None,
+        access_log=None,
+    )
+
+
+async def echo_rate(banks: Banks, url: str, body: bytes, requests: int, concurrency: int) -> float:
     numbers = iter(range(requests))
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency * 2)
@@ -189,13 +200,37 @@ async def echo_baseline(keys: KeyStore, banks: Banks, requests: int, concurrency
 
         async def worker() -> None:
             for _ in numbers:
-                await post(session, f"https://127.0.0.1:{port}/echo", body, banks.contexts[ICBC])
+                await post(session, url, body, banks.contexts[ICBC])
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        rate = requests / (time.perf_counter() - started)
-    await runner.cleanup()
-    return rate
+        return requests / (time.perf_counter() - started)
+
+
+def echo_baseline(
+    state: Path, banks: Banks, port: int, workers: int, requests: int, concurrency: int
+) -> float:
+    """Requests/s of ``workers`` echo processes, started for the measurement and stopped."""
+    command = [sys.executable, __file__, "--serve-echo", str(state), "--port", str(port)]
+    servers = [subprocess.Popen(command, cwd=ROOT) for _ in range(workers)]
+    try:
+        url = f"https://127.0.0.1:{port}/echo"
+        body, _, _ = banks.debit(0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                asyncio.run(echo_rate(banks, url, body, 1, 1))
+                break
+            except (aiohttp.ClientError, OSError):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the echo server did not start") from None
+                time.sleep(0.2)
+        return asyncio.run(echo_rate(banks, url, body, requests, concurrency))
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
 
 
 def wait_ready(url: str, keys: KeyStore, timeout: float = 60) -> None:
@@ -228,7 +263,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, help="gateway processes (default: http.workers in the config)"
     )
+    parser.add_argument("--serve-echo", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.serve_echo:
+        serve_echo(arguments.serve_echo, arguments.port)
+        return
     with tempfile.TemporaryDirectory() as name:
         base = Path(name)
         config = config_folder(base, arguments.port)
@@ -261,11 +300,19 @@ def main() -> None:
                 f"gateway: {workers} process{'es' if workers > 1 else ''}, "
                 f"{arguments.concurrency} concurrent requests"
             )
-            baseline = asyncio.run(
-                echo_baseline(keys, banks, arguments.payments * 2, arguments.concurrency)
+            baseline = echo_baseline(
+                state,
+                banks,
+                arguments.port + 1,
+                workers,
+                arguments.payments * 2,
+                arguments.concurrency,
             )
             print(
-                f"baseline: bare aiohttp mutual-TLS echo, same bodies: {baseline:,.0f} requests/s"
+                f"baseline: bare aiohttp mutual-TLS echo, same bodies, {workers} server "
+                f"process{'es' if workers > 1 else ''}: {baseline:,.0f} requests/s (so at most "
+                f"{baseline / 2:,.0f} payments/s of two requests each if the gateway's work "
+                "cost nothing)"
             )
             rate, latencies, failures = asyncio.run(
                 run_payments(banks, url, arguments.payments, arguments.concurrency, 1)
