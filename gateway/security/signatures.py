@@ -311,9 +311,9 @@ class SignatureVerifier:
                 f"signature method {method!r} does not fit {sender}'s pinned key "
                 f"({_METHOD_NAMES[self._methods[sender]]})",
             )
-        content = _check_digest(root, signature)
+        content_sha256 = _check_digest(root, signature)
         _check_signature_value(signature, key)
-        return VerifiedMessage(root, hashlib.sha256(content).hexdigest())
+        return VerifiedMessage(root, content_sha256)
 
     def _check_structure(self, signature: etree._Element) -> str:
         """Exactly the shape this scheme signs: exc-C14N, an accepted method, one reference
@@ -372,10 +372,11 @@ class SignatureVerifier:
         return self._keys[sender]
 
 
-def _check_digest(root: etree._Element, signature: etree._Element) -> bytes:
+def _check_digest(root: etree._Element, signature: etree._Element) -> str:
     """The reference's digest over the whole message as the enveloped-signature transform
     defines it: the message without this Signature element (the text around it stays),
-    exclusive C14N, no comments. Returns that canonical content."""
+    exclusive C14N, no comments. Returns the hex SHA-256 of that canonical content (the
+    reference's own digest when it is SHA-256)."""
     reference = signature.find(f"{_ds('SignedInfo')}/{_ds('Reference')}")
     assert reference is not None  # checked by _check_structure
     method = reference.find(_ds("DigestMethod"))
@@ -403,11 +404,14 @@ def _check_digest(root: etree._Element, signature: etree._Element) -> bytes:
                 previous.tail = previous_tail
             else:
                 parent.text = parent_text
-    if not hmac.compare_digest(digest(content).digest(), declared):
+    computed = digest(content)
+    if not hmac.compare_digest(computed.digest(), declared):
         raise SignatureProblemError(
             "DS01", "the signature does not verify: the signed content was altered"
         )
-    return content
+    return (
+        computed.hexdigest() if computed.name == "sha256" else hashlib.sha256(content).hexdigest()
+    )
 
 
 def _check_signature_value(signature: etree._Element, key: PublicKey) -> None:

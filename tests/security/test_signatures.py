@@ -3,6 +3,7 @@ trick is refused with a DS reason code."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -251,10 +252,12 @@ def test_rsa_sha256_signature_verifies_with_xmlsec1_and_the_gateway(
     assert completed.returncode == 0, completed.stderr
 
 
-def _xmlsec1_signed(keys: KeyStore, tmp_path: Path, around: str) -> bytes:
+def _xmlsec1_signed(
+    keys: KeyStore, tmp_path: Path, around: str, signature_template: str = TEMPLATE
+) -> bytes:
     text = re.sub(
         r"(\s*</AppHdr>)",
-        f"<Sgntr>{around}{TEMPLATE}{around}</Sgntr>\\1",
+        f"<Sgntr>{around}{signature_template}{around}</Sgntr>\\1",
         MESSAGE.decode(),
         count=1,
     )
@@ -277,6 +280,27 @@ def _xmlsec1_signed(keys: KeyStore, tmp_path: Path, around: str) -> bytes:
     )
     assert completed.returncode == 0, completed.stderr
     return output.read_bytes()
+
+
+def test_the_content_hash_is_the_same_whichever_digest_the_reference_uses(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """Idempotency compares this hash: the SHA-256 of the canonical message without its
+    signature (with the empty Sgntr that held it), whether the reference's digest was
+    SHA-256 or SHA-512."""
+    with_sha256 = verifier(keys).check(_xmlsec1_signed(keys, tmp_path, ""), SENDER, NOW)
+    sha512 = TEMPLATE.replace("xmlenc#sha256", "xmlenc#sha512")
+    signed_sha512 = _xmlsec1_signed(keys, tmp_path, "", sha512)
+    assert b"xmlenc#sha512" in signed_sha512
+    with_sha512 = verifier(keys).check(signed_sha512, SENDER, NOW)
+    assert with_sha512.content_sha256 == with_sha256.content_sha256
+    ours = verifier(keys).check(signer(keys).sign(MESSAGE), SENDER, NOW)
+    unsigned = etree.fromstring(MESSAGE)
+    header = unsigned.find("{*}AppHdr")
+    assert header is not None
+    etree.SubElement(header, "{urn:iso:std:iso:20022:tech:xsd:head.001.001.02}Sgntr")
+    canonical = etree.tostring(unsigned, method="c14n", exclusive=True)
+    assert ours.content_sha256 == hashlib.sha256(canonical).hexdigest()
 
 
 def test_same_verdict_as_signxml_on_valid_and_tampered_messages(
