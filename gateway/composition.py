@@ -25,6 +25,8 @@ from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.start_errors import KeyFileError, StorageError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from gateway.security.keys import KeyStore
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
@@ -121,19 +123,60 @@ def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
     return keys
 
 
+def _participant_certificates(
+    gateway: Gateway, keys: KeyStore
+) -> tuple[dict[str, x509.Certificate], dict[str, str]]:
+    """Each participant's certificate (``<keys>/participants/<code>.pem``: it checks the
+    participant's XML signatures) and the pins (SHA-256) that identify its TLS connections.
+
+    A ``certificate_sha256`` in the participants file must be the pin of that file: the one
+    certificate serves both, so a pin without its certificate, or a certificate that is not
+    the pinned one, stops the start (rather than refusing every message the bank signs)."""
+
+    from gateway.security.keys import certificate_sha256
+    from gateway.security.signatures import signature_method
+
+    listed = gateway.settings.resolve(gateway.settings.paths.participants)
+    participants = gateway.directory.participants
+    certificates: dict[str, x509.Certificate] = {}
+    pins: dict[str, str] = {}
+    for entry in (*participants.direct, *participants.special):
+        pair = keys.participant(entry.code)
+        if not pair.certificate_path.is_file():
+            if entry.certificate_sha256:
+                raise KeyFileError(
+                    f"{listed}: {entry.code} is pinned (certificate_sha256) but "
+                    f"{pair.certificate_path} is missing: put the bank's certificate there, "
+                    "it checks the bank's XML signatures"
+                )
+            continue
+        certificate = pair.certificate()
+        pin = certificate_sha256(certificate)
+        if entry.certificate_sha256 and entry.certificate_sha256 != pin:
+            raise KeyFileError(
+                f"{pair.certificate_path} is not the certificate {entry.code} is pinned to in "
+                f"{listed} (certificate_sha256 {entry.certificate_sha256}, the file's is "
+                f"{pin}): put the bank's certificate there, or correct the pin"
+            )
+        try:
+            signature_method(certificate.public_key())
+        except ValueError as error:
+            raise KeyFileError(
+                f"{pair.certificate_path}: {entry.code}'s certificate cannot check its "
+                f"signatures ({error}); it needs a certificate with an accepted key"
+            ) from error
+        certificates[entry.code] = certificate
+        pins[pin] = entry.code
+    return certificates, pins
+
+
 async def open_runtime(
     config_file: Path, clock: Clock, run_ticker: bool = True, gateway: Gateway | None = None
 ) -> Runtime:
     """Everything ``isogw serve`` runs: validator, clearing service, keys, pins, signer and
     verifier, the message gateway."""
-    from cryptography import x509
-
-    from gateway.security.keys import certificate_sha256, read_certificate
-    from gateway.security.signatures import (
-        SignatureVerifier,
-        signature_method,
-        signer_from_files,
-    )
+    from gateway.security.keys import read_certificate
+    from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
     from gateway.transport.push import Pusher
@@ -142,24 +185,8 @@ async def open_runtime(
     gateway = gateway or build_gateway(config_file)
     # Keys first: a damaged key file stops the start before the ledger is opened.
     keys = ensure_keys(gateway.directory, clock)
+    certificates, pins = _participant_certificates(gateway, keys)
     participants = gateway.directory.participants
-    certificates: dict[str, x509.Certificate] = {}
-    pins: dict[str, str] = {}
-    for entry in (*participants.direct, *participants.special):
-        pair = keys.participant(entry.code)
-        if pair.certificate_path.is_file():
-            certificate = pair.certificate()
-            try:
-                signature_method(certificate.public_key())
-            except ValueError as error:
-                raise KeyFileError(
-                    f"{pair.certificate_path}: {entry.code}'s certificate cannot check its "
-                    f"signatures ({error}); it needs a certificate with an accepted key"
-                ) from error
-            certificates[entry.code] = certificate
-            pins[entry.certificate_sha256 or certificate_sha256(certificate)] = entry.code
-        elif entry.certificate_sha256:
-            pins[entry.certificate_sha256] = entry.code
     anchor = read_certificate(keys.ca_path)
     signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, anchor)

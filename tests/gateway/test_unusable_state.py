@@ -96,6 +96,52 @@ async def test_a_participant_certificate_with_a_key_the_scheme_does_not_use_is_n
     )
 
 
+def _pinned(tmp_path: Path, pin: str) -> tuple[Path, Path]:
+    """A configuration copy where CCB's entry pins ``pin``; its gateway.toml and
+    participants.toml."""
+    settings = config_copy(tmp_path, 8443)
+    listed = settings.parent / "participants.toml"
+    text = listed.read_text()
+    entry = f'code = "{CCB}"\n'
+    assert entry in text
+    listed.write_text(text.replace(entry, f'{entry}certificate_sha256 = "{pin}"\n', 1))
+    return settings, listed
+
+
+async def test_a_pinned_certificate_must_be_the_one_in_the_key_folder(
+    state: Path, tmp_path: Path
+) -> None:
+    """One certificate identifies a bank's TLS connections and checks its XML signatures:
+    a pin in participants.toml that is not the certificate in the key folder stops the start
+    (it would let the bank connect and then refuse every message it signs)."""
+    from gateway.security.keys import KeyStore
+
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    path = KeyStore(state).participant(CCB).certificate_path
+    actual = KeyStore(state).pins([CCB])[CCB]
+    settings, listed = _pinned(tmp_path, "ab" * 32)
+    with pytest.raises(KeyFileError) as failure:
+        await open_runtime(settings, ManualClock(START), run_ticker=False)
+    assert str(failure.value) == (
+        f"{path} is not the certificate {CCB} is pinned to in {listed} (certificate_sha256 "
+        f"{'ab' * 32}, the file's is {actual}): put the bank's certificate there, or correct "
+        "the pin"
+    )
+    settings, _ = _pinned(tmp_path / "right", actual)
+    runtime = await open_runtime(settings, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    assert runtime.pins[actual] == CCB
+    path.unlink()
+    with pytest.raises(KeyFileError) as failure:
+        await open_runtime(settings, ManualClock(START), run_ticker=False)
+    assert str(failure.value) == (
+        f"{settings.parent / 'participants.toml'}: {CCB} is pinned (certificate_sha256) but "
+        f"{path} is missing: put the bank's certificate there, it checks the bank's XML "
+        "signatures"
+    )
+
+
 def test_tls_contexts_name_a_damaged_key(state: Path) -> None:
     from gateway.security.keys import KeyStore
     from gateway.transport.tls import client_context, server_context
