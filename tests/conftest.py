@@ -5,9 +5,14 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from gateway.composition import Gateway, build_gateway
 from gateway.iso.input_source import InputSource
@@ -32,6 +37,24 @@ def config_copy(base: Path, port: int) -> Path:
         text = text.replace(f'"../{name}"', f'"{PROJECT / name}"')
     settings.write_text(text)
     return settings
+
+
+def self_signed(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, common_name: str, now: datetime
+) -> x509.Certificate:
+    """A certificate for ``key`` issued by itself, valid from a day before ``now`` for 30
+    days: a bank's certificate from no CA the gateway knows."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from gateway.composition import open_clearing, open_runtime
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError, StorageError
-from tests.conftest import CONFIG, PROJECT, config_copy
+from tests.conftest import CONFIG, PROJECT, config_copy, self_signed
 from tests.gateway.conftest import CCB, START
 
 NOT_A_DATABASE = b"not a database at all " * 10
@@ -66,26 +66,13 @@ async def test_a_participant_certificate_with_a_key_the_scheme_does_not_use_is_n
 ) -> None:
     """A bank's certificate with an RSA key under 2,048 bits stops the start: its signatures
     could not be checked with the strength the scheme requires."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     clock = ManualClock(START)
     runtime = await open_runtime(CONFIG, clock, run_ticker=False)  # writes the keys
     await runtime.clearing.close()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CCB)])
-    weak = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(START)
-        .not_valid_after(START.replace(year=START.year + 1))
-        .sign(key, hashes.SHA256())
-    )
+    weak = self_signed(rsa.generate_private_key(public_exponent=65537, key_size=1024), CCB, START)
     path = state / "keys" / "participants" / f"{CCB}.pem"
     path.write_bytes(weak.public_bytes(serialization.Encoding.PEM))
     with pytest.raises(KeyFileError) as failure:

@@ -9,14 +9,13 @@ import asyncio
 import base64
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.security.keys import KEY_ALGORITHMS, KeyStore
@@ -30,7 +29,7 @@ from gateway.security.signatures import (
 )
 from gateway.start_errors import KeyFileError
 from gateway.transport.tls import client_context, peer_pin, server_context
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, self_signed
 
 CENTRE, SENDER = "999999999999", "301290000007"
 NOW = datetime.now(UTC)
@@ -152,20 +151,6 @@ def test_a_signature_must_declare_the_method_of_the_pinned_key(keys: Keys, decla
     assert "does not fit 301290000007's pinned key" in problem.value.text
 
 
-def _self_signed(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SENDER)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-
-
 WEAK_KEYS = {
     "RSA 1024": (
         lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
@@ -182,7 +167,7 @@ WEAK_KEYS = {
 def test_keys_the_scheme_does_not_use_are_refused(kind: str) -> None:
     make, reason = WEAK_KEYS[kind]
     key = make()
-    certificate = _self_signed(key)
+    certificate = self_signed(key, SENDER, NOW)
     with pytest.raises(ValueError, match=reason):
         signature_method(certificate.public_key())
     key_pem = key.private_bytes(

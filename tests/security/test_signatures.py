@@ -17,7 +17,7 @@ from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import SignatureProblemError, SignatureVerifier, XmlDsigSigner
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, self_signed
 
 ICBC, BOC = "102100099996", "104100000004"
 NOW = datetime.now(UTC)
@@ -213,22 +213,11 @@ def test_keys_init_writes_a_ca_the_gateway_and_every_participant(keys: KeyStore)
 def test_rsa_sha256_signature_verifies_with_xmlsec1_and_the_gateway(
     keys: KeyStore, tmp_path: Path
 ) -> None:
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SENDER)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed(key, SENDER, NOW)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
