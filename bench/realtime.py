@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -216,15 +217,7 @@ def echo_baseline(
     try:
         url = f"https://127.0.0.1:{port}/echo"
         body, _, _ = banks.debit(0)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                asyncio.run(echo_rate(banks, url, body, 1, 1))
-                break
-            except (aiohttp.ClientError, OSError):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the echo server did not start") from None
-                time.sleep(0.2)
+        wait_until_answered(lambda: echo_rate(banks, url, body, 1, 1), "the echo server")
         return asyncio.run(echo_rate(banks, url, body, requests, concurrency))
     finally:
         for server in servers:
@@ -233,25 +226,33 @@ def echo_baseline(
             server.wait(timeout=30)
 
 
-def wait_ready(url: str, keys: KeyStore, timeout: float = 60) -> None:
-    async def probe() -> bool:
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(
-                    url + "/readyz", ssl=client_context(keys, keys.participant(ICBC))
-                ) as response,
-            ):
-                return response.status == 200
-        except (aiohttp.ClientError, OSError):
-            return False
-
+def wait_until_answered(
+    request: Callable[[], Awaitable[object]], what: str, timeout: float = 60
+) -> None:
+    """Until ``request`` succeeds: a server that is starting refuses connections or, like the
+    gateway's /readyz, answers an error status."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if asyncio.run(probe()):
+    while True:
+        try:
+            asyncio.run(request())
             return
-        time.sleep(0.5)
-    raise SystemExit("the gateway did not become ready")
+        except (aiohttp.ClientError, OSError):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not become ready") from None
+            time.sleep(0.2)
+
+
+def wait_ready(url: str, keys: KeyStore) -> None:
+    async def probe() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                url + "/readyz", ssl=client_context(keys, keys.participant(ICBC))
+            ) as response,
+        ):
+            response.raise_for_status()
+
+    wait_until_answered(probe, "the gateway")
 
 
 def main() -> None:

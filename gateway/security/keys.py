@@ -135,19 +135,13 @@ class KeyStore:
         for code in participants:
             self._issue(self.participant(code), code, ca, ca_key, now, new_key(), server=False)
 
-    def issue(
-        self,
-        code: str,
-        not_before: datetime,
-        not_after: datetime,
-        algorithm: str = DEFAULT_KEY_ALGORITHM,
-    ) -> KeyPair:
+    def issue(self, code: str, not_before: datetime, not_after: datetime) -> KeyPair:
         """A further participant certificate from the development CA (a new bank, a renewal)."""
         ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
         ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         pair = self.participant(code)
-        key = KEY_ALGORITHMS[algorithm]()
+        key = KEY_ALGORITHMS[DEFAULT_KEY_ALGORITHM]()
         self._issue(pair, code, ca, ca_key, not_before, key, server=False, not_after=not_after)
         return pair
 

@@ -430,10 +430,10 @@ def _check_signature_value(signature: etree._Element, key: PublicKey) -> None:
             key.verify(encode_dss_signature(r, s), signed_info, ec.ECDSA(hashes.SHA256()))
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(value, signed_info, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(value, signed_info)
         else:
-            raise SignatureProblemError("DS0B", "the pinned key is not ECDSA, RSA or Ed25519")
+            # The verifier pins no other key: ``signature_method`` refused it up front.
+            assert isinstance(key, ed25519.Ed25519PublicKey)
+            key.verify(value, signed_info)
     except CryptographyInvalidSignature as error:
         raise SignatureProblemError(
             "DS01", "the signature does not verify with the sender's pinned key"
