@@ -222,7 +222,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
             port=http.port,
             ssl_context=tls,
             print=None,
-            shutdown_timeout=SHUTDOWN_SECONDS,
+            shutdown_timeout=http.shutdown_seconds,
             reuse_port=workers > 1 or arguments.shared_port,
             handle_signals=False,  # _stop_on_first_signal
         )
@@ -236,15 +236,16 @@ def run_serve(arguments: argparse.Namespace) -> int:
             child.terminate()  # ignored by a process already stopping
         for child in children:
             try:
-                child.wait(timeout=SHUTDOWN_SECONDS + 10)
+                child.wait(timeout=http.shutdown_seconds + CHILD_STOP_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
     return 0
 
 
-SHUTDOWN_SECONDS = 30
-"""How long a stopping process lets in-flight requests finish."""
+CHILD_STOP_MARGIN_SECONDS = 10
+"""How long the first process waits for the others to stop beyond their own shutdown time
+(``http.shutdown_seconds``: requests in flight finish) before it kills them."""
 
 
 def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> None:

@@ -117,6 +117,10 @@ class HttpSettings(StrictModel):
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=30)
     """How often a waiting outbox poll looks again (messages another process delivered)."""
 
+    shutdown_seconds: float = Field(default=30.0, gt=0, le=600)
+    """How long a stopping process lets requests in flight finish (each is then committed
+    and answered); open outbox long polls are answered at once when it starts stopping."""
+
 
 class PushSettings(StrictModel):
     """Pushing outbox messages to participants that configured a ``push_url``."""

@@ -84,9 +84,19 @@ class Runtime:
     Passed in, so tests move it rather than sleep."""
     limiter: asyncio.Semaphore = field(init=False)
     """Validations running at once (``http.max_concurrent_validations``)."""
+    submissions_in_flight: int = 0
+    stopping: bool = False
+    """Set when a graceful shutdown starts: outbox long polls answer at once with what they
+    have, instead of holding the shutdown for their whole wait."""
 
     def __post_init__(self) -> None:
         self.limiter = asyncio.Semaphore(self.gateway.settings.http.max_concurrent_validations)
+
+    def stop_waiting(self) -> None:
+        """A graceful shutdown has started: wake every waiting outbox poll to answer now."""
+        self.stopping = True
+        for event in self.waiters.values():
+            event.set()
 
     def notify(self, participants: set[str]) -> None:
         for participant in participants:
@@ -171,6 +181,7 @@ async def submit(request: web.Request) -> web.Response:
     started = time.perf_counter()
     participant = _admit(request)
     body = await _read_body(request)
+    runtime.submissions_in_flight += 1
     try:
         async with runtime.limiter:
             answer = await runtime.messages.submit(participant, body)
@@ -181,6 +192,8 @@ async def submit(request: web.Request) -> web.Response:
             text="temporarily unavailable; nothing was applied, send the same message again\n",
             headers={"Retry-After": "1"},
         ) from None
+    finally:
+        runtime.submissions_in_flight -= 1
     if (answer.code is not None and answer.code.startswith("DS")) or answer.status == 403:
         _failure(runtime, request.remote or "unknown", f"{answer.code} from {participant}")
     outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
@@ -242,7 +255,7 @@ async def _read_outbox(request: web.Request, runtime: Runtime, participant: str)
                 connection, participant, after, settings.outbox_batch
             )
         remaining = deadline - runtime.monotonic()
-        if found or remaining <= 0:
+        if found or remaining <= 0 or runtime.stopping:
             break
         try:
             # Woken by a delivery in this process; looks again now and then for deliveries
@@ -347,6 +360,8 @@ async def metrics(request: web.Request) -> web.Response:
     lines += [
         f"isogw_submit_seconds_sum {runtime.metrics.latency_sum}",
         f"isogw_submit_seconds_count {cumulative}",
+        "# TYPE isogw_submissions_in_flight gauge",
+        f"isogw_submissions_in_flight {runtime.submissions_in_flight}",
         "# TYPE isogw_authentication_failures_total counter",
         f"isogw_authentication_failures_total {runtime.metrics.authentication_failures}",
         f"isogw_authentication_alarms_total {runtime.metrics.authentication_alarms}",
@@ -427,6 +442,20 @@ async def _tick_forever(runtime: Runtime) -> None:
         await asyncio.sleep(min(wait, longest))
 
 
+async def _stop_waiting(app: web.Application) -> None:
+    """First step of a graceful shutdown (the port is closed already): open outbox long polls
+    answer now with what they have (a bank polls again after the restart, from its cursor);
+    submissions in flight go on to their commit and answer."""
+    runtime = app[RUNTIME]
+    LOG.info(
+        "event=stopping submissions_in_flight=%d outbox_polls_open=%d finish_within_seconds=%s",
+        runtime.submissions_in_flight,
+        sum(runtime.outbox_requests.values()),
+        runtime.gateway.settings.http.shutdown_seconds,
+    )
+    runtime.stop_waiting()
+
+
 async def _close_storage(app: web.Application) -> None:
     """Last step of a graceful shutdown: in-flight requests have finished (aiohttp waits for
     them up to its shutdown timeout), so the clearing writer has nothing left to commit."""
@@ -445,5 +474,6 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_pushers)
+    app.on_shutdown.append(_stop_waiting)
     app.on_cleanup.append(_close_storage)
     return app
