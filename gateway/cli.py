@@ -199,7 +199,11 @@ def run_serve(arguments: argparse.Namespace) -> int:
 
     async def application() -> web.Application:
         _stop_on_first_signal(asyncio.get_running_loop())
-        app = build_app(await open_runtime(config, clock, gateway=gateway))
+        # The first process pushes outboxes for all (two pushers would send a bank the same
+        # message twice, and out of order); it finds other processes' deliveries by looking
+        # every push.idle_seconds.
+        runtime = await open_runtime(config, clock, gateway=gateway, push=not arguments.shared_port)
+        app = build_app(runtime)
         # Schemas, codecs and the replayed ledger live as long as the process: keep them out
         # of the cyclic collector's full passes (measured: half of their cost).
         gc.freeze()

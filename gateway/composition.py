@@ -171,10 +171,16 @@ def _participant_certificates(
 
 
 async def open_runtime(
-    config_file: Path, clock: Clock, run_ticker: bool = True, gateway: Gateway | None = None
+    config_file: Path,
+    clock: Clock,
+    run_ticker: bool = True,
+    gateway: Gateway | None = None,
+    push: bool = True,
 ) -> Runtime:
     """Everything ``isogw serve`` runs: validator, clearing service, keys, pins, signer and
-    verifier, the message gateway."""
+    verifier, the message gateway; with ``push``, a pusher for each participant with a
+    ``push_url`` (one gateway process pushes, so each bank gets its messages once, in
+    order)."""
     from gateway.security.keys import read_certificate
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
@@ -195,7 +201,7 @@ async def open_runtime(
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock)
     runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
     for entry in (*participants.direct, *participants.special):
-        if entry.push_url:
+        if push and entry.push_url:
             runtime.pushers[entry.code] = Pusher(
                 entry.code, entry.push_url, clearing.service, gateway.settings.push, clock.now, tls
             )

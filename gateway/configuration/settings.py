@@ -130,8 +130,10 @@ class PushSettings(StrictModel):
     first_backoff_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=60.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
-    idle_seconds: float = Field(default=30.0, gt=0)
-    """How long a pusher waits for new messages before looking again anyway."""
+    idle_seconds: float = Field(default=1.0, gt=0, le=300)
+    """How long a pusher waits before looking at the outbox again when nothing woke it: a
+    delivery in its own process wakes it at once; one made by another gateway process (only
+    the first process pushes) is found when it looks again."""
     batch: int = Field(default=100, gt=0, le=10_000)
     """Messages a pusher reads from the outbox at a time (sent one by one, in order)."""
 

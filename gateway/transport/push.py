@@ -3,8 +3,11 @@
 Each message is POSTed (``application/xml``, header ``X-Isogw-Sequence``) and acknowledged when
 the bank answers 2xx. A failure is retried after an exponentially growing pause
 (``push.first_backoff_seconds`` doubling up to ``push.max_backoff_seconds``), at most
-``push.max_attempts`` times; then the pusher pauses until new messages arrive. Nothing is lost:
-an unpushed message stays in the outbox, where the bank can also pull it.
+``push.max_attempts`` times; then the pusher rests ``push.max_backoff_seconds`` (new messages do
+not wake it: a bank that is down is not hammered) and starts again from the oldest message.
+Nothing is lost: an unpushed message stays in the outbox, where the bank can also pull it. One
+gateway process pushes (two would send a bank the same message twice, out of order); a bank
+should still treat a sequence it has seen as a repeat (a push whose 2xx was lost is sent again).
 """
 
 from __future__ import annotations
@@ -98,7 +101,9 @@ class Pusher:
         async with aiohttp.ClientSession() as session:
             while True:
                 self.wake.clear()
-                await self.run_once(session)
+                if not await self.run_once(session):
+                    await self._sleep(self._settings.max_backoff_seconds)
+                    continue
                 try:
                     await asyncio.wait_for(self.wake.wait(), timeout=self._settings.idle_seconds)
                 except TimeoutError:

@@ -3,6 +3,8 @@ nothing lost when the bank stays down."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -89,3 +91,30 @@ async def test_push_gives_up_after_the_limit_and_keeps_the_message(
     assert pauses.seconds == [0.5, 1.0, 1.5]  # doubling, capped at max_backoff_seconds
     assert len((await harness.outbox(CCB))["messages"]) == 1
     assert pusher.failures == 4
+
+
+async def test_push_rests_after_giving_up_then_starts_again_from_the_oldest(
+    harness: Harness,
+    bank_server: tuple[FakeBank, str],
+) -> None:
+    bank, url = bank_server
+    bank.answers = [500] * SETTINGS.max_attempts  # down for one whole round, then back
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    pauses = RecordedPauses()
+    pusher = ccb_pusher(harness, url, pauses)
+    task = asyncio.create_task(pusher.run_forever())
+    try:
+        for _ in range(1_000):
+            if pusher.pushed:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # Three backoffs within the round, then a rest of max_backoff_seconds that new messages
+    # do not cut short; then the same message again, delivered.
+    assert pauses.seconds == [0.5, 1.0, 1.5, 1.5]
+    assert [sequence for sequence, _ in bank.received] == ["1"] * (SETTINGS.max_attempts + 1)
+    assert pusher.pushed == 1
+    assert (await harness.outbox(CCB))["messages"] == []

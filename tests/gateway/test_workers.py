@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import XmlDsigSigner
+from gateway.start_errors import KeyFileError
 from gateway.transport.tls import client_context
 from tests.conftest import PROJECT, SAMPLES, config_copy
+from tests.gateway.conftest import C100_ID, C100_TX
 
 BOCOM, CCB = "301290000007", "105100000017"
 
@@ -101,3 +104,112 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=60)
         log.close()
+
+
+class RecordingBank:
+    """A bank's push endpoint that takes its time answering (so two pushers would overlap)."""
+
+    def __init__(self) -> None:
+        self.sequences: list[int] = []
+        self.message_ids: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.sequences.append(int(request.headers["X-Isogw-Sequence"]))
+        body = await request.read()
+        self.message_ids.append(body.split(b"<BizMsgIdr>")[1].split(b"</BizMsgIdr>")[0].decode())
+        await asyncio.sleep(0.05)
+        return web.Response(status=200)
+
+
+async def both_processes_answer(url: str, keys: KeyStore) -> None:
+    """Until two processes have answered /healthz (each says which it is), the second may
+    still be starting, and everything would go to the first."""
+    seen: set[int] = set()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for _ in range(1_000):
+            async with session.get(
+                url + "/healthz", ssl=client_context(keys, keys.participant(CCB))
+            ) as response:
+                seen.add((await response.json())["process"])
+            if len(seen) == 2:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"only processes {seen} answered")
+
+
+async def push_scenario(url: str, keys: KeyStore, bank: RecordingBank, credits: int) -> list[int]:
+    await both_processes_answer(url, keys)
+    pair = keys.participant(BOCOM)
+    signer = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
+    sample = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_text()
+    statuses = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for number in range(1, credits + 1):
+            text = sample.replace(C100_ID, f"B301290000007{number:012d}")
+            text = text.replace(C100_TX, f"{number:028d}")
+            async with session.post(
+                url + "/v1/messages",
+                data=signer.sign(text.encode()),
+                headers={"Content-Type": "application/xml"},
+                ssl=client_context(keys, keys.participant(BOCOM)),
+            ) as response:
+                statuses.append(response.status)
+    deadline = time.monotonic() + 30
+    while len(set(bank.message_ids)) < credits and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return statuses
+
+
+def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
+    """With two processes, one pushes: CCB gets every forward once, in outbox order, whichever
+    process took the payment."""
+    port = 20000 + (os.getpid() + 3) % 10000
+    settings = config_copy(tmp_path, port)
+    settings.write_text(settings.read_text().replace("idle_seconds = 1.0", "idle_seconds = 0.1"))
+    bank = RecordingBank()
+    credits = 6
+
+    async def run() -> list[int]:
+        app = web.Application()
+        app.router.add_post("/inbound", bank.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        bank_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        participants = settings.parent / "participants.toml"
+        participants.write_text(
+            participants.read_text().replace(
+                f'code = "{CCB}"\n',
+                f'code = "{CCB}"\npush_url = "http://127.0.0.1:{bank_port}/inbound"\n',
+            )
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
+            env={**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")},
+            cwd=PROJECT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            keys = KeyStore(tmp_path / "state")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    return await push_scenario(f"https://127.0.0.1:{port}", keys, bank, credits)
+                except (aiohttp.ClientError, OSError, FileNotFoundError, KeyFileError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            server.wait(timeout=60)
+            await runner.cleanup()
+
+    statuses = asyncio.run(run())
+    assert statuses == [200] * credits
+    forwards = [f"B301290000007{number:012d}" for number in range(1, credits + 1)]
+    assert [message for message in bank.message_ids if message in forwards] == forwards
+    # Each message once, in the order of the outbox (later expiry receipts may follow).
+    assert bank.sequences == sorted(set(bank.sequences))
