@@ -86,11 +86,29 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
             f"{name}: {root.tag} is not a message this gateway decodes; `isogw validate "
             f"{name}` tells more"
         )
-    values, _ = codec.header_extractor.extract(root.find(codec.root_tag))
+    document = root.find(codec.root_tag)
+    if etree.QName(root).localname == "AppHdr":
+        raise ParticipantToolError(
+            f"{name}: a business header (AppHdr) alone is not a message; submit a Document "
+            "(the tool writes its header) or an envelope (AppHdr then Document)"
+        )
+    if document is None:
+        raise ParticipantToolError(
+            f"{name}: the Document has no {etree.QName(codec.root_tag).localname}, which a "
+            f"{codec.message} Document holds; `isogw validate {name}` tells more"
+        )
+    values, _ = codec.header_extractor.extract(document)
+    message_id = str(values.get("message_id") or "").strip()
+    if not message_id:
+        raise ParticipantToolError(
+            f"{name}: the {codec.message} Document has no message id of its own, so the tool "
+            "cannot write its business header; submit an envelope (AppHdr with your BizMsgIdr, "
+            "then the Document)"
+        )
     header = BusinessHeader(
         sender=participant,
         receiver=gateway.directory.centre_member_id,
-        business_message_id=str(values.get("message_id", "")),
+        business_message_id=message_id,
         message_definition=codec.message,
         created_at=datetime.now(UTC),
     )

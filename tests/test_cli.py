@@ -167,6 +167,37 @@ def test_submit_names_the_file_that_is_not_a_message(gateway, tmp_path: Path) ->
     )
 
 
+def test_submit_says_why_it_cannot_write_a_business_header(gateway) -> None:  # type: ignore[no-untyped-def]
+    """A header alone, a Document without its message element, and a Document that has no
+    message id of its own are each told (they used to end in a traceback)."""
+    import pytest
+
+    from gateway.participant_cli import ParticipantToolError, envelope
+
+    cases = [
+        (
+            SAMPLES / "head.001.001.02" / "valid-apphdr-receipt-with-rltd.xml",
+            "a business header (AppHdr) alone is not a message; submit a Document",
+        ),
+        (
+            SAMPLES / "admi.002.001.01" / "valid-bare-document-reject.xml",
+            "the admi.002.001.01 Document has no message id of its own, so the tool cannot "
+            "write its business header; submit an envelope",
+        ),
+    ]
+    for path, said in cases:
+        with pytest.raises(ParticipantToolError) as failure:
+            envelope(gateway, "102100099996", path.read_bytes(), str(path))
+        assert str(failure.value).startswith(f"{path}: {said}")
+    empty = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><Other/></Document>'
+    with pytest.raises(ParticipantToolError) as failure:
+        envelope(gateway, "102100099996", empty, "empty.xml")
+    assert str(failure.value) == (
+        "empty.xml: the Document has no FIToFICstmrCdtTrf, which a pacs.008.001.08 Document "
+        "holds; `isogw validate empty.xml` tells more"
+    )
+
+
 def test_keys_init_writes_keys_of_the_chosen_type_and_keeps_existing_ones(
     tmp_path: Path,
     monkeypatch,
