@@ -55,6 +55,7 @@ from gateway.store.write_batch import WriteBatch
 if TYPE_CHECKING:
     from gateway.composition import Gateway
 
+REJECT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:admi.002.001.01"
 LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
@@ -345,7 +346,9 @@ class MessageGateway:
         async with self._clearing.engine.connect() as connection:
             stored = await messages.find_inbound(connection, participant, message_id)
         if stored is not None and stored.content_hash == content_hash:
-            return Answer(stored.status, stored.answer, stored.status == 200)
+            accepted = stored.status == 200
+            code = None if accepted else _rejection_code(stored.answer)
+            return Answer(stored.status, stored.answer, accepted, code)
         return Answer(
             409,
             self._reject(
@@ -489,6 +492,13 @@ def _parse_leniently(body: bytes) -> etree._Element | None:
         return etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError:
         return None
+
+
+def _rejection_code(answer: bytes) -> str | None:
+    """The reason code of a stored admi.002 (our own signed answer), for logs and metrics."""
+    root = _parse_leniently(answer)
+    code = root.findtext(f".//{{{REJECT_NAMESPACE}}}RjctgPtyRsn") if root is not None else None
+    return code or None
 
 
 def _header_fields(root: etree._Element | None) -> dict[str, str]:

@@ -117,6 +117,27 @@ async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     assert len((await harness.outbox(CCB))["messages"]) == 1
 
 
+async def test_a_repeated_rejection_gets_the_same_answer_with_its_code(harness: Harness) -> None:
+    """The original answer again, and its reason code for the log and the metrics (it was
+    reported as a rejection without a code)."""
+    receipt = harness.receipt(CCB, "B105100000017209912319999", "9" * 28, "ACSP")
+    first = await harness.runtime.messages.submit(CCB, receipt)
+    again = await harness.runtime.messages.submit(CCB, receipt)
+    assert (first.status, first.code) == (400, "NOOR")
+    assert (again.status, again.body, again.accepted, again.code) == (
+        400,
+        first.body,
+        False,
+        "NOOR",
+    )
+    async with aiohttp.ClientSession() as session:
+        status, _ = await harness.post(CCB, receipt)
+        async with session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response:
+            text = await response.text()
+    assert status == 400
+    assert 'isogw_messages_total{message="pacs.002.001.10",outcome="rejected-NOOR"} 1' in text
+
+
 async def test_a_package_the_clearing_core_refuses_is_not_forwarded(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
