@@ -198,7 +198,7 @@ async def open_runtime(
     verifier = SignatureVerifier(certificates, anchor)
     tls = client_context(keys, keys.gateway)
     clearing = await open_clearing(config_file, clock)
-    messages = MessageGateway(gateway, clearing.service, signer, verifier, clock)
+    messages = MessageGateway(gateway, clearing.service, signer, verifier, clock, os.getpid())
     runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
     for entry in (*participants.direct, *participants.special):
         if push and entry.push_url:

@@ -56,11 +56,23 @@ if TYPE_CHECKING:
     from gateway.composition import Gateway
 
 REJECT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:admi.002.001.01"
+PROCESS_DIGITS = 7
+"""Digits of the process number in a message id (Linux process ids are below 2**22)."""
+COUNTER_DIGITS = 13
+"""Digits of the per-process counter in a message id (one second never holds 10**13)."""
 LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
 PACKAGE_MESSAGES = frozenset({"pacs.008.001.08", "pacs.003.001.08"})
 """Packages go on to their receiving bank (the instructed agent)."""
+
+
+def gateway_message_id(now: datetime, process: int, count: int) -> str:
+    """``G``, the second, the process, a counter: 35 characters (Max35Text), unique across
+    the gateway processes sharing a ledger and across restarts (a restart takes longer than a
+    second)."""
+    count %= 10**COUNTER_DIGITS
+    return f"G{now:%Y%m%d%H%M%S}{process:0{PROCESS_DIGITS}d}{count:0{COUNTER_DIGITS}d}"
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,16 @@ class MessageGateway:
         signer: MessageSigner,
         verifier: SignatureVerifier,
         clock: Clock,
+        process: int,
         notify: Notify = lambda participants: None,
     ) -> None:
+        """``process`` tells this gateway process's message ids from those of the others
+        sharing the ledger (its process id: unique among the processes running on the host,
+        as the SQLite ledger requires them to be)."""
+        if not 0 <= process < 10**PROCESS_DIGITS:
+            raise ValueError(f"process number {process} is not 0 to {10**PROCESS_DIGITS - 1}")
         self._gateway = gateway
+        self._process = process
         self._clearing = clearing
         self._signer = signer
         self._verifier = verifier
@@ -105,8 +124,7 @@ class MessageGateway:
     # Answers and delivered messages ------------------------------------------------------
 
     def new_message_id(self) -> str:
-        now = self._clock.now()
-        return f"G{now:%Y%m%d%H%M%S}{next(self._counter):012d}"[:35]
+        return gateway_message_id(self._clock.now(), self._process, next(self._counter))
 
     def _header(self, recipient: str, message: str, message_id: str) -> BusinessHeader:
         return BusinessHeader(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -136,6 +137,23 @@ async def test_a_repeated_rejection_gets_the_same_answer_with_its_code(harness: 
             text = await response.text()
     assert status == 400
     assert 'isogw_messages_total{message="pacs.002.001.10",outcome="rejected-NOOR"} 1' in text
+
+
+async def test_message_ids_of_the_gateway_tell_its_processes_apart(harness: Harness) -> None:
+    """Each process numbers its messages from 1: the process id in the message id keeps two
+    processes' receipts in the same second apart (they used to get the same ids)."""
+    import os
+
+    from gateway.service.message_gateway import gateway_message_id
+
+    now = harness.clock.now()
+    first, second = gateway_message_id(now, 4_194_303, 1), gateway_message_id(now, 2, 1)
+    assert first == "G20261123090000" + "4194303" + "0000000000001"
+    assert second != first and len(first) == len(second) == 35
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    assert status == 200
+    identifier = harness.verify_from_centre(answer).findtext(".//{*}BizMsgIdr") or ""
+    assert re.fullmatch(rf"G20261123090000{os.getpid():07d}\d{{13}}", identifier), identifier
 
 
 async def test_a_package_the_clearing_core_refuses_is_not_forwarded(

@@ -137,7 +137,10 @@ async def both_processes_answer(url: str, keys: KeyStore) -> None:
     raise AssertionError(f"only processes {seen} answered")
 
 
-async def push_scenario(url: str, keys: KeyStore, bank: RecordingBank, credits: int) -> list[int]:
+async def push_scenario(
+    url: str, keys: KeyStore, bank: RecordingBank, credits: int
+) -> list[tuple[int, bytes]]:
+    """Each credit's status and the gateway's message id in its answer."""
     await both_processes_answer(url, keys)
     pair = keys.participant(BOCOM)
     signer = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
@@ -153,7 +156,9 @@ async def push_scenario(url: str, keys: KeyStore, bank: RecordingBank, credits: 
                 headers={"Content-Type": "application/xml"},
                 ssl=client_context(keys, keys.participant(BOCOM)),
             ) as response:
-                statuses.append(response.status)
+                answer = await response.read()
+                identifier = answer.split(b"<BizMsgIdr>")[1].split(b"</BizMsgIdr>")[0]
+                statuses.append((response.status, identifier))
     deadline = time.monotonic() + 30
     while len(set(bank.message_ids)) < credits and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -169,7 +174,7 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
     bank = RecordingBank()
     credits = 6
 
-    async def run() -> list[int]:
+    async def run() -> list[tuple[int, bytes]]:
         app = web.Application()
         app.router.add_post("/inbound", bank.handle)
         runner = web.AppRunner(app)
@@ -207,8 +212,10 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
             server.wait(timeout=60)
             await runner.cleanup()
 
-    statuses = asyncio.run(run())
-    assert statuses == [200] * credits
+    answers = asyncio.run(run())
+    assert [status for status, _ in answers] == [200] * credits
+    # Both processes answered, each numbering its messages from 1: the ids still differ.
+    assert len({identifier for _, identifier in answers}) == credits
     forwards = [f"B301290000007{number:012d}" for number in range(1, credits + 1)]
     assert [message for message in bank.message_ids if message in forwards] == forwards
     # Each message once, in the order of the outbox (later expiry receipts may follow).
