@@ -117,6 +117,11 @@ class HttpSettings(StrictModel):
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=30)
     """How often a waiting outbox poll looks again (messages another process delivered)."""
 
+    metrics_catch_up_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How long /metrics waits to bring the positions up to date with the other processes'
+    commands (it waits for the clearing writer); past it, the figures are as of this
+    process's last write and ``isogw_clearing_caught_up`` is 0."""
+
     shutdown_seconds: float = Field(default=30.0, gt=0, le=600)
     """How long a stopping process lets requests in flight finish (each is then committed
     and answered); open outbox long polls are answered at once when it starts stopping."""

@@ -216,6 +216,11 @@ class ClearingService:
             self._sequence = last
         return results
 
+    async def catch_up(self) -> None:
+        """Bring the in-memory core up to date with what every gateway process committed
+        (through the writer, which replays the log under the lock the processes share)."""
+        await self.execute(lambda core: None)
+
     @property
     def writer_statistics(self) -> WriterStatistics:
         return self._thread.statistics

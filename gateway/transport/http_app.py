@@ -343,11 +343,24 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text. Several gateway processes share the port, so a scrape reaches one of
+    them: what each process counts carries its ``process`` label (series of two processes
+    never mix); the outbox depths come from the database, and the positions and queues from
+    the clearing core after it has caught up with every process's commands, so those are the
+    same whichever process answers."""
     runtime = _runtime(request)
+    try:
+        await asyncio.wait_for(
+            runtime.clearing.catch_up(), runtime.gateway.settings.http.metrics_catch_up_seconds
+        )
+        caught_up = 1
+    except TimeoutError:  # the writer is busy: the figures as of this process's last write
+        caught_up = 0
+    process = f'process="{os.getpid()}"'
     lines = [
         "# TYPE isogw_messages_total counter",
         *(
-            f'isogw_messages_total{{message="{message}",outcome="{outcome}"}} {count}'
+            f'isogw_messages_total{{{process},message="{message}",outcome="{outcome}"}} {count}'
             for (message, outcome), count in sorted(runtime.metrics.messages.items())
         ),
         "# TYPE isogw_submit_seconds histogram",
@@ -358,15 +371,17 @@ async def metrics(request: web.Request) -> web.Response:
     ):
         cumulative += count
         label = "+Inf" if bound == float("inf") else str(bound)
-        lines.append(f'isogw_submit_seconds_bucket{{le="{label}"}} {cumulative}')
+        lines.append(f'isogw_submit_seconds_bucket{{{process},le="{label}"}} {cumulative}')
     lines += [
-        f"isogw_submit_seconds_sum {runtime.metrics.latency_sum}",
-        f"isogw_submit_seconds_count {cumulative}",
+        f"isogw_submit_seconds_sum{{{process}}} {runtime.metrics.latency_sum}",
+        f"isogw_submit_seconds_count{{{process}}} {cumulative}",
         "# TYPE isogw_submissions_in_flight gauge",
-        f"isogw_submissions_in_flight {runtime.submissions_in_flight}",
+        f"isogw_submissions_in_flight{{{process}}} {runtime.submissions_in_flight}",
         "# TYPE isogw_authentication_failures_total counter",
-        f"isogw_authentication_failures_total {runtime.metrics.authentication_failures}",
-        f"isogw_authentication_alarms_total {runtime.metrics.authentication_alarms}",
+        f"isogw_authentication_failures_total{{{process}}} "
+        f"{runtime.metrics.authentication_failures}",
+        "# TYPE isogw_authentication_alarms_total counter",
+        f"isogw_authentication_alarms_total{{{process}}} {runtime.metrics.authentication_alarms}",
         "# TYPE isogw_outbox_depth gauge",
     ]
     async with runtime.clearing.engine.connect() as connection:
@@ -376,6 +391,8 @@ async def metrics(request: web.Request) -> web.Response:
         for code, depth in sorted(depths.items())
     ]
     core = runtime.clearing.core
+    lines.append("# TYPE isogw_clearing_caught_up gauge")
+    lines.append(f"isogw_clearing_caught_up{{{process}}} {caught_up}")
     lines.append("# TYPE isogw_queue_items gauge")
     for code, account in sorted(core.accounts.items()):
         count, amount = core.netting.queued(code)
@@ -386,18 +403,25 @@ async def metrics(request: web.Request) -> web.Response:
     writer = runtime.clearing.writer_statistics
     lines += [
         "# TYPE isogw_writer_transactions_total counter",
-        f"isogw_writer_transactions_total {writer.transactions}",
+        f"isogw_writer_transactions_total{{{process}}} {writer.transactions}",
         "# TYPE isogw_writer_commands_total counter",
-        f"isogw_writer_commands_total {writer.commands}",
+        f"isogw_writer_commands_total{{{process}}} {writer.commands}",
         "# TYPE isogw_writer_lock_wait_seconds_total counter",
-        f"isogw_writer_lock_wait_seconds_total {writer.lock_wait_seconds:.6f}",
+        f"isogw_writer_lock_wait_seconds_total{{{process}}} {writer.lock_wait_seconds:.6f}",
         "# TYPE isogw_writer_lock_held_seconds_total counter",
-        f"isogw_writer_lock_held_seconds_total {writer.lock_held_seconds:.6f}",
+        f"isogw_writer_lock_held_seconds_total{{{process}}} {writer.lock_held_seconds:.6f}",
+    ]
+    pushers = sorted(runtime.pushers.items())
+    lines.append("# TYPE isogw_pushed_total counter")
+    lines += [
+        f'isogw_pushed_total{{{process},participant="{code}"}} {pusher.pushed}'
+        for code, pusher in pushers
     ]
     lines.append("# TYPE isogw_push_failures_total counter")
-    for code, pusher in sorted(runtime.pushers.items()):
-        lines.append(f'isogw_pushed_total{{participant="{code}"}} {pusher.pushed}')
-        lines.append(f'isogw_push_failures_total{{participant="{code}"}} {pusher.failures}')
+    lines += [
+        f'isogw_push_failures_total{{{process},participant="{code}"}} {pusher.failures}'
+        for code, pusher in pushers
+    ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

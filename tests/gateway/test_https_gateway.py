@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import ssl
 from datetime import timedelta
@@ -136,14 +137,15 @@ async def test_a_repeated_rejection_gets_the_same_answer_with_its_code(harness: 
         async with session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response:
             text = await response.text()
     assert status == 400
-    assert 'isogw_messages_total{message="pacs.002.001.10",outcome="rejected-NOOR"} 1' in text
+    assert (
+        f'isogw_messages_total{{process="{os.getpid()}",message="pacs.002.001.10",'
+        'outcome="rejected-NOOR"} 1' in text
+    )
 
 
 async def test_message_ids_of_the_gateway_tell_its_processes_apart(harness: Harness) -> None:
     """Each process numbers its messages from 1: the process id in the message id keeps two
     processes' receipts in the same second apart (they used to get the same ids)."""
-    import os
-
     from gateway.service.message_gateway import gateway_message_id
 
     now = harness.clock.now()
@@ -407,6 +409,23 @@ async def test_outbox_survives_a_restart(harness: Harness, tmp_path: Path) -> No
     harness.runtime.clearing = reopened.clearing
 
 
+async def test_another_process_catches_up_before_it_reports_positions(harness: Harness) -> None:
+    """Two gateway processes on one ledger: the one that took no part in a payment still
+    reports the netted position once it has caught up (as /metrics does first)."""
+    other = await open_runtime(CONFIG, harness.clock, run_ticker=False)
+    try:
+        assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
+        receipt = harness.receipt(CCB, C100_ID, C100_TX, "ACSP")
+        assert (await harness.post(CCB, receipt))[0] == 200
+        netted = harness.runtime.clearing.core.accounts[BOCOM].net_position
+        assert netted < 0
+        assert other.clearing.core.accounts[BOCOM].net_position == 0  # as it last wrote
+        await other.clearing.catch_up()
+        assert other.clearing.core.accounts[BOCOM].net_position == netted
+    finally:
+        await other.clearing.close()
+
+
 async def test_tls_requires_a_pinned_client_certificate(harness: Harness, tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
         plain = ssl.create_default_context(cafile=str(harness.keys.ca_path))
@@ -432,13 +451,17 @@ async def test_operations_endpoints(harness: Harness) -> None:
         await harness.post(BOCOM, harness.sign(BOCOM, C100))
         async with session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response:
             text = await response.text()
-    assert 'isogw_messages_total{message="pacs.008.001.08",outcome="accepted"} 1' in text
+    process = f'process="{os.getpid()}"'
+    assert (
+        f'isogw_messages_total{{{process},message="pacs.008.001.08",outcome="accepted"}} 1' in text
+    )
+    assert f"isogw_clearing_caught_up{{{process}}} 1" in text
     assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
     assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
     values = dict(line.split(" ") for line in text.splitlines() if line.startswith("isogw_writer"))
-    assert int(values["isogw_writer_commands_total"]) >= 1  # the credit
-    assert int(values["isogw_writer_transactions_total"]) >= 1
-    assert float(values["isogw_writer_lock_held_seconds_total"]) > 0
+    assert int(values[f"isogw_writer_commands_total{{{process}}}"]) >= 1  # the credit
+    assert int(values[f"isogw_writer_transactions_total{{{process}}}"]) >= 1
+    assert float(values[f"isogw_writer_lock_held_seconds_total{{{process}}}"]) > 0
 
 
 async def test_bounds_413_415_429(harness: Harness) -> None:

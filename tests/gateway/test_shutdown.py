@@ -149,7 +149,10 @@ async def _scenario(
                 url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
             ) as answer:
                 statuses["metrics"] = answer.status
-                assert "isogw_submissions_in_flight 1\n" in await answer.text()
+                text = await answer.text()
+            # The writer is held, so the positions are as of the last write, and said so.
+            assert f'isogw_submissions_in_flight{{process="{server.pid}"}} 1\n' in text
+            assert f'isogw_clearing_caught_up{{process="{server.pid}"}} 0\n' in text
             server.send_signal(signal.SIGINT)
             # Answered now, empty, while the submission still waits (a bank polls again
             # after the restart, from the same cursor).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,9 @@ from tests.gateway.conftest import C100_ID, C100_TX
 BOCOM, CCB = "301290000007", "105100000017"
 
 
-async def exchange(url: str, keys: KeyStore) -> tuple[list[int], list[str], list[str]]:
+async def exchange(
+    url: str, keys: KeyStore
+) -> tuple[list[int], list[str], list[str], dict[str, str]]:
     def signed(code: str, path: Path) -> bytes:
         pair = keys.participant(code)
         return XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
@@ -56,7 +59,31 @@ async def exchange(url: str, keys: KeyStore) -> tuple[list[int], list[str], list
         statuses.append(await post(session, BOCOM, signed(BOCOM, credit)))
         statuses.append(await post(session, CCB, signed(CCB, receipt)))
         statuses.append(await post(session, BOCOM, signed(BOCOM, credit)))  # a repeat
-        return statuses, await outbox(session, BOCOM), await outbox(session, CCB)
+        return (
+            statuses,
+            await outbox(session, BOCOM),
+            await outbox(session, CCB),
+            await positions_by_process(session, url, keys),
+        )
+
+
+async def positions_by_process(
+    session: aiohttp.ClientSession, url: str, keys: KeyStore
+) -> dict[str, str]:
+    """Bank of Communications' net position as each of the two processes reports it."""
+    reported: dict[str, str] = {}
+    for _ in range(1_000):
+        async with session.get(
+            url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
+        ) as response:
+            text = await response.text()
+        process = re.search(r'isogw_submissions_in_flight\{process="(\d+)"\}', text)
+        position = re.search(rf'isogw_net_position_minor\{{participant="{BOCOM}"\}} (-?\d+)', text)
+        assert process is not None and position is not None, text
+        reported[process.group(1)] = position.group(1)
+        if len(reported) == 2:
+            break
+    return reported
 
 
 def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
@@ -84,8 +111,10 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        statuses, bocom, ccb = result
+        statuses, bocom, ccb, positions = result
         assert statuses == [200, 200, 200]
+        # The netted credit (2,000.00) in BOCOM's position, whichever process is asked.
+        assert list(positions.values()) == ["-200000", "-200000"], positions
         assert bocom == ["pacs.002.001.10"]
         assert ccb == ["pacs.008.001.08", "pacs.002.001.10"]
         # Ctrl-C reaches both processes, and the first one also tells the other to stop: the
