@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +126,20 @@ class Harness:
         return SignatureVerifier({CENTRE: gateway_certificate}).verify(
             payload, CENTRE, self.clock.now()
         )
+
+
+async def serve_bank_endpoint(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[web.AppRunner, str]:
+    """A bank's plain-HTTP push endpoint on loopback: its runner (to clean up) and its URL."""
+    app = web.Application()
+    app.router.add_post("/inbound", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/inbound"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.configuration.settings import PushSettings
 from gateway.transport.push import Pusher
-from tests.gateway.conftest import BOCOM, C100, CCB, Harness
+from tests.gateway.conftest import BOCOM, C100, CCB, Harness, serve_bank_endpoint
 
 SETTINGS = PushSettings(max_attempts=4, first_backoff_seconds=0.5, max_backoff_seconds=1.5)
 
@@ -48,14 +48,8 @@ def ccb_pusher(harness: Harness, url: str, pauses: RecordedPauses) -> Pusher:
 @pytest.fixture
 async def bank_server() -> AsyncIterator[tuple[FakeBank, str]]:
     bank = FakeBank([])
-    app = web.Application()
-    app.router.add_post("/inbound", bank.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield bank, f"http://127.0.0.1:{port}/inbound"
+    runner, url = await serve_bank_endpoint(bank.handle)
+    yield bank, url
     await runner.cleanup()
 
 

@@ -22,7 +22,7 @@ from gateway.security.signatures import XmlDsigSigner
 from gateway.start_errors import KeyFileError
 from gateway.transport.tls import client_context
 from tests.conftest import PROJECT, SAMPLES, config_copy
-from tests.gateway.conftest import C100_ID, C100_TX
+from tests.gateway.conftest import C100_ID, C100_TX, serve_bank_endpoint
 
 BOCOM, CCB = "301290000007", "105100000017"
 
@@ -204,18 +204,12 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
     credits = 6
 
     async def run() -> list[tuple[int, bytes]]:
-        app = web.Application()
-        app.router.add_post("/inbound", bank.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        bank_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, bank_url = await serve_bank_endpoint(bank.handle)
         participants = settings.parent / "participants.toml"
         participants.write_text(
             participants.read_text().replace(
                 f'code = "{CCB}"\n',
-                f'code = "{CCB}"\npush_url = "http://127.0.0.1:{bank_port}/inbound"\n',
+                f'code = "{CCB}"\npush_url = "{bank_url}"\n',
             )
         )
         server = subprocess.Popen(
