@@ -354,7 +354,7 @@ async def metrics(request: web.Request) -> web.Response:
             runtime.clearing.catch_up(), runtime.gateway.settings.http.metrics_catch_up_seconds
         )
         caught_up = 1
-    except TimeoutError:  # the writer is busy: the figures as of this process's last write
+    except Exception:  # writer busy or storage failing: figures as of this process's last write
         caught_up = 0
     process = f'process="{os.getpid()}"'
     lines = [
@@ -393,13 +393,16 @@ async def metrics(request: web.Request) -> web.Response:
     core = runtime.clearing.core
     lines.append("# TYPE isogw_clearing_caught_up gauge")
     lines.append(f"isogw_clearing_caught_up{{{process}}} {caught_up}")
-    lines.append("# TYPE isogw_queue_items gauge")
-    for code, account in sorted(core.accounts.items()):
-        count, amount = core.netting.queued(code)
-        lines.append(f'isogw_queue_items{{participant="{code}"}} {count}')
-        lines.append(f'isogw_queue_amount_minor{{participant="{code}"}} {amount}')
-        lines.append(f'isogw_available_minor{{participant="{code}"}} {account.available}')
-        lines.append(f'isogw_net_position_minor{{participant="{code}"}} {account.net_position}')
+    accounts = sorted(core.accounts.items())
+    queued = {code: core.netting.queued(code) for code, _ in accounts}
+    for family, values in (
+        ("isogw_queue_items", {code: queued[code][0] for code, _ in accounts}),
+        ("isogw_queue_amount_minor", {code: queued[code][1] for code, _ in accounts}),
+        ("isogw_available_minor", {code: account.available for code, account in accounts}),
+        ("isogw_net_position_minor", {code: account.net_position for code, account in accounts}),
+    ):
+        lines.append(f"# TYPE {family} gauge")
+        lines += [f'{family}{{participant="{code}"}} {value}' for code, value in values.items()]
     writer = runtime.clearing.writer_statistics
     lines += [
         "# TYPE isogw_writer_transactions_total counter",
