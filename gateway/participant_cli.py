@@ -86,12 +86,12 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
             f"{name}: {root.tag} is not a message this gateway decodes; `isogw validate "
             f"{name}` tells more"
         )
-    document = root.find(codec.root_tag)
     if etree.QName(root).localname == "AppHdr":
         raise ParticipantToolError(
             f"{name}: a business header (AppHdr) alone is not a message; submit a Document "
             "(the tool writes its header) or an envelope (AppHdr then Document)"
         )
+    document = root.find(codec.root_tag)
     if document is None:
         raise ParticipantToolError(
             f"{name}: the Document has no {etree.QName(codec.root_tag).localname}, which a "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
 from gateway.service.clock import ManualClock
+from gateway.start_errors import KeyFileError
 from gateway.transport.http_app import Runtime, build_app
 from tests.conftest import CONFIG, SAMPLES
 
@@ -126,6 +129,23 @@ class Harness:
         return SignatureVerifier({CENTRE: gateway_certificate}).verify(
             payload, CENTRE, self.clock.now()
         )
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 60
+) -> None:
+    """Look again every 50 ms until ``condition`` holds (a gateway process not listening yet,
+    or its keys not written yet, counts as not yet); after ``seconds``, fail naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if await condition():
+                return
+        except (aiohttp.ClientError, OSError, KeyFileError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 async def serve_bank_endpoint(

@@ -13,7 +13,14 @@ from aiohttp import web
 
 from gateway.configuration.settings import PushSettings
 from gateway.transport.push import Pusher
-from tests.gateway.conftest import BOCOM, C100, CCB, Harness, serve_bank_endpoint
+from tests.gateway.conftest import (
+    BOCOM,
+    C100,
+    CCB,
+    Harness,
+    serve_bank_endpoint,
+    wait_until,
+)
 
 SETTINGS = PushSettings(max_attempts=4, first_backoff_seconds=0.5, max_backoff_seconds=1.5)
 
@@ -97,11 +104,12 @@ async def test_push_rests_after_giving_up_then_starts_again_from_the_oldest(
     pauses = RecordedPauses()
     pusher = ccb_pusher(harness, url, pauses)
     task = asyncio.create_task(pusher.run_forever())
+
+    async def pushed() -> bool:
+        return pusher.pushed > 0
+
     try:
-        for _ in range(1_000):
-            if pusher.pushed:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(pushed, "the message to be pushed")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,10 +24,7 @@ from gateway.store import messages
 from gateway.store.database import DATABASE_FILE
 from gateway.transport.tls import client_context
 from tests.conftest import PROJECT, SAMPLES, config_copy
-from tests.gateway.conftest import BOCOM, C100_ID, CCB, CENTRE, ICBC
-
-STARTUP_SECONDS = 60
-"""How long the test waits for the gateway to answer /readyz (it creates keys first)."""
+from tests.gateway.conftest import BOCOM, C100_ID, CCB, CENTRE, ICBC, wait_until
 
 
 def someone_waits_for_lock(path: Path) -> bool:
@@ -41,19 +36,6 @@ def someone_waits_for_lock(path: Path) -> bool:
         "->" in fields and file_id in fields
         for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines())
     )
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        try:
-            if await condition():
-                return
-        except (aiohttp.ClientError, OSError):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_ctrl_c_finishes_the_submission_in_flight_and_answers_waiting_polls(
@@ -107,7 +89,7 @@ async def _scenario(
         ):
             return answer.status == 200
 
-    await until(ready, "the gateway to start")
+    await wait_until(ready, "the gateway to start")
     pair = keys.participant(BOCOM)
     credit = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
         (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_bytes()
@@ -144,7 +126,7 @@ async def _scenario(
             async def submission_waits() -> bool:
                 return someone_waits_for_lock(lock_path)
 
-            await until(submission_waits, "the submission to wait for its commit")
+            await wait_until(submission_waits, "the submission to wait for its commit")
             async with session.get(
                 url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
             ) as answer:

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -19,10 +18,9 @@ from aiohttp import web
 
 from gateway.security.keys import KeyStore
 from gateway.security.signatures import XmlDsigSigner
-from gateway.start_errors import KeyFileError
 from gateway.transport.tls import client_context
 from tests.conftest import PROJECT, SAMPLES, config_copy
-from tests.gateway.conftest import C100_ID, C100_TX, serve_bank_endpoint
+from tests.gateway.conftest import C100_ID, C100_TX, serve_bank_endpoint, wait_until
 
 BOCOM, CCB = "301290000007", "105100000017"
 
@@ -101,17 +99,13 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
     )
     try:
         keys = KeyStore(tmp_path / "state")
-        deadline = time.monotonic() + 60
         url = f"https://127.0.0.1:{port}"
-        while True:
-            try:
-                result = asyncio.run(exchange(url, keys))
-                break
-            except (aiohttp.ClientError, OSError, FileNotFoundError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        statuses, bocom, ccb, positions = result
+
+        async def once_both_answer() -> tuple[list[int], list[str], list[str], dict[str, str]]:
+            await both_processes_answer(url, keys)
+            return await exchange(url, keys)
+
+        statuses, bocom, ccb, positions = asyncio.run(once_both_answer())
         assert statuses == [200, 200, 200]
         # The netted credit (2,000.00) in BOCOM's position, whichever process is asked.
         assert list(positions.values()) == ["-200000", "-200000"], positions
@@ -154,16 +148,18 @@ async def both_processes_answer(url: str, keys: KeyStore) -> None:
     """Until two processes have answered /healthz (each says which it is), the second may
     still be starting, and everything would go to the first."""
     seen: set[int] = set()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        for _ in range(1_000):
-            async with session.get(
+
+    async def two_seen() -> bool:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
                 url + "/healthz", ssl=client_context(keys, keys.participant(CCB))
-            ) as response:
-                seen.add((await response.json())["process"])
-            if len(seen) == 2:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"only processes {seen} answered")
+            ) as response,
+        ):
+            seen.add((await response.json())["process"])
+        return len(seen) == 2
+
+    await wait_until(two_seen, "both gateway processes to answer")
 
 
 async def push_scenario(
@@ -188,9 +184,11 @@ async def push_scenario(
                 answer = await response.read()
                 identifier = answer.split(b"<BizMsgIdr>")[1].split(b"</BizMsgIdr>")[0]
                 statuses.append((response.status, identifier))
-    deadline = time.monotonic() + 30
-    while len(set(bank.message_ids)) < credits and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+
+    async def all_pushed() -> bool:
+        return len(set(bank.message_ids)) >= credits
+
+    await wait_until(all_pushed, "every forward to be pushed", seconds=30)
     return statuses
 
 
@@ -222,14 +220,7 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
         )
         try:
             keys = KeyStore(tmp_path / "state")
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    return await push_scenario(f"https://127.0.0.1:{port}", keys, bank, credits)
-                except (aiohttp.ClientError, OSError, FileNotFoundError, KeyFileError):
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.5)
+            return await push_scenario(f"https://127.0.0.1:{port}", keys, bank, credits)
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=60)
