@@ -171,7 +171,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
 
     from gateway.composition import ensure_keys, open_runtime
     from gateway.service.clock import SystemClock
-    from gateway.transport.http_app import build_app
+    from gateway.transport.http_app import build_app, listen
     from gateway.transport.tls import server_context
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -197,39 +197,39 @@ def run_serve(arguments: argparse.Namespace) -> int:
     child_command += ["serve", "--workers", "1", "--shared-port"]
     children: list[subprocess.Popen[bytes]] = []
 
-    async def application() -> web.Application:
-        _stop_on_first_signal(asyncio.get_running_loop())
+    async def serve() -> None:
+        stopped = _stop_on_first_signal(asyncio.get_running_loop())
         # The first process pushes outboxes for all (two pushers would send a bank the same
         # message twice, and out of order); it finds other processes' deliveries by looking
         # every push.idle_seconds.
         runtime = await open_runtime(config, clock, gateway=gateway, push=not arguments.shared_port)
-        app = build_app(runtime)
-        # Schemas, codecs and the replayed ledger live as long as the process: keep them out
-        # of the cyclic collector's full passes (measured: half of their cost).
-        gc.freeze()
-        if not arguments.shared_port:  # the first process speaks for the others
-            # Once the keys, the ledger and the application are ready (the port is bound
-            # right after).
-            print(
-                f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
-                f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
-                flush=True,
-            )
-        return app
+        runner = web.AppRunner(
+            build_app(runtime), shutdown_timeout=http.shutdown_seconds, keepalive_timeout=75.0
+        )
+        await runner.setup()
+        try:
+            # Schemas, codecs and the replayed ledger live as long as the process: keep them
+            # out of the cyclic collector's full passes (measured: half of their cost).
+            gc.freeze()
+            await listen(runner, runtime, tls, reuse_port=workers > 1 or arguments.shared_port)
+            if not arguments.shared_port:  # the first process speaks for the others
+                print(
+                    f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
+                    f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
+                    flush=True,
+                )
+            await stopped.wait()
+        finally:
+            # Graceful: the port closes, open outbox polls answer, requests in flight finish
+            # (up to http.shutdown_seconds), then the ledger closes.
+            await runner.cleanup()
 
     try:
         # Started inside the try: whatever stops this process stops them too.
         children.extend(subprocess.Popen(child_command) for _ in range(workers - 1))
-        web.run_app(
-            application(),
-            host=http.host,
-            port=http.port,
-            ssl_context=tls,
-            print=None,
-            shutdown_timeout=http.shutdown_seconds,
-            reuse_port=workers > 1 or arguments.shared_port,
-            handle_signals=False,  # _stop_on_first_signal
-        )
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass  # stopped while starting (the signals are the event loop's once it runs)
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
@@ -252,14 +252,15 @@ CHILD_STOP_MARGIN_SECONDS = 10
 (``http.shutdown_seconds``: requests in flight finish) before it kills them."""
 
 
-def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> None:
-    """SIGINT or SIGTERM starts the graceful shutdown (requests in flight finish, then the
-    ledger closes); later ones are ignored rather than cutting it short. Ctrl-C in a terminal
-    reaches every gateway process, and the first one then tells the others to stop as well."""
+def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """SIGINT or SIGTERM sets the event that starts the graceful shutdown (requests in flight
+    finish, then the ledger closes); later ones are ignored rather than cutting it short.
+    Ctrl-C in a terminal reaches every gateway process, and the first one then tells the
+    others to stop as well."""
     import logging
     import signal
 
-    from aiohttp.web_runner import GracefulExit
+    stopped = asyncio.Event()
 
     def already_stopping() -> None:
         logging.getLogger("isogw.serve").info("event=signal-ignored reason=already-stopping")
@@ -267,10 +268,11 @@ def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> None:
     def stop() -> None:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, already_stopping)
-        raise GracefulExit()
+        stopped.set()
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop)
+    return stopped
 
 
 def _check_port_free(host: str, port: int, config: Path) -> None:

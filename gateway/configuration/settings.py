@@ -108,6 +108,17 @@ class HttpSettings(StrictModel):
     """Sources whose consecutive failures are counted at once (the one that failed least
     recently makes room)."""
 
+    authentication_records_pending: int = Field(default=1_000, gt=0, le=100_000)
+    """Authentication failures (and successes that end a run of them) waiting in one process
+    to be counted in the shared ledger; beyond it a failure is logged but not counted there."""
+
+    tls_handshake_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Longest TLS handshake; a client that has not finished it by then is disconnected."""
+
+    max_tls_handshakes: int = Field(default=1_000, gt=0, le=100_000)
+    """TLS handshakes in progress at once in one process; a connection beyond it is closed
+    at once (and logged)."""
+
     tick_max_seconds: float = Field(default=1.0, gt=0, le=60)
     """Longest sleep of the clearing clock between deadline checks."""
 

@@ -183,7 +183,8 @@ class ClearingService:
             writes = WriteBatch(
                 lambda sender, message_id: self._thread.run(
                     partial(transaction.find_inbound, sender, message_id)
-                )
+                ),
+                lambda work: self._thread.run(partial(work, transaction.connection)),
             )
             for source, after, _ in batch:
                 command = source(self.core) if callable(source) else source

@@ -83,6 +83,9 @@ class Answer:
     code: str | None = None
     message_id: str | None = None
     """The submitted message's id, for logs."""
+    signature_checked: bool = True
+    """False when the answer came before the sender's signature was verified (it failed, the
+    sender is not the certificate's owner, or there was no header to check it by)."""
 
 
 Notify = Callable[[set[str]], None]
@@ -201,6 +204,7 @@ class MessageGateway:
                 ),
                 False,
                 "DS0E",
+                signature_checked=False,
             )
         try:
             verified = self._verifier.check(body, participant, now, parsed)
@@ -212,6 +216,7 @@ class MessageGateway:
                 ),
                 False,
                 problem.code,
+                signature_checked=False,
             )
         source = InputSource.from_bytes(body, "request")
         if len(body) <= self._gateway.settings.parser.tree_max_bytes:
@@ -240,7 +245,11 @@ class MessageGateway:
         verdict = self._gateway.validator.validate(InputSource.from_bytes(body, "request"), parsed)
         if not verdict.valid:
             return Answer(
-                400, self._invalid(participant, reference, verdict), False, verdict.problems[0].code
+                400,
+                self._invalid(participant, reference, verdict),
+                False,
+                verdict.problems[0].code,
+                signature_checked=False,
             )
         # A valid bare Document: fine for ``isogw validate``, but what is submitted carries
         # the business header and its signature.
@@ -257,6 +266,7 @@ class MessageGateway:
             ),
             False,
             "FF01",
+            signature_checked=False,
         )
 
     def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:

@@ -67,3 +67,14 @@ outbox = Table(
     Column("acknowledged_at", String(40), nullable=True),
 )
 """Signed messages waiting for a participant: forwards, receipts, notifications."""
+
+authentication_failure = Table(
+    "authentication_failure",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("consecutive", Integer, nullable=False),
+    Column("last_at", String(40), nullable=False, index=True),
+    Column("last_reason", Text, nullable=False),
+)
+"""Consecutive authentication failures of each source (an address), shared by the gateway
+processes: a connection from one source may reach any of them."""

@@ -18,6 +18,9 @@ class WriteBatch:
     find_inbound: Callable[[str, str], Awaitable[StoredAnswer | None]]
     """A submitted message's stored answer, read inside the open transaction."""
 
+    in_transaction: Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+    """Runs a function of the open transaction's connection on the writer's thread."""
+
     log: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)

@@ -21,7 +21,9 @@ import json
 import logging
 import math
 import os
+import ssl
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +36,10 @@ from gateway.iso.input_source import InputSource
 from gateway.service.clearing_service import ClearingService
 from gateway.service.message_gateway import MessageGateway
 from gateway.store import messages
+from gateway.transport.authentication_alarm import AuthenticationMonitor
 from gateway.transport.push import Pusher
 from gateway.transport.tls import peer_pin
+from gateway.transport.tls_site import RefusedHandshake, TlsSite
 
 if TYPE_CHECKING:
     from gateway.composition import Gateway
@@ -50,8 +54,9 @@ class Metrics:
     messages: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
-    authentication_failures: int = 0
-    authentication_alarms: int = 0
+    tls_refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Refused TLS handshakes by kind: ``certificate`` (an authentication failure) or
+    ``protocol`` (a TLS 1.2 client, plain HTTP on the TLS port)."""
 
     def observe(self, message: str, outcome: str, seconds: float) -> None:
         self.messages[(message, outcome)] += 1
@@ -77,7 +82,6 @@ class Runtime:
     outbox_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Open GET /v1/outbox requests per participant."""
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
     pushers: dict[str, Pusher] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic
     """Seconds on a clock that only moves forward: for the rate limit's tokens and the outbox
@@ -90,14 +94,35 @@ class Runtime:
     """Set when a graceful shutdown starts: outbox long polls answer at once with what they
     have, instead of holding the shutdown for their whole wait."""
 
+    authentication: AuthenticationMonitor = field(init=False)
+    connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
+        default_factory=weakref.WeakSet
+    )
+    """TLS connections that have carried an authenticated request (the first one from a new
+    connection may end a run of failures another process counted)."""
+
     def __post_init__(self) -> None:
         self.limiter = asyncio.Semaphore(self.gateway.settings.http.max_concurrent_validations)
+        self.authentication = AuthenticationMonitor(
+            self.clearing, self.gateway.settings.http, self.messages.now
+        )
 
     def stop_waiting(self) -> None:
         """A graceful shutdown has started: wake every waiting outbox poll to answer now."""
         self.stopping = True
         for event in self.waiters.values():
             event.set()
+
+    def handshake_refused(self, refused: RefusedHandshake) -> None:
+        """A TLS handshake the listener refused. One about the client certificate (none, an
+        unknown CA, expired) is an authentication failure, logged as such with the reason and
+        counted towards the alarm; others (a TLS 1.2 client, plain HTTP) are logged."""
+        kind = "certificate" if refused.authentication else "protocol"
+        self.metrics.tls_refused[kind] += 1
+        if refused.authentication:
+            self.authentication.failed(refused.source, f"TLS handshake refused: {refused.reason}")
+        else:
+            LOG.warning("event=tls-refused source=%s reason=%s", refused.source, refused.reason)
 
     def notify(self, participants: set[str]) -> None:
         for participant in participants:
@@ -122,25 +147,20 @@ def _authenticate(request: web.Request) -> str:
     pin = peer_pin(request.transport.get_extra_info("ssl_object") if request.transport else None)
     participant = runtime.pins.get(pin or "")
     if participant is None:
-        _failure(runtime, source, "client certificate is not pinned to a participant")
+        runtime.authentication.failed(source, "client certificate is not pinned to a participant")
         raise web.HTTPForbidden(text="client certificate is not pinned to a participant\n")
-    runtime.failures.pop(source, None)
     return participant
 
 
-def _failure(runtime: Runtime, source: str, reason: str) -> None:
-    runtime.metrics.authentication_failures += 1
-    settings = runtime.gateway.settings.http
-    if source not in runtime.failures and len(runtime.failures) >= settings.authentication_sources:
-        # The source that failed least recently makes room: a flood of new sources cannot
-        # wipe the count of one that keeps failing.
-        del runtime.failures[next(iter(runtime.failures))]
-    count = runtime.failures.pop(source, 0) + 1
-    runtime.failures[source] = count
-    LOG.warning("event=authentication-failure source=%s count=%d reason=%s", source, count, reason)
-    if count == settings.authentication_alarm_after:
-        runtime.metrics.authentication_alarms += 1
-        LOG.error("event=authentication-alarm source=%s consecutive_failures=%d", source, count)
+def _authenticated(request: web.Request) -> None:
+    """The request proved who sent it (the pinned certificate, and for a submission its
+    signature): this ends its source's run of authentication failures."""
+    runtime = _runtime(request)
+    transport = request.transport
+    new_connection = transport is not None and transport not in runtime.connections_seen
+    if transport is not None and new_connection:
+        runtime.connections_seen.add(transport)
+    runtime.authentication.succeeded(request.remote or "unknown", new_connection)
 
 
 def _rate_limited(runtime: Runtime, participant: str) -> bool:
@@ -166,10 +186,13 @@ async def _read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
-def _admit(request: web.Request) -> str:
+def _admit(request: web.Request, signed: bool = False) -> str:
     """The participant behind the client certificate, within its rate limit (every request
-    counts: submissions, outbox polls, acknowledgements, validations)."""
+    counts: submissions, outbox polls, acknowledgements, validations). A ``signed`` request
+    (a submission) is authenticated only once its signature has been checked."""
     participant = _authenticate(request)
+    if not signed:
+        _authenticated(request)
     if _rate_limited(_runtime(request), participant):
         raise web.HTTPTooManyRequests(
             text="rate limit reached (setting http.requests_per_second)\n"
@@ -180,7 +203,7 @@ def _admit(request: web.Request) -> str:
 async def submit(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     started = time.perf_counter()
-    participant = _admit(request)
+    participant = _admit(request, signed=True)
     body = await _read_body(request)
     runtime.submissions_in_flight += 1
     try:
@@ -196,7 +219,11 @@ async def submit(request: web.Request) -> web.Response:
     finally:
         runtime.submissions_in_flight -= 1
     if (answer.code is not None and answer.code.startswith("DS")) or answer.status == 403:
-        _failure(runtime, request.remote or "unknown", f"{answer.code} from {participant}")
+        runtime.authentication.failed(
+            request.remote or "unknown", f"{answer.code} from {participant}"
+        )
+    elif answer.signature_checked:
+        _authenticated(request)
     outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
     runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
     LOG.info(
@@ -357,6 +384,7 @@ async def metrics(request: web.Request) -> web.Response:
     except Exception:  # writer busy or storage failing: figures as of this process's last write
         caught_up = 0
     process = f'process="{os.getpid()}"'
+    authentication = runtime.authentication.counts
     lines = [
         "# TYPE isogw_messages_total counter",
         *(
@@ -378,10 +406,17 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE isogw_submissions_in_flight gauge",
         f"isogw_submissions_in_flight{{{process}}} {runtime.submissions_in_flight}",
         "# TYPE isogw_authentication_failures_total counter",
-        f"isogw_authentication_failures_total{{{process}}} "
-        f"{runtime.metrics.authentication_failures}",
+        f"isogw_authentication_failures_total{{{process}}} {authentication.failures}",
+        "# TYPE isogw_authentication_failures_not_shared_total counter",
+        f"isogw_authentication_failures_not_shared_total{{{process}}} {authentication.not_shared}",
         "# TYPE isogw_authentication_alarms_total counter",
-        f"isogw_authentication_alarms_total{{{process}}} {runtime.metrics.authentication_alarms}",
+        f"isogw_authentication_alarms_total{{{process}}} {authentication.alarms}",
+        "# TYPE isogw_tls_refused_total counter",
+        *(
+            f'isogw_tls_refused_total{{{process},kind="{kind}"}} '
+            f"{runtime.metrics.tls_refused[kind]}"
+            for kind in ("certificate", "protocol")
+        ),
         "# TYPE isogw_outbox_depth gauge",
     ]
     async with runtime.clearing.engine.connect() as connection:
@@ -426,6 +461,16 @@ async def metrics(request: web.Request) -> web.Response:
         for code, pusher in pushers
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _authentication_counting(app: web.Application) -> AsyncIterator[None]:
+    """Counts authentication failures in the shared ledger, in order (see
+    gateway.transport.authentication_alarm)."""
+    task = asyncio.create_task(app[RUNTIME].authentication.run_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _pushers(app: web.Application) -> AsyncIterator[None]:
@@ -503,6 +548,31 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_pushers)
+    app.cleanup_ctx.append(_authentication_counting)
     app.on_shutdown.append(_stop_waiting)
     app.on_cleanup.append(_close_storage)
     return app
+
+
+async def listen(
+    runner: web.AppRunner,
+    runtime: Runtime,
+    context: ssl.SSLContext,
+    port: int | None = None,
+    reuse_port: bool = False,
+) -> TlsSite:
+    """Start the HTTPS listener for ``runner`` (set up) on ``http.host`` and ``http.port``
+    (or ``port``); refused TLS handshakes are reported to ``runtime``."""
+    http = runtime.gateway.settings.http
+    site = TlsSite(
+        runner,
+        http.host,
+        http.port if port is None else port,
+        ssl_context=context,
+        on_refused=runtime.handshake_refused,
+        handshake_seconds=http.tls_handshake_seconds,
+        max_handshakes=http.max_tls_handshakes,
+        reuse_port=reuse_port,
+    )
+    await site.start()
+    return site

@@ -24,7 +24,8 @@ from gateway.security.keys import KeyStore
 from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
-from gateway.transport.http_app import Runtime, build_app
+from gateway.transport.http_app import Runtime, build_app, listen
+from gateway.transport.tls_site import TlsSite
 from tests.conftest import CONFIG, SAMPLES
 
 ZONE = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
@@ -44,6 +45,7 @@ class Harness:
     keys: KeyStore
     clock: ManualClock
     url: str
+    site: TlsSite
 
     def context(self, code: str) -> ssl.SSLContext:
         from gateway.transport.tls import client_context
@@ -172,9 +174,8 @@ async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 
     runner = web.AppRunner(build_app(runtime))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(keys))
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Harness(runtime, keys, clock, f"https://127.0.0.1:{port}")
+    # The listener isogw serve runs (TLS handshakes reported), on a free port.
+    site = await listen(runner, runtime, server_context(keys), port=0)
+    yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
     await runner.cleanup()
     await runtime.clearing.close()

@@ -4,7 +4,9 @@ outboxes, idempotency, and the real-time flows with their receipts and deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import ssl
@@ -20,6 +22,8 @@ from gateway.clearing.commands import SubmitPackage
 from gateway.clearing.refusals import CommandRefusedError
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
+from gateway.store.authentication_failures import failing
+from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
 from tests.gateway.conftest import (
     BOCOM,
@@ -189,7 +193,17 @@ async def test_unsigned_or_misattributed_messages_are_refused(harness: Harness) 
     assert status == 400 and b"<RjctgPtyRsn>DS0A</RjctgPtyRsn>" in answer
     status, answer = await harness.post(CCB, harness.sign(BOCOM, C100))
     assert status == 403 and b"<RjctgPtyRsn>DS0E</RjctgPtyRsn>" in answer
-    assert harness.runtime.metrics.authentication_failures >= 2
+    # Both are authentication failures in a row (each came on a new connection, which a
+    # pinned certificate alone does not make a success), and a signed message ends the run.
+    authentication = harness.runtime.authentication
+    await authentication.settled()
+    assert authentication.counts.failures == 2
+    async with harness.runtime.clearing.engine.connect() as connection:
+        assert await failing(connection, "127.0.0.1") == 2
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
+    await authentication.settled()
+    async with harness.runtime.clearing.engine.connect() as connection:
+        assert await failing(connection, "127.0.0.1") == 0
 
 
 @pytest.mark.parametrize(
@@ -222,7 +236,8 @@ async def test_a_body_without_a_readable_header_is_told_what_is_wrong_with_it(
     assert root.findtext(".//{*}RjctgPtyRsn") == "FF01"
     assert root.findtext(".//{*}ErrLctn") == location
     assert text in (root.findtext(".//{*}RsnDesc") or "")
-    assert harness.runtime.metrics.authentication_failures == 0
+    await harness.runtime.authentication.settled()
+    assert harness.runtime.authentication.counts.failures == 0
 
 
 async def test_invalid_message_gets_admi002_with_line_and_xpath(harness: Harness) -> None:
@@ -514,29 +529,87 @@ def test_token_bucket_allows_the_burst_then_limits() -> None:
     assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
 
 
-def test_authentication_alarm_after_consecutive_failures() -> None:
-    from gateway.transport.http_app import Metrics, _failure
+async def test_consecutive_authentication_failures_are_counted_across_processes(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two gateway processes on one ledger: one source's failures reach either of them (the
+    kernel spreads connections), yet the third in a row raises the alarm, once."""
+    caplog.set_level(logging.WARNING, logger="isogw.http")
+    other = await open_runtime(CONFIG, harness.clock, run_ticker=False)
+    counting = asyncio.create_task(other.authentication.run_forever())
+    first, second = harness.runtime.authentication, other.authentication
 
-    class Settings:
-        class http:  # noqa: N801 - mimics the settings shape
-            authentication_alarm_after = 3
-            authentication_sources = 2
+    async def shared(source: str) -> int:
+        async with harness.runtime.clearing.engine.connect() as connection:
+            return await failing(connection, source)
 
-    fake = type("R", (), {})()
-    fake.metrics = Metrics()
-    fake.failures = {}
-    fake.gateway = type("G", (), {"settings": Settings})()
-    for _ in range(2):
-        _failure(fake, "10.0.0.9", "test")
-    assert fake.metrics.authentication_alarms == 0
-    _failure(fake, "10.0.0.9", "test")
-    assert fake.metrics.authentication_alarms == 1
-    assert fake.metrics.authentication_failures == 3
-    # Bounded: a new source pushes out the one that failed least recently.
-    _failure(fake, "10.0.0.1", "test")
-    _failure(fake, "10.0.0.9", "test")
-    _failure(fake, "10.0.0.2", "test")
-    assert fake.failures == {"10.0.0.9": 4, "10.0.0.2": 1}
+    async def fail(monitor: AuthenticationMonitor, source: str = "10.0.0.9") -> None:
+        monitor.failed(source, "DS0A from 301290000007")
+        await monitor.settled()
+
+    try:
+        await fail(first)
+        await fail(second)
+        assert (await shared("10.0.0.9"), first.counts.alarms, second.counts.alarms) == (2, 0, 0)
+        await fail(first)
+        assert (await shared("10.0.0.9"), first.counts.alarms, second.counts.alarms) == (3, 1, 0)
+        await fail(second)  # the fourth raises nothing more
+        assert (await shared("10.0.0.9"), first.counts.alarms + second.counts.alarms) == (4, 1)
+        alarms = [r.getMessage() for r in caplog.records if "authentication-alarm" in r.msg]
+        assert alarms == [
+            f"event=authentication-alarm source=10.0.0.9 consecutive_failures=3 "
+            f"process={os.getpid()}"
+        ]
+        # A request the source authenticates in the process that saw it fail ends the run...
+        first.succeeded("10.0.0.9", new_connection=False)
+        await first.settled()
+        assert await shared("10.0.0.9") == 0
+        # ...and so does a new pinned connection to a process that never saw it fail (a
+        # request on a connection it already had costs nothing, and changes nothing).
+        await fail(first, "10.0.0.5")
+        second.succeeded("10.0.0.5", new_connection=False)
+        await second.settled()
+        assert await shared("10.0.0.5") == 1
+        second.succeeded("10.0.0.5", new_connection=True)
+        await second.settled()
+        assert await shared("10.0.0.5") == 0
+        # Each process counts the failures it saw itself (its series on /metrics).
+        assert (first.counts.failures, second.counts.failures) == (3, 2)
+    finally:
+        counting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counting
+        await other.clearing.close()
+
+
+async def test_authentication_sources_kept_are_bounded(harness: Harness) -> None:
+    """A flood of new sources pushes out the one that failed least recently, never the one
+    that keeps failing; past http.authentication_records_pending a failure is logged and
+    counted here, but not in the shared count."""
+    settings = harness.runtime.gateway.settings.http.model_copy(
+        update={"authentication_sources": 2, "authentication_records_pending": 2}
+    )
+    monitor = AuthenticationMonitor(harness.runtime.clearing, settings, harness.clock.now)
+    counting = asyncio.create_task(monitor.run_forever())
+    try:
+        for source in ("10.0.0.9", "10.0.0.1", "10.0.0.9", "10.0.0.2"):
+            harness.clock.advance(seconds=1)
+            monitor.failed(source, "test")
+            await monitor.settled()
+        async with harness.runtime.clearing.engine.connect() as connection:
+            kept = {
+                source: await failing(connection, source)
+                for source in ("10.0.0.9", "10.0.0.1", "10.0.0.2")
+            }
+        assert kept == {"10.0.0.9": 2, "10.0.0.1": 0, "10.0.0.2": 1}
+    finally:
+        counting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counting
+    # Not running: the third failure finds the two places taken.
+    for _ in range(3):
+        monitor.failed("10.0.0.7", "test")
+    assert (monitor.counts.failures, monitor.counts.not_shared) == (7, 1)
 
 
 async def test_validate_endpoint_answers_the_verdict(harness: Harness) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,9 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
 
         async def once_both_answer() -> tuple[list[int], list[str], list[str], dict[str, str]]:
             await both_processes_answer(url, keys)
-            return await exchange(url, keys)
+            answers = await exchange(url, keys)
+            await refused_by_both(port, keys, tmp_path / "serve.log")
+            return answers
 
         statuses, bocom, ccb, positions = asyncio.run(once_both_answer())
         assert statuses == [200, 200, 200]
@@ -118,7 +121,19 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
         assert server.wait(timeout=60) == 0
         log.seek(0)
         output = log.read()
-        assert "Traceback" not in output and " ERROR " not in output, output
+        # One source's failures, whichever process refused each, are counted in one run: the
+        # third raises the only alarm (and the only ERROR line).
+        failures = re.findall(
+            r"authentication-failure source=127\.0\.0\.1 count=(\d+) process=(\d+)", output
+        )
+        assert [int(count) for count, _ in failures] == list(range(1, len(failures) + 1)), output
+        assert len({process for _, process in failures}) == 2, output
+        errors = [line for line in output.splitlines() if " ERROR " in line]
+        assert (
+            len(errors) == 1
+            and "event=authentication-alarm source=127.0.0.1 consecutive_failures=3" in errors[0]
+        ), output
+        assert "Traceback" not in output, output
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, 0)
             raise AssertionError("a gateway process outlived the first")
@@ -160,6 +175,33 @@ async def both_processes_answer(url: str, keys: KeyStore) -> None:
         return len(seen) == 2
 
     await wait_until(two_seen, "both gateway processes to answer")
+
+
+async def refused_by_both(port: int, keys: KeyStore, log: Path) -> None:
+    """Connections without a client certificate, one at a time, until both processes have
+    refused one (the kernel picks the process for each connection)."""
+    plain = ssl.create_default_context(cafile=str(keys.ca_path))
+    for attempt in range(1, 41):
+        with contextlib.suppress(OSError):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=plain)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            with contextlib.suppress(OSError):
+                await reader.read()
+            writer.close()
+
+        async def counted(attempt: int = attempt) -> bool:
+            return f"source=127.0.0.1 count={attempt} " in log.read_text()
+
+        try:
+            await wait_until(counted, f"failure {attempt} to be counted", seconds=30)
+        except AssertionError as waited:
+            raise AssertionError(f"{waited}; the gateway log:\n{log.read_text()}") from None
+        processes = re.findall(
+            r"authentication-failure source=127\.0\.0\.1 count=\d+ process=(\d+)", log.read_text()
+        )
+        if len(set(processes)) == 2 and attempt >= 3:
+            return
+    raise AssertionError("40 connections all reached the same gateway process")
 
 
 async def push_scenario(
