@@ -22,19 +22,12 @@ from aiohttp import web
 LOG = logging.getLogger("isogw.tls")
 
 CERTIFICATE_REASONS = frozenset(
-    {
-        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
-        "CERTIFICATE_VERIFY_FAILED",
-        "TLSV1_ALERT_UNKNOWN_CA",
-        "SSLV3_ALERT_BAD_CERTIFICATE",
-        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-        "TLSV1_ALERT_DECRYPT_ERROR",
-        "BAD_SIGNATURE",
-    }
+    {"PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_VERIFY_FAILED", "BAD_SIGNATURE"}
 )
-"""OpenSSL reasons that say the client did not prove who it is (no certificate, or one that
-does not check out): authentication failures. Others (a TLS 1.2 client, plain HTTP on the
-TLS port) are refused and logged, but are not about identity."""
+"""OpenSSL reasons that say the client did not prove who it is (no certificate, one that does
+not check out, a proof of its key that does not verify): authentication failures. Others (a
+TLS 1.2 client, plain HTTP on the TLS port) are refused and logged, but are not about
+identity; nor is an alert the client sends because it does not trust the gateway."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +153,11 @@ class TlsSite(web.TCPSite):
             # Gone before the handshake ended (a port check, a dropped link) or too slow: no
             # identity was offered, so this is not an authentication failure.
             transport.abort()
-            LOG.info("event=tls-incomplete source=%s reason=%s", source, error or type(error))
+            LOG.info(
+                "event=tls-incomplete source=%s reason=%s",
+                source,
+                str(error) or type(error).__name__,
+            )
             return
         except asyncio.CancelledError:
             transport.abort()

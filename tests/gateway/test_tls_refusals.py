@@ -188,3 +188,30 @@ async def test_handshakes_in_progress_are_bounded(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_client_refusing_the_gateways_certificate_is_not_its_authentication_failure(
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bank that does not trust the gateway's CA ends the handshake itself (it resets the
+    connection): logged with why, but the bank's own identity was never in question."""
+    caplog.set_level(logging.INFO, logger="isogw.tls")
+    stranger = KeyStore(tmp_path / "elsewhere")
+    stranger.initialise(CENTRE, [BOCOM], START)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(stranger.ca_path))  # not the gateway's CA
+    pair = harness.keys.participant(BOCOM)
+    context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+    await _connect_once(harness, context)
+
+    async def logged() -> bool:
+        return any("event=tls-incomplete" in record.getMessage() for record in caplog.records)
+
+    await wait_until(logged, "the handshake the client ended to be logged", seconds=10)
+    line = next(r.getMessage() for r in caplog.records if "tls-incomplete" in r.getMessage())
+    prefix = "event=tls-incomplete source=127.0.0.1 reason="
+    assert line.startswith(prefix) and line.removeprefix(prefix), line  # the reason is named
+    await harness.runtime.authentication.settled()
+    assert harness.runtime.authentication.counts.failures == 0
+    metrics = harness.runtime.metrics
+    assert (metrics.tls_refused["certificate"], metrics.tls_refused["protocol"]) == (0, 0)
