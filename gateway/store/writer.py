@@ -103,8 +103,11 @@ class WriterTransaction:
         return last
 
     def abort(self) -> None:
+        # A commit that failed part-way has already ended the transaction (closing the
+        # connection then rolls back whatever is left).
         with contextlib.suppress(Exception):
-            self._transaction.rollback()
+            if self._transaction.is_active:
+                self._transaction.rollback()
         with contextlib.suppress(Exception):
             self.connection.close()
         self._unlock()
