@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import errno
 import json
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -88,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="gateway processes sharing the port (default: http.workers)"
     )
     serve.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pipe", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -173,6 +173,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
     from gateway.service.clock import SystemClock
     from gateway.transport.http_app import build_app, listen
     from gateway.transport.tls import server_context
+    from gateway.transport.worker_processes import WorkerSupervisor, watch_parent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Until the event loop takes the signals over (_stop_on_first_signal), SIGTERM stops the
@@ -194,39 +195,55 @@ def run_serve(arguments: argparse.Namespace) -> int:
         # Create the tables and the ledger's genesis once, before other processes start.
         asyncio.run(_prepare_storage(config, clock))
     child_command = [sys.executable, "-m", "gateway", "--config", str(config)]
-    child_command += ["serve", "--workers", "1", "--shared-port"]
-    children: list[subprocess.Popen[bytes]] = []
+    child_command += ["serve", "--workers", "1", "--shared-port", "--parent-pipe"]
 
     async def serve() -> None:
-        stopped = _stop_on_first_signal(asyncio.get_running_loop())
-        # The first process pushes outboxes for all (two pushers would send a bank the same
-        # message twice, and out of order); it finds other processes' deliveries by looking
-        # every push.idle_seconds.
-        runtime = await open_runtime(config, clock, gateway=gateway, push=not arguments.shared_port)
-        runner = web.AppRunner(
-            build_app(runtime), shutdown_timeout=http.shutdown_seconds, keepalive_timeout=75.0
-        )
-        await runner.setup()
+        loop = asyncio.get_running_loop()
+        stopped = _stop_on_first_signal(loop)
+        if arguments.parent_pipe:  # started by the first process: stop when it has gone
+            watch_parent(loop, stopped.set)
+        supervisor = None
+        if workers > 1 and not arguments.shared_port:
+            supervisor = WorkerSupervisor(child_command, workers - 1, http)
         try:
-            # Schemas, codecs and the replayed ledger live as long as the process: keep them
-            # out of the cyclic collector's full passes (measured: half of their cost).
-            gc.freeze()
-            await listen(runner, runtime, tls, reuse_port=workers > 1 or arguments.shared_port)
-            if not arguments.shared_port:  # the first process speaks for the others
-                print(
-                    f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, {workers} "
-                    f"process{'es' if workers > 1 else ''}, keys in {keys.folder})",
-                    flush=True,
-                )
-            await stopped.wait()
+            if supervisor is not None:
+                # They start while this one opens the ledger.
+                await supervisor.start()
+            # The first process pushes outboxes for all (two pushers would send a bank the
+            # same message twice, and out of order); it finds other processes' deliveries by
+            # looking every push.idle_seconds.
+            runtime = await open_runtime(
+                config, clock, gateway=gateway, push=not arguments.shared_port
+            )
+            runtime.workers = supervisor
+            runner = web.AppRunner(
+                build_app(runtime), shutdown_timeout=http.shutdown_seconds, keepalive_timeout=75.0
+            )
+            await runner.setup()
+            try:
+                # Schemas, codecs and the replayed ledger live as long as the process: keep
+                # them out of the cyclic collector's full passes (measured: half their cost).
+                gc.freeze()
+                await listen(runner, runtime, tls, reuse_port=workers > 1 or arguments.shared_port)
+                if not arguments.shared_port:  # the first process speaks for the others
+                    print(
+                        f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, "
+                        f"{workers} process{'es' if workers > 1 else ''}, keys in "
+                        f"{keys.folder})",
+                        flush=True,
+                    )
+                await stopped.wait()
+            finally:
+                if supervisor is not None:
+                    supervisor.begin_stopping()  # the others stop alongside this one
+                # Graceful: the port closes, open outbox polls answer, requests in flight
+                # finish (up to http.shutdown_seconds), then the ledger closes.
+                await runner.cleanup()
         finally:
-            # Graceful: the port closes, open outbox polls answer, requests in flight finish
-            # (up to http.shutdown_seconds), then the ledger closes.
-            await runner.cleanup()
+            if supervisor is not None:
+                await supervisor.stop(http.shutdown_seconds + CHILD_STOP_MARGIN_SECONDS)
 
     try:
-        # Started inside the try: whatever stops this process stops them too.
-        children.extend(subprocess.Popen(child_command) for _ in range(workers - 1))
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass  # stopped while starting (the signals are the event loop's once it runs)
@@ -235,15 +252,6 @@ def run_serve(arguments: argparse.Namespace) -> int:
             raise
         # Taken between the check and the start.
         raise UsageError(_port_problem(http.host, http.port, config, error)) from error
-    finally:
-        for child in children:
-            child.terminate()  # ignored by a process already stopping
-        for child in children:
-            try:
-                child.wait(timeout=http.shutdown_seconds + CHILD_STOP_MARGIN_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
     return 0
 
 

@@ -125,6 +125,16 @@ class HttpSettings(StrictModel):
     workers: int = Field(default=1, ge=1, le=64)
     """Gateway processes sharing the port (SO_REUSEPORT) and the database."""
 
+    worker_restarts: int = Field(default=5, ge=0, le=1_000)
+    """Restarts of one gateway process within ``worker_restart_window_seconds`` after which,
+    if it stops again, the first process does not start it again (and logs it at ERROR)."""
+
+    worker_restart_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """The window in which a process's restarts are counted."""
+
+    worker_restart_delay_seconds: float = Field(default=1.0, ge=0, le=300)
+    """How long the first process waits before starting a stopped process again."""
+
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=30)
     """How often a waiting outbox poll looks again (messages another process delivered)."""
 

@@ -40,6 +40,7 @@ from gateway.transport.authentication_alarm import AuthenticationMonitor
 from gateway.transport.push import Pusher
 from gateway.transport.tls import peer_pin
 from gateway.transport.tls_site import RefusedHandshake, TlsSite
+from gateway.transport.worker_processes import WorkerSupervisor
 
 if TYPE_CHECKING:
     from gateway.composition import Gateway
@@ -94,6 +95,8 @@ class Runtime:
     """Set when a graceful shutdown starts: outbox long polls answer at once with what they
     have, instead of holding the shutdown for their whole wait."""
 
+    workers: WorkerSupervisor | None = None
+    """The other gateway processes, in the first one (it starts and restarts them)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
@@ -460,6 +463,16 @@ async def metrics(request: web.Request) -> web.Response:
         f'isogw_push_failures_total{{{process},participant="{code}"}} {pusher.failures}'
         for code, pusher in pushers
     ]
+    if runtime.workers is not None:
+        workers = runtime.workers.counts
+        lines += [
+            "# TYPE isogw_worker_processes gauge",
+            f"isogw_worker_processes{{{process}}} {workers.running}",
+            "# TYPE isogw_worker_restarts_total counter",
+            f"isogw_worker_restarts_total{{{process}}} {workers.restarts}",
+            "# TYPE isogw_worker_abandoned_total counter",
+            f"isogw_worker_abandoned_total{{{process}}} {workers.abandoned}",
+        ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

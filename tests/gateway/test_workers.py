@@ -276,3 +276,95 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
     assert [message for message in bank.message_ids if message in forwards] == forwards
     # Each message once, in the order of the outbox (later expiry receipts may follow).
     assert bank.sequences == sorted(set(bank.sequences))
+
+
+async def processes_answering(url: str, keys: KeyStore, attempts: int = 40) -> set[int]:
+    """The gateway processes that answer /healthz on fresh connections (each says which)."""
+    seen: set[int] = set()
+    for _ in range(attempts):
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+            session.get(
+                url + "/healthz", ssl=client_context(keys, keys.participant(CCB))
+            ) as response,
+        ):
+            seen.add((await response.json())["process"])
+    return seen
+
+
+def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_path: Path) -> None:
+    """kill -9 of the second process: the first starts another in its place (and says so);
+    kill -9 of the first: the other notices and stops gracefully, freeing the port."""
+    port = 20000 + (os.getpid() + 7) % 10000
+    settings = config_copy(tmp_path, port)
+    log = (tmp_path / "serve.log").open("w+")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
+        env={**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")},
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f"https://127.0.0.1:{port}"
+    keys = KeyStore(tmp_path / "state")
+
+    async def scenario() -> tuple[int, int]:
+        await both_processes_answer(url, keys)
+        [second] = await processes_answering(url, keys) - {server.pid}
+        os.kill(second, signal.SIGKILL)
+        replacements: set[int] = set()
+
+        async def replaced() -> bool:
+            replacements.update(await processes_answering(url, keys, 10) - {server.pid, second})
+            return bool(replacements)
+
+        await wait_until(replaced, "a new second process to answer", seconds=60)
+        [third] = replacements
+        first = f'process="{server.pid}"'
+
+        async def first_process_metrics() -> bool:
+            async with (
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+                session.get(
+                    url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
+                ) as response,
+            ):
+                text = await response.text()
+            if f"isogw_submissions_in_flight{{{first}}}" not in text:
+                return False  # the other process answered: it does not supervise
+            assert f"isogw_worker_processes{{{first}}} 1\n" in text, text
+            assert f"isogw_worker_restarts_total{{{first}}} 1\n" in text, text
+            assert f"isogw_worker_abandoned_total{{{first}}} 0\n" in text, text
+            return True
+
+        await wait_until(first_process_metrics, "the first process to answer /metrics")
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+        async def port_closed() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                return True
+            writer.close()
+            return False
+
+        await wait_until(port_closed, "the remaining process to stop", seconds=60)
+        return second, third
+
+    try:
+        second, third = asyncio.run(scenario())
+        log.seek(0)
+        output = log.read()
+        assert f"ERROR isogw.serve event=worker-exited slot=1 process={second} signal=SIGKILL" in (
+            output
+        ), output
+        assert f"event=worker-restarted slot=1 process={third} replacing={second}" in output
+        assert f"event=parent-gone process={third} " in output, output
+        assert "Traceback" not in output, output
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
+        log.close()
