@@ -6,8 +6,9 @@ when the first process ends, however it ends (even ``kill -9``), the kernel clos
 and the others stop gracefully too, instead of holding the port for a gateway no longer
 there (``watch_parent``).
 
-A process that stops unexpectedly is logged at ERROR with its exit code or signal, and
-started again after ``http.worker_restart_delay_seconds``. A process that keeps stopping
+A process that stops unexpectedly is logged with its exit code or signal (at ERROR, or at
+WARNING for a graceful stop, exit code 0), and started again after
+``http.worker_restart_delay_seconds`` unless the gateway is stopping by then. A process that keeps stopping
 (``http.worker_restarts`` restarts of one slot within ``http.worker_restart_window_seconds``)
 is not started again: the ERROR line ``event=worker-abandoned`` says so, and the gateway goes
 on with the processes it has. Restarts are counted for /metrics.
@@ -103,7 +104,10 @@ class WorkerSupervisor:
             window = self._settings.worker_restart_window_seconds
             while slot.restarted_at and now - slot.restarted_at[0] >= window:
                 slot.restarted_at.popleft()
-            LOG.error(
+            # A clean exit (0) is a graceful stop someone asked for: a signal to that process
+            # alone, or Ctrl-C, which reaches every process a moment before this one stops.
+            LOG.log(
+                logging.WARNING if returncode == 0 else logging.ERROR,
                 "event=worker-exited slot=%d process=%d %s",
                 slot.number,
                 slot.process.pid,

@@ -198,3 +198,30 @@ def test_exit_descriptions() -> None:
     assert exit_description(0) == "exit_code=0"
     assert exit_description(-9) == "signal=SIGKILL"
     assert exit_description(-200) == "signal=200"
+
+
+def test_a_graceful_stop_is_a_warning_and_the_process_is_started_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A process asked to stop on its own (SIGTERM to it alone) exits 0: not an error, but the
+    # gateway still wants its processes.
+    caplog.set_level(logging.INFO, "isogw.serve")
+    clean = [sys.executable, "-c", "import sys; sys.exit(0)"]
+
+    async def scenario() -> WorkerSupervisor:
+        supervisor = WorkerSupervisor(clean, 1, settings(worker_restarts=1), lambda: 0.0)
+        await supervisor.start()
+
+        async def given_up() -> bool:
+            return supervisor.counts.abandoned == 1
+
+        await wait_until(given_up, "the process to be given up", seconds=20)
+        await supervisor.stop(grace_seconds=20)
+        return supervisor
+
+    supervisor = asyncio.run(scenario())
+    assert supervisor.counts.restarts == 1
+    exits = records(caplog, "worker-exited")
+    assert [(record.levelno, record.getMessage()[-11:]) for record in exits] == [
+        (logging.WARNING, "exit_code=0")
+    ] * 2
