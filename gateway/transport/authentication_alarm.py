@@ -163,6 +163,21 @@ class AuthenticationMonitor:
         """Until every event so far is counted (``run_forever`` must be running)."""
         await self._events.join()
 
+    async def finish(self, seconds: float) -> None:
+        """When the process stops, after its last request: count the failures still waiting
+        (``run_forever`` must be running), for at most ``seconds``; what is left then is
+        said in one line."""
+        try:
+            await asyncio.wait_for(self._events.join(), seconds)
+        except TimeoutError:
+            LOG.warning(
+                "event=authentication-records-not-counted waiting=%d process=%d "
+                "reason=still waiting %g s after the process began stopping",
+                self._events.qsize(),
+                os.getpid(),
+                seconds,
+            )
+
 
 def _nothing_to_clear(core: Any) -> None:
     return None

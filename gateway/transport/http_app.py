@@ -479,8 +479,11 @@ async def metrics(request: web.Request) -> web.Response:
 async def _authentication_counting(app: web.Application) -> AsyncIterator[None]:
     """Counts authentication failures in the shared ledger, in order (see
     gateway.transport.authentication_alarm)."""
-    task = asyncio.create_task(app[RUNTIME].authentication.run_forever())
+    runtime = app[RUNTIME]
+    task = asyncio.create_task(runtime.authentication.run_forever())
     yield
+    # The requests are over: failures they saw are counted before the ledger closes.
+    await runtime.authentication.finish(runtime.gateway.settings.http.shutdown_seconds)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -582,6 +582,50 @@ async def test_consecutive_authentication_failures_are_counted_across_processes(
         await other.clearing.close()
 
 
+async def test_failures_waiting_when_a_process_stops_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that stops right after refusing a source still adds those failures to the
+    shared count before its ledger closes (the next process would otherwise start the run
+    again from an undercount)."""
+    from aiohttp import web
+
+    from gateway.service.clock import ManualClock
+    from gateway.transport.http_app import build_app
+    from tests.gateway.conftest import START
+
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    runner = web.AppRunner(build_app(runtime))
+    await runner.setup()
+    for _ in range(3):
+        runtime.authentication.failed("10.0.0.7", "TLS handshake refused: test")
+    await runner.cleanup()  # at once: the three are still waiting to be counted
+    assert runtime.authentication.counts.alarms == 1
+    reopened = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    try:
+        async with reopened.clearing.engine.connect() as connection:
+            assert await failing(connection, "10.0.0.7") == 3
+    finally:
+        await reopened.clearing.close()
+
+
+async def test_failures_still_waiting_after_the_shutdown_bound_are_said(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="isogw.http")
+    settings = harness.runtime.gateway.settings.http
+    monitor = AuthenticationMonitor(harness.runtime.clearing, settings, harness.clock.now)
+    monitor.failed("10.0.0.8", "DS0A from 301290000007")
+    monitor.failed("10.0.0.8", "DS0A from 301290000007")
+    await monitor.finish(0)  # nothing counts them (run_forever is not running): out of time
+    [said] = [r.getMessage() for r in caplog.records if "not-counted" in r.getMessage()]
+    assert said == (
+        f"event=authentication-records-not-counted waiting=2 process={os.getpid()} "
+        "reason=still waiting 0 s after the process began stopping"
+    )
+
+
 async def test_authentication_sources_kept_are_bounded(harness: Harness) -> None:
     """A flood of new sources pushes out the one that failed least recently, never the one
     that keeps failing; past http.authentication_records_pending a failure is logged and
