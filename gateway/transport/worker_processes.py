@@ -8,10 +8,11 @@ there (``watch_parent``).
 
 A process that stops unexpectedly is logged with its exit code or signal (at ERROR, or at
 WARNING for a graceful stop, exit code 0), and started again after
-``http.worker_restart_delay_seconds`` unless the gateway is stopping by then. A process that keeps stopping
-(``http.worker_restarts`` restarts of one slot within ``http.worker_restart_window_seconds``)
-is not started again: the ERROR line ``event=worker-abandoned`` says so, and the gateway goes
-on with the processes it has. Restarts are counted for /metrics.
+``http.worker_restart_delay_seconds`` unless the gateway is stopping by then. A process that
+keeps stopping (``http.worker_restarts`` restarts of one slot within
+``http.worker_restart_window_seconds``) is not started again: the ERROR line
+``event=worker-abandoned`` says so, and the gateway goes on with the processes it has.
+Restarts are counted for /metrics.
 """
 
 from __future__ import annotations
