@@ -143,6 +143,13 @@ def summary(xml: str) -> str:
     original = root.findtext(".//{*}OrgnlGrpInfAndSts/{*}OrgnlMsgId")
     if statuses:
         return f"receipt for {original}: " + ", ".join(statuses)
+    if root.find(".//{*}RjctgPtyRsn") is not None:  # admi.002: a bank could not process one
+        where = root.findtext(".//{*}ErrLctn")
+        return (
+            f"reject of {root.findtext('.//{*}RltdRef/{*}Ref')}: "
+            f"{root.findtext('.//{*}RjctgPtyRsn')} {root.findtext('.//{*}RsnDesc')}"
+            + (f" at {where}" if where else "")
+        )
     count = len(list(root.iter("{*}CdtTrfTxInf"))) + len(list(root.iter("{*}DrctDbtTxInf")))
     return f"{count} transaction{'s' if count != 1 else ''}"
 

@@ -56,6 +56,18 @@ class RecordReceipt(_Command):
     answers: tuple[ItemAnswer, ...] = Field(min_length=1)
 
 
+class RecordMessageReject(_Command):
+    """A bank could not process a package the centre forwarded to it (its admi.002). A
+    real-time package it was to answer is rejected at once, instead of at the deadline; a
+    batch package waits for the bank's receipt as before (the bank may still send one)."""
+
+    kind: Literal["record-message-reject"] = "record-message-reject"
+    sender: str = Field(pattern=BANK_CODE)
+    package_id: str
+    reason_code: str = Field(pattern=r"^[A-Z0-9]{4}$")
+    """The bank's own reason (kept in the log; the items are rejected with AB10)."""
+
+
 class CancelPackage(_Command):
     """camt.056 cancellation: the payer's clearing bank, a whole package not yet netted
     (a non-real-time credit package, or a receipt package of debits)."""
@@ -138,6 +150,7 @@ class CreditSettlementAccount(_Command):
 ClearingCommand = Annotated[
     SubmitPackage
     | RecordReceipt
+    | RecordMessageReject
     | CancelPackage
     | StopPayment
     | ReversePayment

@@ -23,6 +23,7 @@ from gateway.clearing.commands import (
     CancelPackage,
     CloseSession,
     CreditSettlementAccount,
+    RecordMessageReject,
     RecordReceipt,
     ReturnPayment,
     ReversePayment,
@@ -117,6 +118,7 @@ class ClearingCore:
         self._handlers: dict[type[Any], Callable[[Any, list[Event]], None]] = {
             SubmitPackage: self._submit,
             RecordReceipt: self._receipt,
+            RecordMessageReject: self._message_reject,
             CancelPackage: self._cancel,
             StopPayment: self._stop,
             ReversePayment: self._reverse,
@@ -461,6 +463,21 @@ class ClearingCore:
             self.netting.decide(item, self.open_session, events)
             payees.append(item.payee)
         self.netting.release(payees, self.open_session, events)
+
+    def _message_reject(self, command: RecordMessageReject, events: list[Event]) -> None:
+        package = self._package(command.package_id)
+        if command.sender != package.receiver:
+            raise CommandRefusedError(
+                "AG01", f"{package.package_id} was sent to {package.receiver}, not to the sender"
+            )
+        if not package.real_time:
+            return  # the receipt may still come before the reply deadline
+        for item_id in package.item_ids:
+            item = self.items[item_id]
+            if item.state == S.AWAITING_RECEIPT:  # one answered or expired already stays so
+                item.move(S.REJECTED)
+                item.reason_code = "AB10"
+                events.append(ItemChanged(item.item_id, item.state, reason_code=item.reason_code))
 
     # Cancellation, stop, reversal, return ----------------------------------------------
 

@@ -12,6 +12,7 @@ REFUSAL_CODES: MappingProxyType[str, str] = MappingProxyType(
     {
         "AB05": "timeout: no result from the creditor's side in time",
         "AB06": "timeout at the instructed agent (reply deadline T+N passed)",
+        "AB10": "error at the instructed agent: it rejected the forwarded message (admi.002)",
         "AG01": "transaction forbidden to this requester",
         "AG03": "transaction type not supported for this operation",
         "AGNT": "agent decision: the clearing centre cannot do this in the item's state",

@@ -13,6 +13,7 @@ REASON_CODES: MappingProxyType[str, str] = MappingProxyType(
     {
         "AB05": "Timeout: the transaction was stopped because no answer came in time",
         "AB06": "Timeout at the instructed agent",
+        "AB10": "Error at the instructed agent: it could not process the forwarded message",
         "AC01": "Incorrect account number",
         "AG03": "Transaction type not supported",
         "AM01": "Zero amount",

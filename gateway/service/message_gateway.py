@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -64,6 +65,7 @@ LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
 PACKAGE_MESSAGES = frozenset({"pacs.008.001.08", "pacs.003.001.08"})
+LOG = logging.getLogger("isogw.messages")
 """Packages go on to their receiving bank (the instructed agent)."""
 
 
@@ -320,7 +322,7 @@ class MessageGateway:
         def command(core: ClearingCore) -> Any:
             # Translated in the writer, against the core as it is at that moment.
             translated["command"] = (
-                translate(message, decoded[0], decoded[1:], participant, core, now)
+                translate(message, decoded[0], decoded[1:], participant, core, now, message_id)
                 if decoded
                 else None
             )
@@ -366,8 +368,32 @@ class MessageGateway:
         await self._clearing.execute(command, after=after)
         if not outcome:  # the log already held this message (an earlier or concurrent copy)
             return await self._repeated(participant, message_id, content_hash)
+        if message == "admi.002.001.01" and outcome["accepted"] and decoded:
+            self._log_participant_reject(participant, decoded[0], translated["command"])
         self._notify(delivered)
         return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
+
+    def _log_participant_reject(self, participant: str, reject: Any, command: Any) -> None:
+        """A bank could not process something the centre sent it: operators should know."""
+        if command is None:
+            result = "nothing changed (not a package forwarded to this bank)"
+        else:
+            package = self._clearing.core.packages[command.package_id]
+            result = (
+                f"real-time items rejected AB10 and the reject forwarded to {package.sender}"
+                if package.real_time
+                else f"forwarded to {package.sender}; the receipt is still awaited"
+            )
+        LOG.warning(
+            "event=participant-reject participant=%s reference=%s code=%s location=%s "
+            "result=%s text=%s",
+            participant,
+            reject.related_reference,
+            reject.reason_code,
+            reject.error_location or "-",
+            result,
+            reject.reason_text,
+        )
 
     async def _repeated(self, participant: str, message_id: str, content_hash: str) -> Answer:
         """The original answer for the same content; DU01 for other content."""
@@ -416,7 +442,8 @@ class MessageGateway:
     ) -> list[str]:
         """Who receives the original: the receiving bank of a package; the other party of a
         cancellation, stop, reversal or return; the clearing bank of each invoice's payer bank
-        (remt.001). A bank's own receipt travels as the centre's receipts instead."""
+        (remt.001); the sender of a package its receiving bank rejected (admi.002). A bank's
+        own receipt travels as the centre's receipts instead."""
         if message in PACKAGE_MESSAGES:
             return [str(command.receiver)]
         if message == "camt.029.001.09" and header is not None:

@@ -8,6 +8,7 @@
 | camt.056 for a debit package | ``StopPayment`` (payee's bank; listed items or all) |
 | pacs.007 | ``ReversePayment`` |
 | pacs.004 | ``ReturnPayment`` |
+| admi.002 from the bank a package went to | ``RecordMessageReject`` (real-time: rejected, AB10) |
 | anything else (remt.001, ...) | no clearing command: forwarded only |
 """
 
@@ -24,6 +25,7 @@ from gateway.clearing.commands import (
     CancelPackage,
     ItemAnswer,
     PackageItem,
+    RecordMessageReject,
     RecordReceipt,
     ReturnedItem,
     ReturnPayment,
@@ -70,9 +72,13 @@ def translate(
     sender: str,
     core: ClearingCore,
     now: datetime,
+    message_id: str,
 ) -> Any:
-    """The clearing command for a decoded message, or None when it only travels."""
+    """The clearing command for a decoded message, or None when it only travels.
+    ``message_id`` is the business header's (an admi.002 document has none of its own)."""
     fields: Any = header
+    if message == "admi.002.001.01":
+        return _message_reject(fields, sender, core, now, message_id)
     identifier = command_id(sender, fields.message_id)
     if message in ("pacs.008.001.08", "pacs.003.001.08"):
         deadline = _DEADLINE.fullmatch(fields.reply_deadline or "")
@@ -153,3 +159,21 @@ def translate(
             ),
         )
     return None
+
+
+def _message_reject(
+    fields: Any, sender: str, core: ClearingCore, now: datetime, message_id: str
+) -> RecordMessageReject | None:
+    """A bank's admi.002 about a package forwarded to it; about anything else (a receipt, a
+    notification) it changes nothing."""
+    target = _original_package(core, fields.related_reference, sender)
+    package = core.packages.get(target)
+    if package is None or package.receiver != sender:
+        return None
+    return RecordMessageReject(
+        command_id=command_id(sender, message_id),
+        at=now,
+        sender=sender,
+        package_id=target,
+        reason_code=fields.reason_code,
+    )

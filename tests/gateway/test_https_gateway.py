@@ -20,6 +20,8 @@ from lxml import etree
 
 from gateway.clearing.commands import SubmitPackage
 from gateway.clearing.refusals import CommandRefusedError
+from gateway.commands.inbound import BusinessHeader
+from gateway.commands.outbound import MessageReject
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
 from gateway.store.authentication_failures import failing
@@ -107,6 +109,105 @@ async def test_payee_bank_refusal_reaches_the_initiator(harness: Harness) -> Non
     await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "RJCT", "AC01"))
     last = (await harness.outbox(BOCOM))["messages"][-1]
     assert statuses(last["xml"]) == ["RJCT"] and "<Cd>AC01</Cd>" in last["xml"]
+
+
+def bank_reject(harness: Harness, code: str, reference: str, number: int = 1) -> bytes:
+    """A bank's admi.002: it could not process the message ``reference`` the centre sent it."""
+    reject = MessageReject(
+        related_reference=reference,
+        reason_code="FF01",
+        rejected_at=harness.clock.now(),
+        error_location="line 40: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm",
+        reason_text="creditor name has characters the core banking system cannot store",
+    )
+    header = BusinessHeader(
+        sender=code,
+        receiver=CENTRE,
+        business_message_id=f"J{code}{number:08d}",
+        message_definition="admi.002.001.01",
+        created_at=harness.clock.now(),
+    )
+    return harness.sign(code, harness.runtime.gateway.encoder.message(header, reject))
+
+
+async def test_a_real_time_credit_the_payee_bank_rejects_ends_at_once_ab10(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The payee's bank cannot process the forwarded pacs.008 and answers admi.002: both banks
+    get RJCT AB10 now (not AB05 twenty seconds later), and the initiator gets the bank's
+    reject with its reason and location."""
+    caplog.set_level(logging.WARNING, logger="isogw.messages")
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    status, answer = await harness.post(CCB, bank_reject(harness, CCB, C100_ID))
+    assert status == 200 and harness.verify_from_centre(answer).find(".//{*}RctAck") is not None
+    bocom = (await harness.outbox(BOCOM))["messages"]
+    assert [message["message_type"] for message in bocom] == ["admi.002.001.01", "pacs.002.001.10"]
+    forwarded = harness.verify_from_centre(bocom[0]["xml"].encode())
+    assert forwarded.findtext(".//{*}RjctgPtyRsn") == "FF01"
+    assert forwarded.findtext(".//{*}RltdRef/{*}Ref") == C100_ID
+    assert "core banking system" in forwarded.findtext(".//{*}RsnDesc", "")
+    ccb = (await harness.outbox(CCB))["messages"]
+    assert kinds({"messages": ccb}) == ["pacs.008.001.08", "pacs.002.001.10"]
+    for receipt in (bocom[-1], ccb[-1]):
+        assert statuses(receipt["xml"]) == ["RJCT"] and "<Cd>AB10</Cd>" in receipt["xml"]
+    assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == "rejected"
+    [logged] = [r.getMessage() for r in caplog.records if "participant-reject" in r.getMessage()]
+    assert logged.startswith(
+        f"event=participant-reject participant={CCB} reference={C100_ID} code=FF01 "
+        "location=line 40: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm "
+        f"result=real-time items rejected AB10 and the reject forwarded to {BOCOM} text="
+    )
+    # The deadline passes with nothing more, and an answer after the reject is refused.
+    harness.clock.advance(seconds=21)
+    assert await harness.runtime.messages.tick() == []
+    status, answer = await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP"))
+    assert status == 400 and b"<RjctgPtyRsn>AGNT</RjctgPtyRsn>" in answer
+
+
+async def test_a_real_time_debit_the_payer_bank_rejects_ends_at_once_ab10(
+    harness: Harness,
+) -> None:
+    await harness.post(ICBC, harness.sign(ICBC, D100))
+    assert (await harness.post(CCB, bank_reject(harness, CCB, D100_ID)))[0] == 200
+    icbc = (await harness.outbox(ICBC))["messages"]
+    assert kinds({"messages": icbc}) == ["admi.002.001.01", "pacs.002.001.10"]
+    assert statuses(icbc[-1]["xml"]) == ["RJCT"] and "<Cd>AB10</Cd>" in icbc[-1]["xml"]
+
+
+async def test_a_batch_debit_the_payer_bank_rejects_still_waits_for_its_receipt(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batch items have days to be answered (T+N): the bank may fix what it could not read and
+    send its receipt, so the reject only travels on to the payee's bank."""
+    caplog.set_level(logging.WARNING, logger="isogw.messages")
+    boc, batch_id = "104100000004", "B104100000004202611230021"
+    sample = (SAMPLES / "pacs.003.001.08" / "valid-B100-ordinary-debit.xml").read_bytes()
+    assert (await harness.post(boc, harness.sign(boc, sample)))[0] == 200
+    assert (await harness.post(ICBC, bank_reject(harness, ICBC, batch_id)))[0] == 200
+    assert kinds(await harness.outbox(boc)) == ["admi.002.001.01"]
+    core = harness.runtime.clearing.core
+    states = {core.items[item].state for item in core.packages[f"{boc}:{batch_id}"].item_ids}
+    assert states == {"awaiting-receipt"}
+    assert f"result=forwarded to {boc}; the receipt is still awaited" in caplog.text
+
+
+async def test_a_reject_of_anything_else_is_taken_and_changes_nothing(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bank that cannot process one of the centre's own messages (a receipt, a notification)
+    is heard (logged for the operators); nothing is forwarded and nothing changes."""
+    caplog.set_level(logging.WARNING, logger="isogw.messages")
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    status, _ = await harness.post(CCB, bank_reject(harness, CCB, "G20261123090000A00000001"))
+    assert status == 200
+    assert kinds(await harness.outbox(BOCOM)) == []
+    assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == (
+        "awaiting-receipt"
+    )
+    assert "result=nothing changed (not a package forwarded to this bank)" in caplog.text
+    # A bank that was not sent the package cannot end it either.
+    status, _ = await harness.post(ICBC, bank_reject(harness, ICBC, C100_ID))
+    assert status == 200 and kinds(await harness.outbox(BOCOM)) == []
 
 
 async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
@@ -687,6 +788,38 @@ async def test_participant_tools_submit_and_read_the_outbox(harness: Harness) ->
     assert "pacs.002.001.10" in out.getvalue() and "=ACSP" in out.getvalue()
     assert "(acknowledged)" in out.getvalue()
     assert (await harness.outbox("103100000026"))["messages"] == []
+
+
+async def test_participant_tools_show_a_bank_reject_of_a_forwarded_payment(
+    harness: Harness,
+) -> None:
+    """The README's walk-through with the bank reject sample: BOCOM reads CCB's reason and the
+    RJCT AB10 receipt in its outbox."""
+    import argparse
+    import io
+
+    from gateway.participant_cli import _outbox, _submit
+
+    gateway = harness.runtime.gateway
+    for file, bank in (
+        (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml", BOCOM),
+        (SAMPLES / "admi.002.001.01" / "valid-bank-rejects-forwarded-credit.xml", CCB),
+    ):
+        out = io.StringIO()
+        submit = argparse.Namespace(file=file, participant=bank, url=harness.url)
+        assert await _submit(submit, gateway, out) == 0, out.getvalue()
+    out = io.StringIO()
+    read = argparse.Namespace(
+        participant=BOCOM, after=0, wait=0.0, ack=False, json=False, url=harness.url
+    )
+    assert await _outbox(read, gateway, out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        f"#2 admi.002.001.01 J105100000017202611230042: reject of {C100_ID}: FF01 The creditor "
+        "name has characters our core banking system cannot store; the payment was not booked. "
+        "at /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm"
+    )
+    assert lines[1].endswith(f"receipt for {C100_ID}: {C100_TX}=RJCT(AB10)")
 
 
 async def test_participant_tools_say_what_went_wrong(harness: Harness) -> None:
