@@ -233,6 +233,14 @@ class MessageGateway:
             )
         message_id = verdict.message_id or reference
         message = verdict.message_type or ""
+        codec = self._gateway.codecs.for_message(message)
+        if codec is None or codec.definition.decode is None:
+            return Answer(
+                400,
+                self._not_from_participants(participant, reference, message, verified.root),
+                False,
+                "AG01",
+            )
         content_hash = verified.content_sha256
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
@@ -269,6 +277,27 @@ class MessageGateway:
             False,
             "FF01",
             signature_checked=False,
+        )
+
+    def _not_from_participants(
+        self, participant: str, reference: str, message: str, root: etree._Element
+    ) -> bytes:
+        """A message only the centre sends (notifications, statements, system events,
+        acknowledgements): valid, but a participant submitting it would be told nothing
+        happened while nothing did."""
+        hint = (
+            "; acknowledge outbox messages with POST /v1/outbox/ack"
+            if message.startswith("admi.007")
+            else ""
+        )
+        element = root.find(f"{{{HEADER}}}AppHdr/{{{HEADER}}}MsgDefIdr")
+        line = element.sourceline if element is not None else None
+        return self._reject(
+            participant,
+            reference,
+            "AG01",
+            f"{message} is sent by the clearing centre only; a participant cannot submit it{hint}",
+            f"line {line}: /Message/AppHdr/MsgDefIdr" if line else "/Message/AppHdr/MsgDefIdr",
         )
 
     def _invalid(self, participant: str, reference: str, verdict: Verdict) -> bytes:

@@ -210,6 +210,42 @@ async def test_a_reject_of_anything_else_is_taken_and_changes_nothing(
     assert status == 200 and kinds(await harness.outbox(BOCOM)) == []
 
 
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "admi.004.001.02/valid-day-switch.xml",
+        "admi.007.001.01/valid-accepted-for-processing.xml",
+        "camt.053.001.08/valid-end-of-day-statement.xml",
+        "camt.054.001.08/valid-session-netting-notification.xml",
+    ],
+)
+async def test_a_message_only_the_centre_sends_is_refused_ag01(
+    harness: Harness, sample: str
+) -> None:
+    """A valid statement, notification, system event or acknowledgement sent by a bank: it
+    would otherwise be "accepted for processing" and then do nothing at all."""
+    text = (SAMPLES / sample).read_text()
+    sender = re.search(r"<Fr>.*?<MmbId>(\d+)</MmbId>", text, re.S)
+    receiver = re.search(r"<To>.*?<MmbId>(\d+)</MmbId>", text, re.S)
+    assert sender and receiver and sender.group(1) == CENTRE
+    text = text.replace(f"<MmbId>{receiver.group(1)}</MmbId>", "<MmbId>TO</MmbId>", 1)
+    text = text.replace(f"<MmbId>{CENTRE}</MmbId>", f"<MmbId>{CCB}</MmbId>", 1)
+    text = text.replace("<MmbId>TO</MmbId>", f"<MmbId>{CENTRE}</MmbId>", 1)
+    body = harness.sign(CCB, text.encode())
+    line = next(n for n, row in enumerate(body.splitlines(), 1) if b"<MsgDefIdr>" in row)
+    status, answer = await harness.post(CCB, body)
+    root = harness.verify_from_centre(answer)
+    message = sample.split("/")[0]
+    assert (status, root.findtext(".//{*}RjctgPtyRsn")) == (400, "AG01")
+    assert root.findtext(".//{*}RsnDesc", "").startswith(
+        f"{message} is sent by the clearing centre only; a participant cannot submit it"
+    )
+    assert root.findtext(".//{*}ErrLctn") == f"line {line}: /Message/AppHdr/MsgDefIdr"
+    if message.startswith("admi.007"):
+        assert "POST /v1/outbox/ack" in root.findtext(".//{*}RsnDesc", "")
+    assert kinds(await harness.outbox(CCB)) == []
+
+
 async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     harness: Harness,
 ) -> None:
