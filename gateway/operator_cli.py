@@ -53,6 +53,20 @@ def add_core_commands(commands: Any) -> None:
     cap.add_argument("--credit-line")
     cap.add_argument("--ring-fenced")
     cap.add_argument("--json", action="store_true")
+    message = actions.add_parser(
+        "message",
+        help="a participant's message as it was received (signed), or the answer it got",
+        description=(
+            "Print a message a participant submitted, byte for byte as it was received "
+            "(its XML signature included, so it can be checked again, e.g. with xmlsec1), or "
+            "with --answer the gateway's signed answer. Kept: every message that reached the "
+            "clearing core."
+        ),
+    )
+    message.add_argument("participant", help="the sender's bank code")
+    message.add_argument("message_id", help="the message id (AppHdr/BizMsgIdr)")
+    message.add_argument("--answer", action="store_true", help="print the answer instead")
+    message.add_argument("--json", action="store_true", help="print JSON with the details")
     funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
     funds.add_argument("participant")
     funds.add_argument("amount", help="CNY, e.g. 1000000.00")
@@ -198,6 +212,8 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
     service = clearing.service
     try:
         action = arguments.action
+        if action == "message":
+            return await _message(service, arguments, out)
         if action in QUERIES:
             view: Callable[[ClearingCore], Any] = {
                 "status": status,
@@ -276,6 +292,45 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
         return 1 if refused else 0
     finally:
         await service.close()
+
+
+async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
+    from gateway.store.messages import find_submission  # storage: not loaded by validate
+
+    async with service.engine.connect() as connection:
+        found = await find_submission(connection, arguments.participant, arguments.message_id)
+    if found is None:
+        out.write(
+            f"no message {arguments.message_id} from {arguments.participant} in the ledger "
+            "(kept: messages that reached the clearing core; one refused for its signature, "
+            "schema or business rules was answered with an admi.002 and not kept)\n"
+        )
+        return 1
+    if arguments.json:
+        details = {
+            "participant": found.sender,
+            "message_id": found.message_id,
+            "message_type": found.message_type,
+            "received_at": found.received_at,
+            "status": found.status,
+            "message": None if found.body is None else found.body.decode("utf-8"),
+            "answer": found.answer.decode("utf-8"),
+        }
+        json.dump(details, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return 0
+    if arguments.answer:
+        out.write(found.answer.decode("utf-8"))
+        return 0
+    if found.body is None:
+        out.write(
+            f"the ledger has no copy of message {found.message_id} from {found.sender}: it "
+            f"was received at {found.received_at}, before the gateway kept messages (its "
+            "answer is there: --answer)\n"
+        )
+        return 1
+    out.write(found.body.decode("utf-8"))
+    return 0
 
 
 def run_core(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -25,7 +25,7 @@ from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import Event
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
-from gateway.store.tables import command_log, genesis, metadata
+from gateway.store.tables import add_missing_columns, command_log, genesis, metadata
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
 
@@ -70,6 +70,7 @@ class ClearingService:
         """Create the tables if needed, record the genesis once, replay the log."""
         async with self._engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+            await connection.run_sync(add_missing_columns)
             row = (await connection.execute(select(genesis))).first()
             if row is None:
                 started = self._start()

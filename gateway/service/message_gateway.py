@@ -245,7 +245,7 @@ class MessageGateway:
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(
-                participant, verified.root, message, message_id, content_hash, now
+                participant, verified.root, message, message_id, content_hash, now, body
             )
         return replace(answer, message_id=message_id)
 
@@ -323,6 +323,7 @@ class MessageGateway:
         message_id: str,
         content_hash: str,
         now: datetime,
+        body: bytes,
     ) -> Answer:
         if command_id(participant, message_id) in self._clearing.core.seen:
             return await self._repeated(participant, message_id, content_hash)
@@ -392,6 +393,7 @@ class MessageGateway:
                 now,
                 outcome["status"],
                 outcome["answer"],
+                body,
             )
 
         await self._clearing.execute(command, after=after)

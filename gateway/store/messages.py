@@ -44,6 +44,43 @@ async def find_inbound(
     return _stored((await connection.execute(_inbound_query(sender, message_id))).first())
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A participant's message as the ledger keeps it, for audit."""
+
+    sender: str
+    message_id: str
+    message_type: str | None
+    received_at: str
+    status: int
+    answer: bytes
+    body: bytes | None
+    """As it was sent, signature included; None for a row written before bodies were kept."""
+
+
+async def find_submission(
+    connection: AsyncConnection, sender: str, message_id: str
+) -> Submission | None:
+    row = (
+        await connection.execute(
+            select(inbound_message).where(
+                and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Submission(
+        sender=row.sender,
+        message_id=row.message_id,
+        message_type=row.message_type,
+        received_at=row.received_at,
+        status=row.status,
+        answer=row.answer.encode("utf-8"),
+        body=None if row.body is None else row.body.encode("utf-8"),
+    )
+
+
 def find_inbound_in(connection: Connection, sender: str, message_id: str) -> StoredAnswer | None:
     """``find_inbound`` inside the writer's own (synchronous) transaction."""
     return _stored(connection.execute(_inbound_query(sender, message_id)).first())

@@ -8,7 +8,18 @@ Portable SQL only (no SQLite-specific types or statements in the tables).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
 
 metadata = MetaData()
 
@@ -52,8 +63,20 @@ inbound_message = Table(
     Column("received_at", String(40), nullable=False),
     Column("status", Integer, nullable=False),
     Column("answer", Text, nullable=False),
+    Column("body", Text, nullable=True),
 )
-"""Every message a participant submitted and the signed answer it got (idempotency, audit)."""
+"""Every message a participant submitted that reached the clearing core, as it was sent
+(signed: the participant's own evidence), and the signed answer it got (idempotency, audit).
+``body`` is empty in rows written before the gateway kept it."""
+
+
+def add_missing_columns(connection: Connection) -> None:
+    """Bring a ledger written by an earlier release up to these tables (``create_all`` makes
+    missing tables, not missing columns). SQLite adds a nullable column in place."""
+    present = {column["name"] for column in inspect(connection).get_columns("inbound_message")}
+    if "body" not in present:
+        connection.execute(text("ALTER TABLE inbound_message ADD COLUMN body TEXT"))
+
 
 outbox = Table(
     "outbox",

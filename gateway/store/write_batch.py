@@ -48,7 +48,10 @@ class WriteBatch:
         now: datetime,
         status: int,
         answer: bytes,
+        body: bytes,
     ) -> None:
+        """The submission as it was sent (UTF-8: the parser accepts nothing else) and the
+        answer it got."""
         self.answers.append(
             {
                 "sender": sender,
@@ -58,6 +61,7 @@ class WriteBatch:
                 "received_at": now.isoformat(),
                 "status": status,
                 "answer": answer.decode("utf-8"),
+                "body": body.decode("utf-8"),
             }
         )
 

@@ -74,3 +74,13 @@ def test_refusals_and_usage_errors(tmp_path: Path) -> None:
     assert core(tmp_path, "set-cap", "1234").returncode == 2
     unknown = core(tmp_path, "set-cap", "308584000013", "--collateral", "1.00")
     assert unknown.returncode == 1 and "RC08" in unknown.stdout
+
+
+def test_message_query_says_when_the_ledger_does_not_have_it(tmp_path: Path) -> None:
+    completed = core(tmp_path, "message", "301290000007", "B301290000007000000000001")
+    assert completed.returncode == 1, completed.stderr
+    assert completed.stdout.startswith(
+        "no message B301290000007000000000001 from 301290000007 in the ledger"
+    )
+    usage = core(tmp_path, "message", "301290000007")
+    assert usage.returncode == 2 and "message_id" in usage.stderr

@@ -246,6 +246,112 @@ async def test_a_message_only_the_centre_sends_is_refused_ag01(
     assert kinds(await harness.outbox(CCB)) == []
 
 
+async def kept(harness: Harness, sender: str, message_id: str, *options: str) -> tuple[int, str]:
+    """``isogw core message SENDER MESSAGE_ID [options]`` on the harness's ledger."""
+    import argparse
+    import io
+
+    from gateway.operator_cli import _run
+
+    out = io.StringIO()
+    arguments = argparse.Namespace(
+        action="message",
+        participant=sender,
+        message_id=message_id,
+        answer="--answer" in options,
+        json="--json" in options,
+    )
+    return await _run(CONFIG, arguments, out), out.getvalue()
+
+
+async def test_a_submission_is_kept_as_sent_and_still_verifies(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The bank's signed message is the evidence of what it asked: the ledger keeps it byte
+    for byte, and its signature still verifies with an independent implementation."""
+    import subprocess
+
+    body = harness.sign(BOCOM, C100)
+    status, answer = await harness.post(BOCOM, body)
+    assert status == 200
+    code, printed = await kept(harness, BOCOM, C100_ID)
+    assert (code, printed.encode()) == (0, body)
+    copy = tmp_path / "kept.xml"
+    copy.write_text(printed)
+    certificate = harness.keys.participant(BOCOM).certificate_path
+    checked = subprocess.run(
+        ["xmlsec1", "--verify", "--pubkey-cert-pem", str(certificate), str(copy)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert await kept(harness, BOCOM, C100_ID, "--answer") == (0, answer.decode())
+    code, printed = await kept(harness, BOCOM, C100_ID, "--json")
+    details = json.loads(printed)
+    assert (code, details["message_type"], details["status"]) == (0, "pacs.008.001.08", 200)
+    assert details["message"].encode() == body and details["answer"].encode() == answer
+    # A message refused before the clearing core (here: a control sum that does not add up,
+    # AM10) is answered, not kept.
+    invalid_id = "B301290000007202611239999"
+    invalid = C100.replace(C100_ID.encode(), invalid_id.encode()).replace(
+        b"<CtrlSum>2000.00<", b"<CtrlSum>1.00<"
+    )
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, invalid))
+    assert (status, harness.verify_from_centre(answer).findtext(".//{*}RjctgPtyRsn")) == (
+        400,
+        "AM10",
+    )
+    code, printed = await kept(harness, BOCOM, invalid_id)
+    assert code == 1 and printed.startswith(
+        f"no message {invalid_id} from {BOCOM} in the ledger (kept: messages that reached the "
+        "clearing core;"
+    )
+
+
+async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state folder written by an earlier release (no ``body`` column) starts, gains the
+    column, and says plainly that it has no copy of the messages it received then."""
+    import sqlite3
+
+    from gateway.service.clock import ManualClock
+    from tests.gateway.conftest import START
+
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    database = sqlite3.connect(tmp_path / "gateway.sqlite3")
+    with database:
+        database.execute("ALTER TABLE inbound_message DROP COLUMN body")
+        database.execute(
+            "INSERT INTO inbound_message VALUES ('301290000007', 'B1', 'h', 'pacs.008.001.08', "
+            "'2026-11-01T09:00:00+08:00', 200, '<answer/>')"
+        )
+    database.close()
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    database = sqlite3.connect(tmp_path / "gateway.sqlite3")
+    columns = [row[1] for row in database.execute("PRAGMA table_info(inbound_message)")]
+    database.close()
+    assert columns[-1] == "body"
+    import argparse
+    import io
+
+    from gateway.operator_cli import _run
+
+    out = io.StringIO()
+    arguments = argparse.Namespace(
+        action="message", participant="301290000007", message_id="B1", answer=False, json=False
+    )
+    assert await _run(CONFIG, arguments, out) == 1
+    assert out.getvalue() == (
+        "the ledger has no copy of message B1 from 301290000007: it was received at "
+        "2026-11-01T09:00:00+08:00, before the gateway kept messages (its answer is there: "
+        "--answer)\n"
+    )
+
+
 async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     harness: Harness,
 ) -> None:
