@@ -65,8 +65,8 @@ LOCK_STRIPES = 64
 """Submissions of the same sender and message id are serialized on one of these locks."""
 REFUSAL_STATUS = {"DU01": 409}
 PACKAGE_MESSAGES = frozenset({"pacs.008.001.08", "pacs.003.001.08"})
-LOG = logging.getLogger("isogw.messages")
 """Packages go on to their receiving bank (the instructed agent)."""
+LOG = logging.getLogger("isogw.messages")
 
 
 def gateway_message_id(now: datetime, process: int, count: int) -> str:

@@ -147,7 +147,10 @@ class WorkerSupervisor:
 
     def begin_stopping(self) -> None:
         """No more restarts; every process is asked to stop (each finishes its requests in
-        flight, as this one does, and at the same time)."""
+        flight, as this one does, and at the same time). Asked once: a second signal would
+        only be logged as ignored."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError):

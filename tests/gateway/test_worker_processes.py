@@ -65,21 +65,24 @@ def test_a_process_that_stops_is_started_again(caplog: pytest.LogCaptureFixture)
     assert len(records(caplog, "worker-exited")) == 1
 
 
+async def run_until_given_up(command: list[str], restarts: int) -> WorkerSupervisor:
+    """One process of ``command``, a clock that never moves (every restart is within the
+    window), until the process is given up; then the supervisor stops."""
+    supervisor = WorkerSupervisor(command, 1, settings(worker_restarts=restarts), lambda: 0.0)
+    await supervisor.start()
+
+    async def given_up() -> bool:
+        return supervisor.counts.abandoned == 1
+
+    await wait_until(given_up, "the process to be given up", seconds=20)
+    await supervisor.stop(grace_seconds=20)
+    return supervisor
+
+
 def test_a_process_that_keeps_stopping_is_given_up(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "isogw.serve")
 
-    async def scenario() -> WorkerSupervisor:
-        supervisor = WorkerSupervisor(FAILING, 1, settings(worker_restarts=2), lambda: 0.0)
-        await supervisor.start()
-
-        async def given_up() -> bool:
-            return supervisor.counts.abandoned == 1
-
-        await wait_until(given_up, "the failing process to be given up", seconds=20)
-        await supervisor.stop(grace_seconds=20)
-        return supervisor
-
-    supervisor = asyncio.run(scenario())
+    supervisor = asyncio.run(run_until_given_up(FAILING, restarts=2))
     assert (supervisor.counts.restarts, supervisor.counts.running) == (2, 0)
     exits = records(caplog, "worker-exited")
     assert [record.getMessage().endswith("exit_code=3") for record in exits] == [True] * 3
@@ -208,18 +211,7 @@ def test_a_graceful_stop_is_a_warning_and_the_process_is_started_again(
     caplog.set_level(logging.INFO, "isogw.serve")
     clean = [sys.executable, "-c", "import sys; sys.exit(0)"]
 
-    async def scenario() -> WorkerSupervisor:
-        supervisor = WorkerSupervisor(clean, 1, settings(worker_restarts=1), lambda: 0.0)
-        await supervisor.start()
-
-        async def given_up() -> bool:
-            return supervisor.counts.abandoned == 1
-
-        await wait_until(given_up, "the process to be given up", seconds=20)
-        await supervisor.stop(grace_seconds=20)
-        return supervisor
-
-    supervisor = asyncio.run(scenario())
+    supervisor = asyncio.run(run_until_given_up(clean, restarts=1))
     assert supervisor.counts.restarts == 1
     exits = records(caplog, "worker-exited")
     assert [(record.levelno, record.getMessage()[-11:]) for record in exits] == [
