@@ -39,6 +39,7 @@ from gateway.commands.outbound import (
     MessageReject,
     ReceiptAcknowledgement,
 )
+from gateway.iso.codec_catalogue import Codec
 from gateway.iso.decoder import decode_tree
 from gateway.iso.input_source import InputSource
 from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
@@ -245,7 +246,7 @@ class MessageGateway:
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(
-                participant, verified.root, message, message_id, content_hash, now, body
+                participant, verified.root, codec, message_id, content_hash, now, body
             )
         return replace(answer, message_id=message_id)
 
@@ -319,22 +320,20 @@ class MessageGateway:
         self,
         participant: str,
         root: etree._Element,
-        message: str,
+        codec: Codec,
         message_id: str,
         content_hash: str,
         now: datetime,
         body: bytes,
     ) -> Answer:
+        """``codec``: the message's, with a [decode] section (``submit`` refuses the others)."""
         if command_id(participant, message_id) in self._clearing.core.seen:
             return await self._repeated(participant, message_id, content_hash)
-        codec = self._gateway.codecs.for_message(message)
+        message = codec.message
         # The whole tree is in memory already (it was parsed for the signature): decode it
         # there, whatever the size, rather than streaming the body a second time.
-        decoded: list[BaseModel] = (
-            decode_tree(root, codec)
-            if codec is not None and codec.definition.decode is not None
-            else []
-        )
+        decoded = decode_tree(root, codec)
+        header, items = decoded[0], decoded[1:]
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
         translated: dict[str, Any] = {}
@@ -344,17 +343,15 @@ class MessageGateway:
         # command is accepted and the recipient is the one the command names.
         accepted = self._accept(participant, message_id, message)
         forwards: dict[str, bytes] = {}
-        if message in PACKAGE_MESSAGES and decoded:
-            receiver = str(getattr(decoded[0], "instructed_agent", "") or "")
+        if message in PACKAGE_MESSAGES:
+            receiver = str(getattr(header, "instructed_agent", "") or "")
             if receiver:
                 forwards[receiver] = self.forward(receiver, root, message, message_id)
 
         def command(core: ClearingCore) -> Any:
             # Translated in the writer, against the core as it is at that moment.
-            translated["command"] = (
-                translate(message, decoded[0], decoded[1:], participant, core, now, message_id)
-                if decoded
-                else None
+            translated["command"] = translate(
+                message, header, items, participant, core, now, message_id
             )
             return translated["command"]
 
@@ -362,8 +359,8 @@ class MessageGateway:
             if translated["command"] is None and await writes.find_inbound(participant, message_id):
                 return  # a repeated message that clears nothing: answered below from the record
             refused = [event for event in events if isinstance(event, CommandRefused)]
-            if message == "camt.056.001.08" and decoded:
-                self._resolve(writes, participant, decoded[0], events, now, delivered)
+            if message == "camt.056.001.08":
+                self._resolve(writes, participant, header, events, now, delivered)
             if refused and not _partly_applied(events):
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
@@ -378,10 +375,10 @@ class MessageGateway:
                     message,
                     message_id,
                     translated["command"],
-                    decoded[1:],
+                    items,
                     now,
                     delivered,
-                    decoded[0] if decoded else None,
+                    header,
                     forwards,
                 )
                 self._deliver_receipts(writes, events, now, delivered)
@@ -399,8 +396,8 @@ class MessageGateway:
         await self._clearing.execute(command, after=after)
         if not outcome:  # the log already held this message (an earlier or concurrent copy)
             return await self._repeated(participant, message_id, content_hash)
-        if message == "admi.002.001.01" and outcome["accepted"] and decoded:
-            self._log_participant_reject(participant, decoded[0], translated["command"])
+        if message == "admi.002.001.01" and outcome["accepted"]:
+            self._log_participant_reject(participant, header, translated["command"])
         self._notify(delivered)
         return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
 

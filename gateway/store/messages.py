@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import inbound_message, outbox
@@ -26,10 +26,14 @@ class OutboxMessage:
     payload: bytes
 
 
+def _inbound_key(sender: str, message_id: str) -> ColumnElement[bool]:
+    return and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id)
+
+
 def _inbound_query(sender: str, message_id: str) -> Select[str, int, str]:
     return select(
         inbound_message.c.content_hash, inbound_message.c.status, inbound_message.c.answer
-    ).where(and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id))
+    ).where(_inbound_key(sender, message_id))
 
 
 def _stored(row: Row[str, int, str] | None) -> StoredAnswer | None:
@@ -62,11 +66,7 @@ async def find_submission(
     connection: AsyncConnection, sender: str, message_id: str
 ) -> Submission | None:
     row = (
-        await connection.execute(
-            select(inbound_message).where(
-                and_(inbound_message.c.sender == sender, inbound_message.c.message_id == message_id)
-            )
-        )
+        await connection.execute(select(inbound_message).where(_inbound_key(sender, message_id)))
     ).first()
     if row is None:
         return None

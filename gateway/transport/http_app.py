@@ -467,7 +467,7 @@ async def metrics(request: web.Request) -> web.Response:
         workers = runtime.workers.counts
         lines += [
             "# TYPE isogw_worker_processes gauge",
-            f"isogw_worker_processes{{{process}}} {workers.running}",
+            f"isogw_worker_processes{{{process}}} {runtime.workers.running}",
             "# TYPE isogw_worker_restarts_total counter",
             f"isogw_worker_restarts_total{{{process}}} {workers.restarts}",
             "# TYPE isogw_worker_abandoned_total counter",

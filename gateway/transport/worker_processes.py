@@ -44,7 +44,6 @@ def exit_description(returncode: int) -> str:
 
 @dataclass
 class WorkerCounts:
-    running: int = 0
     restarts: int = 0
     abandoned: int = 0
 
@@ -81,6 +80,10 @@ class WorkerSupervisor:
             if slot.process is not None and slot.process.returncode is None
         ]
 
+    @property
+    def running(self) -> int:
+        return len(self.processes)
+
     async def start(self) -> None:
         """Start every process and watch each one (they start while the caller starts)."""
         for slot in self._slots:
@@ -92,13 +95,11 @@ class WorkerSupervisor:
         slot.process = await asyncio.create_subprocess_exec(
             *self._command, stdin=asyncio.subprocess.PIPE
         )
-        self.counts.running += 1
 
     async def _watch(self, slot: _Slot) -> None:
         while True:
             assert slot.process is not None
             returncode = await slot.process.wait()
-            self.counts.running -= 1
             if self._stopping.is_set():
                 return
             now = self._monotonic()
@@ -124,7 +125,7 @@ class WorkerSupervisor:
                     len(slot.restarted_at),
                     window,
                     len(slot.restarted_at),
-                    self.counts.running + 1,
+                    self.running + 1,
                     len(self._slots) + 1,
                 )
                 return

@@ -41,7 +41,7 @@ def test_a_process_that_stops_is_started_again(caplog: pytest.LogCaptureFixture)
         supervisor = WorkerSupervisor(SLEEPER, 2, settings())
         await supervisor.start()
         first = [process.pid for process in supervisor.processes]
-        assert supervisor.counts.running == 2
+        assert supervisor.running == 2
         os.kill(first[0], signal.SIGKILL)
 
         async def replaced() -> bool:
@@ -50,9 +50,9 @@ def test_a_process_that_stops_is_started_again(caplog: pytest.LogCaptureFixture)
 
         await wait_until(replaced, "the killed process to be started again", seconds=20)
         assert first[1] in [process.pid for process in supervisor.processes]
-        assert (supervisor.counts.running, supervisor.counts.restarts) == (2, 1)
+        assert (supervisor.running, supervisor.counts.restarts) == (2, 1)
         await supervisor.stop(grace_seconds=20)
-        assert supervisor.processes == [] and supervisor.counts.running == 0
+        assert supervisor.processes == [] and supervisor.running == 0
         return first[0], first
 
     killed, _ = asyncio.run(scenario())
@@ -83,7 +83,7 @@ def test_a_process_that_keeps_stopping_is_given_up(caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.INFO, "isogw.serve")
 
     supervisor = asyncio.run(run_until_given_up(FAILING, restarts=2))
-    assert (supervisor.counts.restarts, supervisor.counts.running) == (2, 0)
+    assert (supervisor.counts.restarts, supervisor.running) == (2, 0)
     exits = records(caplog, "worker-exited")
     assert [record.getMessage().endswith("exit_code=3") for record in exits] == [True] * 3
     [abandoned] = records(caplog, "worker-abandoned")
@@ -124,7 +124,7 @@ def test_no_restart_counts_while_the_gateway_stops() -> None:
 
     supervisor = asyncio.run(scenario())
     assert supervisor.processes == []
-    assert (supervisor.counts.running, supervisor.counts.restarts) == (0, 0)
+    assert (supervisor.running, supervisor.counts.restarts) == (0, 0)
 
 
 def test_a_process_that_does_not_stop_is_killed(

@@ -165,13 +165,7 @@ async def both_processes_answer(url: str, keys: KeyStore) -> None:
     seen: set[int] = set()
 
     async def two_seen() -> bool:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                url + "/healthz", ssl=client_context(keys, keys.participant(CCB))
-            ) as response,
-        ):
-            seen.add((await response.json())["process"])
+        seen.update(await processes_answering(url, keys, attempts=1))
         return len(seen) == 2
 
     await wait_until(two_seen, "both gateway processes to answer")
