@@ -52,6 +52,7 @@ from gateway.service.clock import Clock
 from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
+from gateway.store.database import storage_unavailable
 from gateway.store.write_batch import WriteBatch
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class MessageGateway:
         text: str,
         location: str | None = None,
         extra: str | None = None,
+        message_id: str | None = None,
     ) -> bytes:
         reject = MessageReject(
             related_reference=reference[:35] or "UNKNOWN",
@@ -162,7 +164,9 @@ class MessageGateway:
             reason_text=text[:350],
             additional_data=extra,
         )
-        return self.envelope(recipient, reject, "admi.002.001.01", self.new_message_id())
+        return self.envelope(
+            recipient, reject, "admi.002.001.01", message_id or self.new_message_id()
+        )
 
     def _accept(self, recipient: str, reference: str, message: str) -> bytes:
         acknowledgement = ReceiptAcknowledgement(
@@ -186,6 +190,45 @@ class MessageGateway:
     # Submission ----------------------------------------------------------------------
 
     async def submit(self, participant: str, body: bytes) -> Answer:
+        """The signed answer to a submission. A failure of the storage is raised (nothing was
+        applied; the same submission may succeed later: HTTP 503). Any other failure is the
+        gateway's own: answered 500 with a signed admi.002 MS03 naming an incident that the
+        log line with the traceback carries, since sending the same message again would fail
+        the same way."""
+        try:
+            return await self._submit(participant, body)
+        except Exception as error:
+            if storage_unavailable(error):
+                raise
+            return self._internal_failure(participant, body)
+
+    def _internal_failure(self, participant: str, body: bytes) -> Answer:
+        incident = self.new_message_id()
+        reference = _header_fields(_parse_leniently(body)).get("message_id", "")
+        LOG.exception(
+            "event=internal-error incident=%s participant=%s message_id=%s",
+            incident,
+            participant,
+            reference or "-",
+        )
+        return Answer(
+            500,
+            self._reject(
+                participant,
+                reference,
+                "MS03",
+                f"internal error in the gateway, incident {incident}: this submission changed "
+                "nothing. Sending it again will fail the same way until the clearing centre has "
+                "fixed the fault; give its operators the incident reference",
+                message_id=incident,
+            ),
+            False,
+            "MS03",
+            message_id=reference or None,
+            signature_checked=False,
+        )
+
+    async def _submit(self, participant: str, body: bytes) -> Answer:
         now = self._clock.now()
         parsed = _parse_leniently(body)
         header = _header_fields(parsed)
@@ -396,9 +439,14 @@ class MessageGateway:
         await self._clearing.execute(command, after=after)
         if not outcome:  # the log already held this message (an earlier or concurrent copy)
             return await self._repeated(participant, message_id, content_hash)
-        if message == "admi.002.001.01" and outcome["accepted"]:
-            self._log_participant_reject(participant, header, translated["command"])
-        self._notify(delivered)
+        try:
+            if message == "admi.002.001.01" and outcome["accepted"]:
+                self._log_participant_reject(participant, header, translated["command"])
+            self._notify(delivered)
+        except Exception:  # committed: the answer stands (outbox polls look again anyway)
+            LOG.exception(
+                "event=after-commit-failed participant=%s message_id=%s", participant, message_id
+            )
         return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
 
     def _log_participant_reject(self, participant: str, reject: Any, command: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import exc as storage_errors
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.configuration.settings import SQLITE_URL_PREFIX
@@ -24,6 +25,26 @@ DATABASE_FILE = "gateway.sqlite3"
 
 def sqlite_url(state_directory: Path) -> str:
     return f"{SQLITE_URL_PREFIX}{(state_directory / DATABASE_FILE).resolve()}"
+
+
+TRANSIENT_FAILURES = (
+    storage_errors.OperationalError,
+    storage_errors.InterfaceError,
+    storage_errors.DisconnectionError,
+    storage_errors.TimeoutError,
+    OSError,
+)
+"""Failures of the database or the disk rather than of the gateway's own logic: locked past
+the busy timeout, an I/O error, a full disk, a lost connection, a pool without a free
+connection, the writer's lock file."""
+
+
+def storage_unavailable(error: BaseException) -> bool:
+    """``error`` says the storage is unavailable for now: the transaction was rolled back, so
+    nothing was applied, and the same request may succeed later (HTTP 503). Any other error is
+    the gateway's own (HTTP 500): sending the same request again would fail the same way. A
+    network connection error (a client gone) is not the storage's."""
+    return isinstance(error, TRANSIENT_FAILURES) and not isinstance(error, ConnectionError)
 
 
 SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite"}

@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from sqlalchemy import text
 
 from gateway.iso.input_source import InputSource
 from gateway.service.clearing_service import ClearingService
 from gateway.service.message_gateway import MessageGateway
 from gateway.store import messages
+from gateway.store.database import storage_unavailable
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from gateway.transport.push import Pusher
 from gateway.transport.tls import peer_pin
@@ -212,12 +214,18 @@ async def submit(request: web.Request) -> web.Response:
     try:
         async with runtime.limiter:
             answer = await runtime.messages.submit(participant, body)
-    except Exception:  # storage or internal failure: nothing was committed
-        LOG.exception("event=submit-failed participant=%s", participant)
-        runtime.metrics.observe(_message_type(body), "unavailable", time.perf_counter() - started)
-        raise web.HTTPServiceUnavailable(
-            text="temporarily unavailable; nothing was applied, send the same message again\n",
-            headers={"Retry-After": "1"},
+    except Exception as error:  # nothing was committed
+        unavailable = storage_unavailable(error)
+        outcome = "unavailable" if unavailable else "internal-error"
+        runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
+        if unavailable:
+            LOG.exception("event=storage-unavailable participant=%s", participant)
+            raise _unavailable("nothing was applied, send the same message again") from None
+        # The signed MS03 answer could not be built either (the signer is failing).
+        LOG.exception("event=internal-error participant=%s", participant)
+        raise web.HTTPInternalServerError(
+            text="internal error in the gateway: nothing was applied; sending the same message "
+            "again will fail the same way until the clearing centre has fixed the fault\n"
         ) from None
     finally:
         runtime.submissions_in_flight -= 1
@@ -227,7 +235,10 @@ async def submit(request: web.Request) -> web.Response:
         )
     elif answer.signature_checked:
         _authenticated(request)
-    outcome = "accepted" if answer.accepted else f"rejected-{answer.code}"
+    if answer.accepted:
+        outcome = "accepted"
+    else:
+        outcome = "internal-error" if answer.status == 500 else f"rejected-{answer.code}"
     runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
     LOG.info(
         "event=submit participant=%s message_id=%s message=%s status=%d outcome=%s",
@@ -238,6 +249,27 @@ async def submit(request: web.Request) -> web.Response:
         outcome,
     )
     return web.Response(status=answer.status, body=answer.body, content_type="application/xml")
+
+
+def _unavailable(consequence: str) -> web.HTTPServiceUnavailable:
+    return web.HTTPServiceUnavailable(
+        text=f"storage temporarily unavailable; {consequence}\n",
+        headers={"Retry-After": "1"},
+    )
+
+
+@web.middleware
+async def _storage_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request that failed because the storage is unavailable for now (locked past the busy
+    timeout, an I/O error, a full disk) is answered 503 with Retry-After: its transaction was
+    rolled back. Any other failure stays a 500 (aiohttp logs it with the traceback)."""
+    try:
+        return await handler(request)
+    except Exception as error:
+        if not storage_unavailable(error):
+            raise
+        LOG.exception("event=storage-unavailable path=%s", request.path)
+        raise _unavailable("nothing was changed, try again") from None
 
 
 def _message_type(body: bytes) -> str:
@@ -553,7 +585,10 @@ async def _close_storage(app: web.Application) -> None:
 
 
 def build_app(runtime: Runtime) -> web.Application:
-    app = web.Application(client_max_size=runtime.gateway.settings.http.max_body_bytes)
+    app = web.Application(
+        client_max_size=runtime.gateway.settings.http.max_body_bytes,
+        middlewares=[_storage_failures],
+    )
     app[RUNTIME] = runtime
     app.router.add_post("/v1/messages", submit)
     app.router.add_get("/v1/outbox", outbox)

@@ -70,6 +70,14 @@ class Harness:
         ):
             return response.status, await response.read()
 
+    async def get(self, code: str, path: str) -> tuple[int, dict[str, str], str]:
+        """Status, headers and text of a GET as participant ``code``."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.url + path, ssl=self.context(code)) as response,
+        ):
+            return response.status, dict(response.headers), await response.text()
+
     async def outbox(self, code: str, after: int = 0, wait: float = 0) -> dict[str, Any]:
         async with (
             aiohttp.ClientSession() as session,

@@ -1072,20 +1072,3 @@ async def test_signature_attacks_over_https(harness: Harness, attack: str, code:
     assert status == 400
     assert f"<RjctgPtyRsn>{code}</RjctgPtyRsn>".encode() in answer
     assert harness.runtime.clearing.core.items == {}
-
-
-async def test_storage_failure_answers_503_and_applies_nothing(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from sqlalchemy.exc import OperationalError
-
-    async def broken(*arguments: object, **keywords: object) -> object:
-        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-
-    monkeypatch.setattr(harness.runtime.clearing, "execute", broken)
-    status, body = await harness.post(BOCOM, harness.sign(BOCOM, C100))
-    assert status == 503 and b"send the same message again" in body
-    monkeypatch.undo()
-    status, _ = await harness.post(BOCOM, harness.sign(BOCOM, C100))
-    assert status == 200
-    assert len((await harness.outbox(CCB))["messages"]) == 1
