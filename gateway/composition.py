@@ -7,6 +7,7 @@ The server's parts (storage, keys, signatures, HTTP) are imported where they are
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
     from gateway.transport.http_app import Runtime
+    from gateway.transport.shared_rate_limit import SharedRateLimit
 
+RATE_LIMIT_FILE = "rate-limits"
+"""In the state folder: the participants' token buckets, shared by the gateway processes."""
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
 
@@ -170,6 +174,22 @@ def _participant_certificates(
     return certificates, pins
 
 
+def _open_rate_limit(gateway: Gateway, participants: Iterable[str]) -> SharedRateLimit:
+    """The participants' token buckets, in a file of the state folder every gateway process
+    maps (``gateway.transport.shared_rate_limit``)."""
+    from gateway.transport.shared_rate_limit import SharedRateLimit
+
+    path = state_directory() / RATE_LIMIT_FILE
+    http = gateway.settings.http
+    try:
+        return SharedRateLimit(path, participants, http.requests_per_second, http.burst)
+    except (OSError, ValueError) as error:
+        raise StorageError(
+            f"the rate-limit file {path} cannot be used: {error} (the gateway processes share "
+            "it; it holds nothing that must be kept, so a damaged one may be deleted)"
+        ) from error
+
+
 async def open_runtime(
     config_file: Path,
     clock: Clock,
@@ -197,9 +217,14 @@ async def open_runtime(
     signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, anchor)
     tls = client_context(keys, keys.gateway)
-    clearing = await open_clearing(config_file, clock)
+    rate_limit = _open_rate_limit(gateway, pins.values())
+    try:
+        clearing = await open_clearing(config_file, clock)
+    except BaseException:
+        rate_limit.close()
+        raise
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock, os.getpid())
-    runtime = Runtime(gateway, clearing.service, messages, pins, run_ticker=run_ticker)
+    runtime = Runtime(gateway, clearing.service, messages, pins, rate_limit, run_ticker=run_ticker)
     for entry in (*participants.direct, *participants.special):
         if push and entry.push_url:
             runtime.pushers[entry.code] = Pusher(

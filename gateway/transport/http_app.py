@@ -10,7 +10,8 @@
 
 The participant is the owner of the pinned client certificate; a certificate without a pin is
 refused (403). Several consecutive authentication failures from one source raise an alarm
-(log line and metric). Each participant has a token-bucket rate limit (429 above it).
+(log line and metric). Each participant has a token-bucket rate limit (429 above it), one for
+all the gateway processes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gateway.store import messages
 from gateway.store.database import storage_unavailable
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from gateway.transport.push import Pusher
+from gateway.transport.shared_rate_limit import SharedRateLimit
 from gateway.transport.tls import peer_pin
 from gateway.transport.tls_site import RefusedHandshake, TlsSite
 from gateway.transport.worker_processes import WorkerSupervisor
@@ -79,17 +81,18 @@ class Runtime:
     messages: MessageGateway
     pins: Mapping[str, str]
     """Certificate pin (SHA-256 hex) → participant code."""
+    rate_limit: SharedRateLimit
+    """Each participant's token bucket, shared by the gateway processes."""
     run_ticker: bool = True
     metrics: Metrics = field(default_factory=Metrics)
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     outbox_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Open GET /v1/outbox requests per participant."""
-    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     pushers: dict[str, Pusher] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic
-    """Seconds on a clock that only moves forward: for the rate limit's tokens and the outbox
-    long poll's wait (transport timings, not business time, which is the message clock's).
-    Passed in, so tests move it rather than sleep."""
+    """Seconds on a clock that only moves forward, the same in every process on the host: for
+    the rate limit's tokens and the outbox long poll's wait (transport timings, not business
+    time, which is the message clock's). Passed in, so tests move it rather than sleep."""
     limiter: asyncio.Semaphore = field(init=False)
     """Validations running at once (``http.max_concurrent_validations``)."""
     submissions_in_flight: int = 0
@@ -169,15 +172,7 @@ def _authenticated(request: web.Request) -> None:
 
 
 def _rate_limited(runtime: Runtime, participant: str) -> bool:
-    settings = runtime.gateway.settings.http
-    now = runtime.monotonic()
-    tokens, last = runtime.buckets.get(participant, (float(settings.burst), now))
-    tokens = min(float(settings.burst), tokens + (now - last) * settings.requests_per_second)
-    if tokens < 1:
-        runtime.buckets[participant] = (tokens, now)
-        return True
-    runtime.buckets[participant] = (tokens - 1, now)
-    return False
+    return not runtime.rate_limit.take(participant, runtime.monotonic())
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -582,6 +577,7 @@ async def _close_storage(app: web.Application) -> None:
     """Last step of a graceful shutdown: in-flight requests have finished (aiohttp waits for
     them up to its shutdown timeout), so the clearing writer has nothing left to commit."""
     await app[RUNTIME].clearing.close()
+    app[RUNTIME].rate_limit.close()
 
 
 def build_app(runtime: Runtime) -> web.Application:

@@ -582,9 +582,18 @@ async def test_open_outbox_requests_are_bounded_per_participant(harness: Harness
     assert (await harness.outbox(CCB))["next"] == answers[0]["next"]
 
 
-async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness) -> None:
+def exhaust_rate_limit(harness: Harness, participant: str) -> None:
+    """Take every token left in ``participant``'s bucket (at most the burst), with the
+    runtime's clock standing still."""
     harness.runtime.monotonic = SteadyClock()
-    harness.runtime.buckets[CCB] = (-1.0, harness.runtime.monotonic())
+    now = harness.runtime.monotonic()
+    for _ in range(harness.runtime.gateway.settings.http.burst):
+        harness.runtime.rate_limit.take(participant, now)
+    assert not harness.runtime.rate_limit.take(participant, now)
+
+
+async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness) -> None:
+    exhaust_rate_limit(harness, CCB)
     async with aiohttp.ClientSession() as session:
         for method, path in (("GET", "/v1/outbox"), ("POST", "/v1/outbox/ack")):
             async with session.request(
@@ -745,31 +754,9 @@ async def test_bounds_413_415_429(harness: Harness) -> None:
         ) as response,
     ):
         assert response.status == 415
-    # An exhausted bucket (requests in debt, the clock standing still) answers 429.
-    harness.runtime.monotonic = SteadyClock()
-    harness.runtime.buckets[BOCOM] = (-1.0, harness.runtime.monotonic())
+    # An exhausted bucket (the clock standing still) answers 429.
+    exhaust_rate_limit(harness, BOCOM)
     assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 429
-
-
-def test_token_bucket_allows_the_burst_then_limits() -> None:
-    from gateway.transport.http_app import _rate_limited
-
-    class Settings:
-        class http:  # noqa: N801 - mimics the settings shape
-            burst = 3
-            requests_per_second = 0.001
-
-    clock = SteadyClock()
-    runtime = type(
-        "R",
-        (),
-        {"gateway": type("G", (), {"settings": Settings})(), "buckets": {}, "monotonic": clock},
-    )()
-    assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
-    clock.seconds += 999  # 0.999 of a token at 0.001 a second: still limited
-    assert _rate_limited(runtime, BOCOM)  # type: ignore[arg-type]
-    clock.seconds += 5000  # five tokens earned, but the bucket holds the burst (3)
-    assert [_rate_limited(runtime, BOCOM) for _ in range(4)] == [False, False, False, True]  # type: ignore[arg-type]
 
 
 async def test_consecutive_authentication_failures_are_counted_across_processes(

@@ -38,6 +38,16 @@ async def test_a_damaged_database_is_named_and_left_as_it_is(state: Path) -> Non
     assert database.read_bytes() == NOT_A_DATABASE  # not replaced by an empty ledger
 
 
+async def test_an_unusable_rate_limit_file_is_named_before_the_ledger_opens(state: Path) -> None:
+    (state / "rate-limits").mkdir()
+    with pytest.raises(StorageError) as failure:
+        await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    assert str(failure.value).startswith(
+        f"the rate-limit file {state / 'rate-limits'} cannot be used: [Errno 21] Is a directory"
+    )
+    assert not (state / "gateway.sqlite3").exists()
+
+
 @pytest.mark.parametrize(
     ("damaged", "named", "problem"),
     [

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +25,19 @@ from tests.conftest import PROJECT, SAMPLES, config_copy
 from tests.gateway.conftest import C100_ID, C100_TX, serve_bank_endpoint, wait_until
 
 BOCOM, CCB = "301290000007", "105100000017"
+
+
+def serve_two_processes(settings: Path, state: Path, stderr: Any) -> subprocess.Popen[bytes]:
+    """``isogw serve --workers 2`` with ``settings`` and the state folder ``state``, in a
+    process group of its own (as in a terminal)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
+        env={**os.environ, "GATEWAY_STATE_DIR": str(state)},
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
 
 
 async def exchange(
@@ -88,16 +102,8 @@ async def positions_by_process(
 def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
     port = 20000 + os.getpid() % 10000
     settings = config_copy(tmp_path, port)
-    environment = {**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")}
     log = (tmp_path / "serve.log").open("w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
-        env=environment,
-        cwd=PROJECT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,  # its own process group, as in a terminal
-    )
+    server = serve_two_processes(settings, tmp_path / "state", log)
     try:
         keys = KeyStore(tmp_path / "state")
         url = f"https://127.0.0.1:{port}"
@@ -246,14 +252,7 @@ def test_two_processes_push_each_message_once_in_order(tmp_path: Path) -> None:
                 f'code = "{CCB}"\npush_url = "{bank_url}"\n',
             )
         )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
-            env={**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")},
-            cwd=PROJECT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
         try:
             keys = KeyStore(tmp_path / "state")
             return await push_scenario(f"https://127.0.0.1:{port}", keys, bank, credits)
@@ -292,14 +291,7 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
     port = 20000 + (os.getpid() + 7) % 10000
     settings = config_copy(tmp_path, port)
     log = (tmp_path / "serve.log").open("w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(settings), "serve", "--workers", "2"],
-        env={**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state")},
-        cwd=PROJECT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
+    server = serve_two_processes(settings, tmp_path / "state", log)
     url = f"https://127.0.0.1:{port}"
     keys = KeyStore(tmp_path / "state")
 
@@ -362,3 +354,65 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=60)
         log.close()
+
+
+async def sessions_on_both_processes(
+    url: str, context: ssl.SSLContext
+) -> list[aiohttp.ClientSession]:
+    """Two sessions, each keeping one connection open (for requests with this ``context``), to
+    different gateway processes (each connection's process told by /healthz; new ones are
+    tried until both are reached)."""
+    sessions: dict[int, aiohttp.ClientSession] = {}
+    for _ in range(40):
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+        async with session.get(url + "/healthz", ssl=context) as response:
+            process = (await response.json())["process"]
+        if process in sessions:
+            await session.close()
+            continue
+        sessions[process] = session
+        if len(sessions) == 2:
+            return list(sessions.values())
+    raise AssertionError("40 connections all reached the same gateway process")
+
+
+def test_a_participants_rate_limit_holds_across_both_processes(tmp_path: Path) -> None:
+    """A burst of 6 and no refill to speak of: 12 outbox requests from one bank, alternating
+    over a connection to each process, get 6 answers and 6 refusals in all (a bucket per
+    process would have answered all 12)."""
+    port = 20000 + (os.getpid() + 5) % 10000
+    settings = config_copy(tmp_path, port)
+    text = settings.read_text().replace(
+        "requests_per_second = 200.0", "requests_per_second = 0.001"
+    )
+    settings.write_text(text.replace("burst = 400", "burst = 6"))
+    server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
+    url = f"https://127.0.0.1:{port}"
+    keys = KeyStore(tmp_path / "state")
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        await both_processes_answer(url, keys)
+        context = client_context(keys, keys.participant(CCB))
+        sessions = await sessions_on_both_processes(url, context)
+        statuses = []
+        try:
+            for number in range(12):
+                async with sessions[number % 2].get(url + "/v1/outbox", ssl=context) as response:
+                    statuses.append(response.status)
+            processes = []
+            for session in sessions:  # still the same two connections
+                async with session.get(url + "/healthz", ssl=context) as response:
+                    processes.append((await response.json())["process"])
+        finally:
+            for session in sessions:
+                await session.close()
+        return statuses, processes
+
+    try:
+        statuses, processes = asyncio.run(scenario())
+        assert sorted(statuses) == [200] * 6 + [429] * 6, statuses
+        assert len(set(processes)) == 2
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
