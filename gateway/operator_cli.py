@@ -313,6 +313,7 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
             "message_type": found.message_type,
             "received_at": found.received_at,
             "status": found.status,
+            **_provenance(found.provenance),
             "message": None if found.body is None else found.body.decode("utf-8"),
             "answer": found.answer.decode("utf-8"),
         }
@@ -331,6 +332,16 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
         return 1
     out.write(found.body.decode("utf-8"))
     return 0
+
+
+def _provenance(provenance: Any) -> dict[str, str | None]:
+    """Where a kept submission came from and how it was verified (None: kept before the
+    gateway recorded it)."""
+    return {
+        "client_address": provenance.client_address if provenance else None,
+        "certificate_sha256": provenance.certificate_sha256 if provenance else None,
+        "signature_method": provenance.signature_method if provenance else None,
+    }
 
 
 def run_core(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -232,6 +232,8 @@ class VerifiedMessage:
     content_sha256: str
     """Hex SHA-256 of the exclusive canonical message without its signature: the same
     content signed again has the same value."""
+    signature_method: str
+    """The XML-DSig signature method it was verified with (its URI)."""
 
 
 class SignatureVerifier:
@@ -313,7 +315,7 @@ class SignatureVerifier:
             )
         content_sha256 = _check_digest(root, signature)
         _check_signature_value(signature, key)
-        return VerifiedMessage(root, content_sha256)
+        return VerifiedMessage(root, content_sha256, method)
 
     def _check_structure(self, signature: etree._Element) -> str:
         """Exactly the shape this scheme signs: exc-C14N, an accepted method, one reference

@@ -53,6 +53,7 @@ from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
 from gateway.store.database import storage_unavailable
+from gateway.store.messages import Provenance
 from gateway.store.write_batch import WriteBatch
 
 if TYPE_CHECKING:
@@ -189,14 +190,22 @@ class MessageGateway:
 
     # Submission ----------------------------------------------------------------------
 
-    async def submit(self, participant: str, body: bytes) -> Answer:
-        """The signed answer to a submission. A failure of the storage is raised (nothing was
+    async def submit(
+        self,
+        participant: str,
+        body: bytes,
+        client_address: str = "unknown",
+        certificate_sha256: str = "",
+    ) -> Answer:
+        """The signed answer to a submission from ``participant`` (the owner of the client
+        certificate whose SHA-256 is ``certificate_sha256``, at ``client_address``: both kept
+        with the submission for audit). A failure of the storage is raised (nothing was
         applied; the same submission may succeed later: HTTP 503). Any other failure is the
         gateway's own: answered 500 with a signed admi.002 MS03 naming an incident that the
         log line with the traceback carries, since sending the same message again would fail
         the same way."""
         try:
-            return await self._submit(participant, body)
+            return await self._submit(participant, body, client_address, certificate_sha256)
         except Exception as error:
             if storage_unavailable(error):
                 raise
@@ -228,7 +237,9 @@ class MessageGateway:
             signature_checked=False,
         )
 
-    async def _submit(self, participant: str, body: bytes) -> Answer:
+    async def _submit(
+        self, participant: str, body: bytes, client_address: str, certificate_sha256: str
+    ) -> Answer:
         now = self._clock.now()
         parsed = _parse_leniently(body)
         header = _header_fields(parsed)
@@ -286,10 +297,11 @@ class MessageGateway:
                 "AG01",
             )
         content_hash = verified.content_sha256
+        provenance = Provenance(client_address, certificate_sha256, verified.signature_method)
         lock = self._locks[hash((participant, message_id)) % LOCK_STRIPES]
         async with lock:
             answer = await self._apply(
-                participant, verified.root, codec, message_id, content_hash, now, body
+                participant, verified.root, codec, message_id, content_hash, now, body, provenance
             )
         return replace(answer, message_id=message_id)
 
@@ -368,6 +380,7 @@ class MessageGateway:
         content_hash: str,
         now: datetime,
         body: bytes,
+        provenance: Provenance,
     ) -> Answer:
         """``codec``: the message's, with a [decode] section (``submit`` refuses the others)."""
         if command_id(participant, message_id) in self._clearing.core.seen:
@@ -434,6 +447,7 @@ class MessageGateway:
                 outcome["status"],
                 outcome["answer"],
                 body,
+                provenance,
             )
 
         await self._clearing.execute(command, after=after)

@@ -49,6 +49,18 @@ async def find_inbound(
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a submission came from and how it was verified, kept with it for audit."""
+
+    client_address: str
+    """The address of the client that sent it."""
+    certificate_sha256: str
+    """SHA-256 (hex) of the client certificate it came with: the sender's pinned one."""
+    signature_method: str
+    """The XML-DSig signature method its signature was verified with (URI)."""
+
+
+@dataclass(frozen=True)
 class Submission:
     """A participant's message as the ledger keeps it, for audit."""
 
@@ -60,6 +72,8 @@ class Submission:
     answer: bytes
     body: bytes | None
     """As it was sent, signature included; None for a row written before bodies were kept."""
+    provenance: Provenance | None
+    """None for a row written before the gateway kept it."""
 
 
 async def find_submission(
@@ -78,6 +92,9 @@ async def find_submission(
         status=row.status,
         answer=row.answer.encode("utf-8"),
         body=None if row.body is None else row.body.encode("utf-8"),
+        provenance=None
+        if row.client_address is None
+        else Provenance(row.client_address, row.certificate_sha256, row.signature_method),
     )
 
 

@@ -64,18 +64,35 @@ inbound_message = Table(
     Column("status", Integer, nullable=False),
     Column("answer", Text, nullable=False),
     Column("body", Text, nullable=True),
+    Column("client_address", String(64), nullable=True),
+    Column("certificate_sha256", String(64), nullable=True),
+    Column("signature_method", String(100), nullable=True),
 )
 """Every message a participant submitted that reached the clearing core, as it was sent
-(signed: the participant's own evidence), and the signed answer it got (idempotency, audit).
-``body`` is empty in rows written before the gateway kept it."""
+(signed: the participant's own evidence), and the signed answer it got (idempotency, audit);
+where it came from (the client's address) and how it was verified (the SHA-256 of the client
+certificate it came with, pinned to the sender; the signature method). These are empty in
+rows written before the gateway kept them."""
+
+ADDED_COLUMNS = {
+    "inbound_message": (
+        ("body", "TEXT"),
+        ("client_address", "VARCHAR(64)"),
+        ("certificate_sha256", "VARCHAR(64)"),
+        ("signature_method", "VARCHAR(100)"),
+    )
+}
+"""Columns added to a table since it was first released: nullable, added in place."""
 
 
 def add_missing_columns(connection: Connection) -> None:
     """Bring a ledger written by an earlier release up to these tables (``create_all`` makes
     missing tables, not missing columns). SQLite adds a nullable column in place."""
-    present = {column["name"] for column in inspect(connection).get_columns("inbound_message")}
-    if "body" not in present:
-        connection.execute(text("ALTER TABLE inbound_message ADD COLUMN body TEXT"))
+    for table, columns in ADDED_COLUMNS.items():
+        present = {column["name"] for column in inspect(connection).get_columns(table)}
+        for name, kind in columns:
+            if name not in present:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
 
 outbox = Table(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.store.messages import StoredAnswer
+from gateway.store.messages import Provenance, StoredAnswer
 from gateway.store.tables import command_log, inbound_message, outbox
 
 
@@ -49,9 +49,10 @@ class WriteBatch:
         status: int,
         answer: bytes,
         body: bytes,
+        provenance: Provenance,
     ) -> None:
-        """The submission as it was sent (UTF-8: the parser accepts nothing else) and the
-        answer it got."""
+        """The submission as it was sent (UTF-8: the parser accepts nothing else), where it
+        came from and how it was verified, and the answer it got."""
         self.answers.append(
             {
                 "sender": sender,
@@ -62,6 +63,9 @@ class WriteBatch:
                 "status": status,
                 "answer": answer.decode("utf-8"),
                 "body": body.decode("utf-8"),
+                "client_address": provenance.client_address,
+                "certificate_sha256": provenance.certificate_sha256,
+                "signature_method": provenance.signature_method,
             }
         )
 

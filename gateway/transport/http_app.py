@@ -149,11 +149,16 @@ def _runtime(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
 
 
+def _certificate_pin(request: web.Request) -> str:
+    """SHA-256 (hex) of the client certificate the request came with ("" without one)."""
+    transport = request.transport
+    return peer_pin(transport.get_extra_info("ssl_object") if transport else None) or ""
+
+
 def _authenticate(request: web.Request) -> str:
     runtime = _runtime(request)
     source = request.remote or "unknown"
-    pin = peer_pin(request.transport.get_extra_info("ssl_object") if request.transport else None)
-    participant = runtime.pins.get(pin or "")
+    participant = runtime.pins.get(_certificate_pin(request))
     if participant is None:
         runtime.authentication.failed(source, "client certificate is not pinned to a participant")
         raise web.HTTPForbidden(text="client certificate is not pinned to a participant\n")
@@ -208,7 +213,9 @@ async def submit(request: web.Request) -> web.Response:
     runtime.submissions_in_flight += 1
     try:
         async with runtime.limiter:
-            answer = await runtime.messages.submit(participant, body)
+            answer = await runtime.messages.submit(
+                participant, body, request.remote or "unknown", _certificate_pin(request)
+            )
     except Exception as error:  # nothing was committed
         unavailable = storage_unavailable(error)
         outcome = "unavailable" if unavailable else "internal-error"

@@ -290,6 +290,13 @@ async def test_a_submission_is_kept_as_sent_and_still_verifies(
     details = json.loads(printed)
     assert (code, details["message_type"], details["status"]) == (0, "pacs.008.001.08", 200)
     assert details["message"].encode() == body and details["answer"].encode() == answer
+    # Where it came from and how it was verified (seed 002: address and verification method).
+    [pin] = [pin for pin, code in harness.runtime.pins.items() if code == BOCOM]
+    assert (
+        details["client_address"],
+        details["certificate_sha256"],
+        details["signature_method"],
+    ) == ("127.0.0.1", pin, "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256")
     # A message refused before the clearing core (here: a control sum that does not add up,
     # AM10) is answered, not kept.
     invalid_id = "B301290000007202611239999"
@@ -308,11 +315,16 @@ async def test_a_submission_is_kept_as_sent_and_still_verifies(
     )
 
 
+ADDED = ("body", "client_address", "certificate_sha256", "signature_method")
+"""The inbound_message columns added since its first release."""
+
+
 async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A state folder written by an earlier release (no ``body`` column) starts, gains the
-    column, and says plainly that it has no copy of the messages it received then."""
+    """A state folder written by an earlier release (no ``body`` column, nor the provenance
+    columns) starts, gains the columns, and says plainly that it has no copy of the messages
+    it received then, nor where they came from."""
     import sqlite3
 
     from gateway.service.clock import ManualClock
@@ -323,7 +335,8 @@ async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
     await runtime.clearing.close()
     database = sqlite3.connect(tmp_path / "gateway.sqlite3")
     with database:
-        database.execute("ALTER TABLE inbound_message DROP COLUMN body")
+        for column in ADDED:
+            database.execute(f"ALTER TABLE inbound_message DROP COLUMN {column}")
         database.execute(
             "INSERT INTO inbound_message VALUES ('301290000007', 'B1', 'h', 'pacs.008.001.08', "
             "'2026-11-01T09:00:00+08:00', 200, '<answer/>')"
@@ -334,7 +347,7 @@ async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
     database = sqlite3.connect(tmp_path / "gateway.sqlite3")
     columns = [row[1] for row in database.execute("PRAGMA table_info(inbound_message)")]
     database.close()
-    assert columns[-1] == "body"
+    assert columns[-4:] == list(ADDED)
     import argparse
     import io
 
@@ -350,6 +363,10 @@ async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
         "2026-11-01T09:00:00+08:00, before the gateway kept messages (its answer is there: "
         "--answer)\n"
     )
+    out = io.StringIO()
+    assert await _run(CONFIG, argparse.Namespace(**{**vars(arguments), "json": True}), out) == 0
+    details = json.loads(out.getvalue())
+    assert details["message"] is None and details["client_address"] is None
 
 
 async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
