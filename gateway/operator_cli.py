@@ -30,6 +30,20 @@ from gateway.iso.converters import from_amount
 from gateway.service.clock import SystemClock
 
 QUERIES = ("status", "positions", "sessions")
+MAXIMUM_LISTED = 10_000
+"""Refusals one ``core refusals`` lists at most."""
+
+
+def _listed_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAXIMUM_LISTED:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from 1 to {MAXIMUM_LISTED}"
+        )
+    return count
 
 
 def add_core_commands(commands: Any) -> None:
@@ -67,6 +81,24 @@ def add_core_commands(commands: Any) -> None:
     message.add_argument("message_id", help="the message id (AppHdr/BizMsgIdr)")
     message.add_argument("--answer", action="store_true", help="print the answer instead")
     message.add_argument("--json", action="store_true", help="print JSON with the details")
+    refusals = actions.add_parser(
+        "refusals",
+        help="submissions refused before the clearing core, newest first",
+        description=(
+            "List the submissions refused before they reached the clearing core (signature, "
+            "schema, business rules, a message id reused for other content, a fault of the "
+            "gateway's own), newest first: when, who, from where, the reason code and text of "
+            "the admi.002 they got, and the SHA-256 and size of what was sent."
+        ),
+    )
+    refusals.add_argument("--participant", help="only this sender's (bank code)")
+    refusals.add_argument(
+        "--limit",
+        type=_listed_count,
+        default=50,
+        help=f"how many, 1 to {MAXIMUM_LISTED:,} (default 50)",
+    )
+    refusals.add_argument("--json", action="store_true", help="print JSON, answers included")
     funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
     funds.add_argument("participant")
     funds.add_argument("amount", help="CNY, e.g. 1000000.00")
@@ -214,6 +246,8 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
         action = arguments.action
         if action == "message":
             return await _message(service, arguments, out)
+        if action == "refusals":
+            return await _refusals(service, arguments, out)
         if action in QUERIES:
             view: Callable[[ClearingCore], Any] = {
                 "status": status,
@@ -302,8 +336,9 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
     if found is None:
         out.write(
             f"no message {arguments.message_id} from {arguments.participant} in the ledger "
-            "(kept: messages that reached the clearing core; one refused for its signature, "
-            "schema or business rules was answered with an admi.002 and not kept)\n"
+            "(kept: messages that reached the clearing core; one refused before, for its "
+            "signature, schema or business rules, is listed by `isogw core refusals "
+            f"--participant {arguments.participant}`, without its content)\n"
         )
         return 1
     if arguments.json:
@@ -332,6 +367,53 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
         return 1
     out.write(found.body.decode("utf-8"))
     return 0
+
+
+async def _refusals(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
+    from gateway.store.messages import read_refusals  # storage: not loaded by validate
+
+    async with service.engine.connect() as connection:
+        found = await read_refusals(connection, arguments.participant, arguments.limit)
+    if arguments.json:
+        listed = [
+            {
+                "received_at": refusal.received_at,
+                "participant": refusal.sender,
+                "message_id": refusal.message_id,
+                "status": refusal.status,
+                "reason_code": refusal.reason_code,
+                "client_address": refusal.client_address,
+                "certificate_sha256": refusal.certificate_sha256,
+                "body_sha256": refusal.body_sha256,
+                "body_bytes": refusal.body_bytes,
+                "answer": refusal.answer.decode("utf-8"),
+            }
+            for refusal in found
+        ]
+        json.dump(listed, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return 0
+    for refusal in found:
+        text, location = _reject_reason(refusal.answer)
+        out.write(
+            f"{refusal.received_at} {refusal.sender} {refusal.message_id or '-'} "
+            f"{refusal.status} {refusal.reason_code} from {refusal.client_address}: {text}"
+            f"{f' at {location}' if location else ''} ({refusal.body_bytes:,} bytes, sha256 "
+            f"{refusal.body_sha256})\n"
+        )
+    if not found:
+        out.write("no refused submissions in the ledger\n")
+    return 0
+
+
+def _reject_reason(answer: bytes) -> tuple[str, str]:
+    """The reason text and error location of one of the gateway's own admi.002 answers."""
+    from lxml import etree
+
+    from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+
+    root = etree.fromstring(answer, etree.XMLParser(**SAFE_PARSE_OPTIONS))
+    return (root.findtext(".//{*}RsnDesc") or "", root.findtext(".//{*}ErrLctn") or "")
 
 
 def _provenance(provenance: Any) -> dict[str, str | None]:

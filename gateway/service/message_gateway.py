@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
 from gateway.store.database import storage_unavailable
-from gateway.store.messages import Provenance
+from gateway.store.messages import Provenance, Refusal
 from gateway.store.write_batch import WriteBatch
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ class Answer:
     signature_checked: bool = True
     """False when the answer came before the sender's signature was verified (it failed, the
     sender is not the certificate's owner, or there was no header to check it by)."""
+    kept: bool = False
+    """The ledger keeps this answer with the submission (it reached the clearing core);
+    otherwise a refusal is recorded on its own."""
 
 
 Notify = Callable[[set[str]], None]
@@ -204,16 +208,56 @@ class MessageGateway:
         gateway's own: answered 500 with a signed admi.002 MS03 naming an incident that the
         log line with the traceback carries, since sending the same message again would fail
         the same way."""
+        received_at = self._clock.now()
+        reference = ""
         try:
-            return await self._submit(participant, body, client_address, certificate_sha256)
+            parsed = _parse_leniently(body)
+            reference = _header_fields(parsed).get("message_id", "")
+            answer = await self._submit(
+                participant, body, parsed, client_address, certificate_sha256
+            )
         except Exception as error:
             if storage_unavailable(error):
                 raise
-            return self._internal_failure(participant, body)
+            answer = self._internal_failure(participant, reference)
+        if not answer.accepted and not answer.kept:
+            refusal = Refusal(
+                sender=participant,
+                message_id=(answer.message_id or reference)[:35],
+                received_at=received_at.isoformat(),
+                status=answer.status,
+                reason_code=answer.code or "NARR",
+                client_address=client_address,
+                certificate_sha256=certificate_sha256,
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                body_bytes=len(body),
+                answer=answer.body,
+            )
+            await self._record_refusal(refusal)
+        return answer
 
-    def _internal_failure(self, participant: str, body: bytes) -> Answer:
+    async def _record_refusal(self, refusal: Refusal) -> None:
+        """Kept before the refusal is answered, as everything the gateway answers. The storage
+        being unavailable is raised (503: the bank sends again); a fault of the gateway's own
+        is logged, and the answer still goes out."""
+
+        async def record(writes: WriteBatch, events: list[Event]) -> None:
+            writes.refuse(refusal)
+
+        try:
+            await self._clearing.execute(lambda core: None, after=record)
+        except Exception as error:
+            if storage_unavailable(error):
+                raise
+            LOG.exception(
+                "event=refusal-not-recorded participant=%s message_id=%s code=%s",
+                refusal.sender,
+                refusal.message_id or "-",
+                refusal.reason_code,
+            )
+
+    def _internal_failure(self, participant: str, reference: str) -> Answer:
         incident = self.new_message_id()
-        reference = _header_fields(_parse_leniently(body)).get("message_id", "")
         LOG.exception(
             "event=internal-error incident=%s participant=%s message_id=%s",
             incident,
@@ -238,10 +282,14 @@ class MessageGateway:
         )
 
     async def _submit(
-        self, participant: str, body: bytes, client_address: str, certificate_sha256: str
+        self,
+        participant: str,
+        body: bytes,
+        parsed: etree._Element | None,
+        client_address: str,
+        certificate_sha256: str,
     ) -> Answer:
         now = self._clock.now()
-        parsed = _parse_leniently(body)
         header = _header_fields(parsed)
         reference = header.get("message_id", "")
         if not header.get("sender"):
@@ -461,7 +509,9 @@ class MessageGateway:
             LOG.exception(
                 "event=after-commit-failed participant=%s message_id=%s", participant, message_id
             )
-        return Answer(outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"])
+        return Answer(
+            outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"], kept=True
+        )
 
     def _log_participant_reject(self, participant: str, reject: Any, command: Any) -> None:
         """A bank could not process something the centre sent it: operators should know."""
@@ -492,7 +542,7 @@ class MessageGateway:
         if stored is not None and stored.content_hash == content_hash:
             accepted = stored.status == 200
             code = None if accepted else _rejection_code(stored.answer)
-            return Answer(stored.status, stored.answer, accepted, code)
+            return Answer(stored.status, stored.answer, accepted, code, kept=True)
         return Answer(
             409,
             self._reject(

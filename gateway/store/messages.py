@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import inbound_message, outbox
+from gateway.store.tables import inbound_message, outbox, refused_submission
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,49 @@ class Provenance:
     """SHA-256 (hex) of the client certificate it came with: the sender's pinned one."""
     signature_method: str
     """The XML-DSig signature method its signature was verified with (URI)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A submission refused before the clearing core, as the ledger keeps it."""
+
+    sender: str
+    message_id: str
+    """As its business header gave it ("" when it had none)."""
+    received_at: str
+    status: int
+    reason_code: str
+    client_address: str
+    certificate_sha256: str
+    """Of the client certificate it came with (pinned to ``sender``)."""
+    body_sha256: str
+    """SHA-256 (hex) of the submitted bytes."""
+    body_bytes: int
+    answer: bytes
+
+
+async def read_refusals(
+    connection: AsyncConnection, sender: str | None, limit: int
+) -> list[Refusal]:
+    """The latest ``limit`` refusals (of ``sender``, or of every participant), newest first."""
+    query = select(refused_submission).order_by(refused_submission.c.sequence.desc()).limit(limit)
+    if sender is not None:
+        query = query.where(refused_submission.c.sender == sender)
+    return [
+        Refusal(
+            sender=row.sender,
+            message_id=row.message_id,
+            received_at=row.received_at,
+            status=row.status,
+            reason_code=row.reason_code,
+            client_address=row.client_address,
+            certificate_sha256=row.certificate_sha256,
+            body_sha256=row.body_sha256,
+            body_bytes=row.body_bytes,
+            answer=row.answer.encode("utf-8"),
+        )
+        for row in await connection.execute(query)
+    ]
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,26 @@ outbox = Table(
 )
 """Signed messages waiting for a participant: forwards, receipts, notifications."""
 
+refused_submission = Table(
+    "refused_submission",
+    metadata,
+    _sequence(),
+    Column("sender", String(12), nullable=False, index=True),
+    Column("message_id", String(35), nullable=False),
+    Column("received_at", String(40), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason_code", String(4), nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("certificate_sha256", String(64), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body_bytes", Integer, nullable=False),
+    Column("answer", Text, nullable=False),
+)
+"""Every submission refused before it reached the clearing core (signature, schema, business
+rules, a message id reused for other content, a fault of the gateway's own), with the signed
+admi.002 it got. Not the submission itself, which may be anything up to the body cap: its
+SHA-256 and size tell which one it was."""
+
 authentication_failure = Table(
     "authentication_failure",
     metadata,

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.store.messages import Provenance, StoredAnswer
-from gateway.store.tables import command_log, inbound_message, outbox
+from gateway.store.messages import Provenance, Refusal, StoredAnswer
+from gateway.store.tables import command_log, inbound_message, outbox, refused_submission
 
 
 @dataclass
@@ -24,6 +24,7 @@ class WriteBatch:
     log: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
 
     def deliver(
         self, participant: str, message_id: str, message_type: str, payload: bytes, now: datetime
@@ -69,6 +70,23 @@ class WriteBatch:
             }
         )
 
+    def refuse(self, refusal: Refusal) -> None:
+        """A submission refused before the clearing core, and its answer."""
+        self.refusals.append(
+            {
+                "sender": refusal.sender,
+                "message_id": refusal.message_id,
+                "received_at": refusal.received_at,
+                "status": refusal.status,
+                "reason_code": refusal.reason_code,
+                "client_address": refusal.client_address,
+                "certificate_sha256": refusal.certificate_sha256,
+                "body_sha256": refusal.body_sha256,
+                "body_bytes": refusal.body_bytes,
+                "answer": refusal.answer.decode("utf-8"),
+            }
+        )
+
     def flush(self, connection: Connection) -> int | None:
         """Insert everything (on the writer's thread); return the last command log sequence
         (None without log rows)."""
@@ -80,4 +98,6 @@ class WriteBatch:
             connection.execute(insert(outbox), self.deliveries)
         if self.answers:
             connection.execute(insert(inbound_message), self.answers)
+        if self.refusals:
+            connection.execute(insert(refused_submission), self.refusals)
         return int(last) if last is not None else None
