@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -375,21 +376,12 @@ async def _refusals(service: Any, arguments: argparse.Namespace, out: TextIO) ->
     async with service.engine.connect() as connection:
         found = await read_refusals(connection, arguments.participant, arguments.limit)
     if arguments.json:
-        listed = [
-            {
-                "received_at": refusal.received_at,
-                "participant": refusal.sender,
-                "message_id": refusal.message_id,
-                "status": refusal.status,
-                "reason_code": refusal.reason_code,
-                "client_address": refusal.client_address,
-                "certificate_sha256": refusal.certificate_sha256,
-                "body_sha256": refusal.body_sha256,
-                "body_bytes": refusal.body_bytes,
-                "answer": refusal.answer.decode("utf-8"),
-            }
-            for refusal in found
-        ]
+        listed = []
+        for refusal in found:
+            details = asdict(refusal)
+            sender = details.pop("sender")
+            details["answer"] = refusal.answer.decode("utf-8")
+            listed.append({"participant": sender, **details})
         json.dump(listed, out, ensure_ascii=False, indent=2)
         out.write("\n")
         return 0

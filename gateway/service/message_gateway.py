@@ -12,6 +12,10 @@ admi.002 (rejected, with the ISO code, text and the line and XPath of the proble
 5. the message becomes a clearing command, applied by the clearing service; the forward to
    the receiving bank, the receipts to the banks concerned and the answer are written in the
    same transaction as the command, so nothing is answered before it is committed.
+
+A submission refused before step 5 is recorded (with its answer, not its content) before it is
+answered. A failure of the storage is raised (HTTP 503); any other failure is answered with a
+signed admi.002 MS03 naming an incident (HTTP 500).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -71,21 +71,9 @@ class WriteBatch:
         )
 
     def refuse(self, refusal: Refusal) -> None:
-        """A submission refused before the clearing core, and its answer."""
-        self.refusals.append(
-            {
-                "sender": refusal.sender,
-                "message_id": refusal.message_id,
-                "received_at": refusal.received_at,
-                "status": refusal.status,
-                "reason_code": refusal.reason_code,
-                "client_address": refusal.client_address,
-                "certificate_sha256": refusal.certificate_sha256,
-                "body_sha256": refusal.body_sha256,
-                "body_bytes": refusal.body_bytes,
-                "answer": refusal.answer.decode("utf-8"),
-            }
-        )
+        """A submission refused before the clearing core, and its answer (the fields are the
+        table's columns)."""
+        self.refusals.append({**asdict(refusal), "answer": refusal.answer.decode("utf-8")})
 
     def flush(self, connection: Connection) -> int | None:
         """Insert everything (on the writer's thread); return the last command log sequence
