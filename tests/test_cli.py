@@ -221,3 +221,18 @@ def test_keys_init_writes_keys_of_the_chosen_type_and_keeps_existing_ones(
     assert main(["keys", "init"]) == 2
     assert "already holds keys; --force replaces them" in capsys.readouterr().err
     assert keys.gateway.key_path.read_bytes() == before
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly() -> None:
+    """``isogw validate … | head``: once the reader has gone, the command stops with the
+    shell's 141 (128 + SIGPIPE) and no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "validate", "--json", str(VALID), str(INVALID)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=PROJECT,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything was written
+    errors = process.stderr.read().decode()
+    assert (process.wait(timeout=60), errors) == (141, "")
