@@ -11,7 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -330,7 +330,8 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
-    from gateway.store.messages import find_submission  # storage: not loaded by validate
+    # Storage: not loaded by validate.
+    from gateway.store.messages import Provenance, find_submission
 
     async with service.engine.connect() as connection:
         found = await find_submission(connection, arguments.participant, arguments.message_id)
@@ -349,7 +350,12 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
             "message_type": found.message_type,
             "received_at": found.received_at,
             "status": found.status,
-            **_provenance(found.provenance),
+            # Where it came from and how it was verified (null: kept before that was).
+            **(
+                asdict(found.provenance)
+                if found.provenance
+                else {field.name: None for field in fields(Provenance)}
+            ),
             "message": None if found.body is None else found.body.decode("utf-8"),
             "answer": found.answer.decode("utf-8"),
         }
@@ -406,16 +412,6 @@ def _reject_reason(answer: bytes) -> tuple[str, str]:
 
     root = etree.fromstring(answer, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     return (root.findtext(".//{*}RsnDesc") or "", root.findtext(".//{*}ErrLctn") or "")
-
-
-def _provenance(provenance: Any) -> dict[str, str | None]:
-    """Where a kept submission came from and how it was verified (None: kept before the
-    gateway recorded it)."""
-    return {
-        "client_address": provenance.client_address if provenance else None,
-        "certificate_sha256": provenance.certificate_sha256 if provenance else None,
-        "signature_method": provenance.signature_method if provenance else None,
-    }
 
 
 def run_core(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -216,9 +216,10 @@ class MessageGateway:
         reference = ""
         try:
             parsed = _parse_leniently(body)
-            reference = _header_fields(parsed).get("message_id", "")
+            header = _header_fields(parsed)
+            reference = header.get("message_id", "")
             answer = await self._submit(
-                participant, body, parsed, client_address, certificate_sha256
+                participant, body, parsed, header, client_address, certificate_sha256
             )
         except Exception as error:
             if storage_unavailable(error):
@@ -290,11 +291,13 @@ class MessageGateway:
         participant: str,
         body: bytes,
         parsed: etree._Element | None,
+        header: dict[str, str],
         client_address: str,
         certificate_sha256: str,
     ) -> Answer:
+        """``parsed``: the body's tree (None if it is not well-formed); ``header``: its
+        business header's sender and message id, read before any check."""
         now = self._clock.now()
-        header = _header_fields(parsed)
         reference = header.get("message_id", "")
         if not header.get("sender"):
             # Not well-formed, or no business header naming a sender: say what is wrong with

@@ -155,14 +155,16 @@ def _certificate_pin(request: web.Request) -> str:
     return peer_pin(transport.get_extra_info("ssl_object") if transport else None) or ""
 
 
-def _authenticate(request: web.Request) -> str:
+def _authenticate(request: web.Request) -> tuple[str, str]:
+    """The participant the client certificate is pinned to, and that pin."""
     runtime = _runtime(request)
     source = request.remote or "unknown"
-    participant = runtime.pins.get(_certificate_pin(request))
+    pin = _certificate_pin(request)
+    participant = runtime.pins.get(pin)
     if participant is None:
         runtime.authentication.failed(source, "client certificate is not pinned to a participant")
         raise web.HTTPForbidden(text="client certificate is not pinned to a participant\n")
-    return participant
+    return participant, pin
 
 
 def _authenticated(request: web.Request) -> None:
@@ -191,30 +193,31 @@ async def _read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
-def _admit(request: web.Request, signed: bool = False) -> str:
-    """The participant behind the client certificate, within its rate limit (every request
-    counts: submissions, outbox polls, acknowledgements, validations). A ``signed`` request
-    (a submission) is authenticated only once its signature has been checked."""
-    participant = _authenticate(request)
+def _admit(request: web.Request, signed: bool = False) -> tuple[str, str]:
+    """The participant behind the client certificate and the certificate's pin, within the
+    participant's rate limit (every request counts: submissions, outbox polls,
+    acknowledgements, validations). A ``signed`` request (a submission) is authenticated only
+    once its signature has been checked."""
+    participant, pin = _authenticate(request)
     if not signed:
         _authenticated(request)
     if _rate_limited(_runtime(request), participant):
         raise web.HTTPTooManyRequests(
             text="rate limit reached (setting http.requests_per_second)\n"
         )
-    return participant
+    return participant, pin
 
 
 async def submit(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     started = time.perf_counter()
-    participant = _admit(request, signed=True)
+    participant, pin = _admit(request, signed=True)
     body = await _read_body(request)
     runtime.submissions_in_flight += 1
     try:
         async with runtime.limiter:
             answer = await runtime.messages.submit(
-                participant, body, request.remote or "unknown", _certificate_pin(request)
+                participant, body, request.remote or "unknown", pin
             )
     except Exception as error:  # nothing was committed
         unavailable = storage_unavailable(error)
@@ -286,7 +289,7 @@ def _message_type(body: bytes) -> str:
 
 async def outbox(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    participant = _admit(request)
+    participant, _ = _admit(request)
     settings = runtime.gateway.settings.http
     if runtime.outbox_requests[participant] >= settings.outbox_requests_per_participant:
         raise web.HTTPTooManyRequests(
@@ -366,7 +369,7 @@ def _sequence(value: int | str, name: str) -> int:
 
 async def acknowledge(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    participant = _admit(request)
+    participant, _ = _admit(request)
     try:
         through = (await request.json())["through"]
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
