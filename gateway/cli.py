@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--parent-pipe", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--process-slot", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 
 
@@ -169,13 +170,17 @@ def run_serve(arguments: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from gateway.composition import ensure_keys, open_runtime
+    from gateway.composition import ensure_keys, figures_board, open_runtime
+    from gateway.log_text import OneLineFormatter
     from gateway.service.clock import SystemClock
     from gateway.transport.http_app import build_app, listen
     from gateway.transport.tls import server_context
     from gateway.transport.worker_processes import WorkerSupervisor, watch_parent
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One record, one line: text a sender chose cannot start a forged line (gateway.log_text).
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Until the event loop takes the signals over (_stop_on_first_signal), SIGTERM stops the
     # start as Ctrl-C does, through the clean-up below, rather than killing this process and
     # leaving the others it started running.
@@ -206,6 +211,9 @@ def run_serve(arguments: argparse.Namespace) -> int:
         if workers > 1 and not arguments.shared_port:
             supervisor = WorkerSupervisor(child_command, workers - 1, http)
         try:
+            if not arguments.shared_port:
+                # Figures of an earlier run (perhaps with more processes) are not reported.
+                figures_board(0).clear()
             if supervisor is not None:
                 # They start while this one opens the ledger.
                 await supervisor.start()
@@ -213,7 +221,11 @@ def run_serve(arguments: argparse.Namespace) -> int:
             # same message twice, and out of order); it finds other processes' deliveries by
             # looking every push.idle_seconds.
             runtime = await open_runtime(
-                config, clock, gateway=gateway, push=not arguments.shared_port
+                config,
+                clock,
+                gateway=gateway,
+                push=not arguments.shared_port,
+                slot=arguments.process_slot,
             )
             runtime.workers = supervisor
             runner = web.AppRunner(

@@ -32,10 +32,13 @@ if TYPE_CHECKING:
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
     from gateway.transport.http_app import Runtime
+    from gateway.transport.process_figures import FiguresBoard
     from gateway.transport.shared_rate_limit import SharedRateLimit
 
 RATE_LIMIT_FILE = "rate-limits"
 """In the state folder: the participants' token buckets, shared by the gateway processes."""
+METRICS_FOLDER = "metrics"
+"""In the state folder: each gateway process's figures for /metrics."""
 CONFIG_ENVIRONMENT_VARIABLE = "GATEWAY_CONFIG"
 DEFAULT_CONFIG = Path("config/gateway.toml")
 
@@ -190,17 +193,25 @@ def _open_rate_limit(gateway: Gateway, participants: Iterable[str]) -> SharedRat
         ) from error
 
 
+def figures_board(slot: int) -> FiguresBoard:
+    """Where the gateway processes publish their figures for /metrics."""
+    from gateway.transport.process_figures import FiguresBoard
+
+    return FiguresBoard(state_directory() / METRICS_FOLDER, slot)
+
+
 async def open_runtime(
     config_file: Path,
     clock: Clock,
     run_ticker: bool = True,
     gateway: Gateway | None = None,
     push: bool = True,
+    slot: int = 0,
 ) -> Runtime:
     """Everything ``isogw serve`` runs: validator, clearing service, keys, pins, signer and
     verifier, the message gateway; with ``push``, a pusher for each participant with a
     ``push_url`` (one gateway process pushes, so each bank gets its messages once, in
-    order)."""
+    order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
     from gateway.security.keys import read_certificate
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
@@ -224,7 +235,16 @@ async def open_runtime(
         rate_limit.close()
         raise
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock, os.getpid())
-    runtime = Runtime(gateway, clearing.service, messages, pins, rate_limit, run_ticker=run_ticker)
+    runtime = Runtime(
+        gateway,
+        clearing.service,
+        messages,
+        pins,
+        rate_limit,
+        run_ticker=run_ticker,
+        slot=slot,
+        figures_board=figures_board(slot),
+    )
     for entry in (*participants.direct, *participants.special):
         if push and entry.push_url:
             runtime.pushers[entry.code] = Pusher(

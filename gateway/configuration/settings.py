@@ -143,6 +143,10 @@ class HttpSettings(StrictModel):
     commands (it waits for the clearing writer); past it, the figures are as of this
     process's last write and ``isogw_clearing_caught_up`` is 0."""
 
+    metrics_publish_seconds: float = Field(default=1.0, gt=0, le=300)
+    """How often each gateway process publishes what it counts for /metrics (whichever process
+    a scrape reaches reports every process; the others' figures are at most this old)."""
+
     shutdown_seconds: float = Field(default=30.0, gt=0, le=600)
     """How long a stopping process lets requests in flight finish (each is then committed
     and answered); open outbox long polls are answered at once when it starts stopping."""

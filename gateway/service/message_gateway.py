@@ -24,6 +24,7 @@ import asyncio
 import copy
 import hashlib
 import itertools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -51,6 +52,7 @@ from gateway.iso.namespaces import HEADER_NAMESPACE as HEADER
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.problems import Verdict
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.log_text import sender_text
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
 from gateway.service.clearing_service import ClearingService
 from gateway.service.clock import Clock
@@ -257,7 +259,7 @@ class MessageGateway:
             LOG.exception(
                 "event=refusal-not-recorded participant=%s message_id=%s code=%s",
                 refusal.sender,
-                refusal.message_id or "-",
+                sender_text(refusal.message_id or "-"),
                 refusal.reason_code,
             )
 
@@ -267,7 +269,7 @@ class MessageGateway:
             "event=internal-error incident=%s participant=%s message_id=%s",
             incident,
             participant,
-            reference or "-",
+            sender_text(reference or "-"),
         )
         return Answer(
             500,
@@ -514,7 +516,9 @@ class MessageGateway:
             self._notify(delivered)
         except Exception:  # committed: the answer stands (outbox polls look again anyway)
             LOG.exception(
-                "event=after-commit-failed participant=%s message_id=%s", participant, message_id
+                "event=after-commit-failed participant=%s message_id=%s",
+                participant,
+                sender_text(message_id),
             )
         return Answer(
             outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"], kept=True
@@ -535,11 +539,11 @@ class MessageGateway:
             "event=participant-reject participant=%s reference=%s code=%s location=%s "
             "result=%s text=%s",
             participant,
-            reject.related_reference,
+            sender_text(reject.related_reference),
             reject.reason_code,
-            reject.error_location or "-",
-            result,
-            reject.reason_text,
+            sender_text(reject.error_location or "-"),
+            json.dumps(result),
+            sender_text(reject.reason_text),
         )
 
     async def _repeated(self, participant: str, message_id: str, content_hash: str) -> Answer:

@@ -28,6 +28,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -35,11 +36,14 @@ from aiohttp.typedefs import Handler
 from sqlalchemy import text
 
 from gateway.iso.input_source import InputSource
+from gateway.log_text import sender_text
 from gateway.service.clearing_service import ClearingService
 from gateway.service.message_gateway import MessageGateway
 from gateway.store import messages
 from gateway.store.database import storage_unavailable
 from gateway.transport.authentication_alarm import AuthenticationMonitor
+from gateway.transport.metrics_text import LATENCY_BUCKETS, process_lines
+from gateway.transport.process_figures import FiguresBoard, ProcessFigures, WorkerFigures
 from gateway.transport.push import Pusher
 from gateway.transport.shared_rate_limit import SharedRateLimit
 from gateway.transport.tls import peer_pin
@@ -51,7 +55,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("isogw.http")
 XML_TYPES = frozenset({"application/xml", "text/xml"})
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass
@@ -102,6 +105,11 @@ class Runtime:
 
     workers: WorkerSupervisor | None = None
     """The other gateway processes, in the first one (it starts and restarts them)."""
+    slot: int = 0
+    """This process's number among the gateway processes: 0 for the first, 1… for the others
+    it starts (a restarted process takes the slot of the one it replaces)."""
+    figures_board: FiguresBoard | None = None
+    """Where the processes publish their figures for /metrics (None: this process alone)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
@@ -113,6 +121,39 @@ class Runtime:
         self.limiter = asyncio.Semaphore(self.gateway.settings.http.max_concurrent_validations)
         self.authentication = AuthenticationMonitor(
             self.clearing, self.gateway.settings.http, self.messages.now
+        )
+
+    def figures(self, now: datetime) -> ProcessFigures:
+        """What this process has counted, as of ``now``."""
+        messages: dict[str, dict[str, int]] = defaultdict(dict)
+        for (message, outcome), count in self.metrics.messages.items():
+            messages[message][outcome] = count
+        authentication = self.authentication.counts
+        writer = self.clearing.writer_statistics
+        workers = self.workers
+        return ProcessFigures(
+            slot=self.slot,
+            pid=os.getpid(),
+            published_at=now,
+            messages=dict(messages),
+            latency_counts=list(self.metrics.latency_counts),
+            latency_sum=self.metrics.latency_sum,
+            submissions_in_flight=self.submissions_in_flight,
+            authentication_failures=authentication.failures,
+            authentication_not_shared=authentication.not_shared,
+            authentication_alarms=authentication.alarms,
+            tls_refused=dict(self.metrics.tls_refused),
+            writer_transactions=writer.transactions,
+            writer_commands=writer.commands,
+            writer_lock_wait_seconds=writer.lock_wait_seconds,
+            writer_lock_held_seconds=writer.lock_held_seconds,
+            pushed={code: pusher.pushed for code, pusher in self.pushers.items()},
+            push_failures={code: pusher.failures for code, pusher in self.pushers.items()},
+            workers=(
+                WorkerFigures(workers.running, workers.counts.restarts, workers.counts.abandoned)
+                if workers is not None
+                else None
+            ),
         )
 
     def stop_waiting(self) -> None:
@@ -213,6 +254,7 @@ async def submit(request: web.Request) -> web.Response:
     started = time.perf_counter()
     participant, pin = _admit(request, signed=True)
     body = await _read_body(request)
+    message = _message_type(runtime, body)
     runtime.submissions_in_flight += 1
     try:
         async with runtime.limiter:
@@ -222,7 +264,7 @@ async def submit(request: web.Request) -> web.Response:
     except Exception as error:  # nothing was committed
         unavailable = storage_unavailable(error)
         outcome = "unavailable" if unavailable else "internal-error"
-        runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
+        runtime.metrics.observe(message, outcome, time.perf_counter() - started)
         if unavailable:
             LOG.exception("event=storage-unavailable participant=%s", participant)
             raise _unavailable("nothing was applied, send the same message again") from None
@@ -244,12 +286,12 @@ async def submit(request: web.Request) -> web.Response:
         outcome = "accepted"
     else:
         outcome = "internal-error" if answer.status == 500 else f"rejected-{answer.code}"
-    runtime.metrics.observe(_message_type(body), outcome, time.perf_counter() - started)
+    runtime.metrics.observe(message, outcome, time.perf_counter() - started)
     LOG.info(
         "event=submit participant=%s message_id=%s message=%s status=%d outcome=%s",
         participant,
-        answer.message_id or "-",
-        _message_type(body),
+        sender_text(answer.message_id or "-"),
+        message,
         answer.status,
         outcome,
     )
@@ -277,14 +319,16 @@ async def _storage_failures(request: web.Request, handler: Handler) -> web.Strea
         raise _unavailable("nothing was changed, try again") from None
 
 
-def _message_type(body: bytes) -> str:
+def _message_type(runtime: Runtime, body: bytes) -> str:
+    """The message definition the business header names if the gateway has a codec for it,
+    else ``unknown``: a metrics label and a log field never take text a sender chose (no
+    series without bound, no broken Prometheus text, no forged log lines)."""
     start = body.find(b"<MsgDefIdr>")
     end = body.find(b"</MsgDefIdr>", start)
-    return (
-        body[start + 11 : end].decode("ascii", "replace")
-        if 0 <= start < end < start + 60
-        else "unknown"
-    )
+    if not 0 <= start < end < start + 60:
+        return "unknown"
+    named = body[start + 11 : end].decode("ascii", "replace")
+    return named if runtime.gateway.codecs.for_message(named) is not None else "unknown"
 
 
 async def outbox(request: web.Request) -> web.Response:
@@ -397,7 +441,8 @@ async def validate(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     # Which gateway process answered (several share the port): for operators and tests.
-    return web.json_response({"status": "ok", "process": os.getpid()})
+    runtime = _runtime(request)
+    return web.json_response({"status": "ok", "process": os.getpid(), "slot": runtime.slot})
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -411,10 +456,11 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text. Several gateway processes share the port, so a scrape reaches one of
-    them: what each process counts carries its ``process`` label (series of two processes
-    never mix); the outbox depths come from the database, and the positions and queues from
-    the clearing core after it has caught up with every process's commands, so those are the
-    same whichever process answers."""
+    them; it reports what every process counts (its own figures live, the others' last
+    published ones, each under its ``process`` slot label: gateway.transport.process_figures).
+    The outbox depths come from the database, and the positions and queues from the clearing
+    core after it has caught up with every process's commands, so those are the same
+    whichever process answers."""
     runtime = _runtime(request)
     try:
         await asyncio.wait_for(
@@ -423,40 +469,12 @@ async def metrics(request: web.Request) -> web.Response:
         caught_up = 1
     except Exception:  # writer busy or storage failing: figures as of this process's last write
         caught_up = 0
-    process = f'process="{os.getpid()}"'
-    authentication = runtime.authentication.counts
-    lines = [
-        "# TYPE isogw_messages_total counter",
-        *(
-            f'isogw_messages_total{{{process},message="{message}",outcome="{outcome}"}} {count}'
-            for (message, outcome), count in sorted(runtime.metrics.messages.items())
-        ),
-        "# TYPE isogw_submit_seconds histogram",
-    ]
-    cumulative = 0
-    for bound, count in zip(
-        (*LATENCY_BUCKETS, float("inf")), runtime.metrics.latency_counts, strict=True
-    ):
-        cumulative += count
-        label = "+Inf" if bound == float("inf") else str(bound)
-        lines.append(f'isogw_submit_seconds_bucket{{{process},le="{label}"}} {cumulative}')
+    now = runtime.messages.now()
+    others = runtime.figures_board.others() if runtime.figures_board is not None else []
+    lines = process_lines([runtime.figures(now), *others], now)
     lines += [
-        f"isogw_submit_seconds_sum{{{process}}} {runtime.metrics.latency_sum}",
-        f"isogw_submit_seconds_count{{{process}}} {cumulative}",
-        "# TYPE isogw_submissions_in_flight gauge",
-        f"isogw_submissions_in_flight{{{process}}} {runtime.submissions_in_flight}",
-        "# TYPE isogw_authentication_failures_total counter",
-        f"isogw_authentication_failures_total{{{process}}} {authentication.failures}",
-        "# TYPE isogw_authentication_failures_not_shared_total counter",
-        f"isogw_authentication_failures_not_shared_total{{{process}}} {authentication.not_shared}",
-        "# TYPE isogw_authentication_alarms_total counter",
-        f"isogw_authentication_alarms_total{{{process}}} {authentication.alarms}",
-        "# TYPE isogw_tls_refused_total counter",
-        *(
-            f'isogw_tls_refused_total{{{process},kind="{kind}"}} '
-            f"{runtime.metrics.tls_refused[kind]}"
-            for kind in ("certificate", "protocol")
-        ),
+        "# TYPE isogw_clearing_caught_up gauge",
+        f'isogw_clearing_caught_up{{process="{runtime.slot}"}} {caught_up}',
         "# TYPE isogw_outbox_depth gauge",
     ]
     async with runtime.clearing.engine.connect() as connection:
@@ -466,8 +484,6 @@ async def metrics(request: web.Request) -> web.Response:
         for code, depth in sorted(depths.items())
     ]
     core = runtime.clearing.core
-    lines.append("# TYPE isogw_clearing_caught_up gauge")
-    lines.append(f"isogw_clearing_caught_up{{{process}}} {caught_up}")
     accounts = sorted(core.accounts.items())
     queued = {code: core.netting.queued(code) for code, _ in accounts}
     for family, values in (
@@ -478,39 +494,45 @@ async def metrics(request: web.Request) -> web.Response:
     ):
         lines.append(f"# TYPE {family} gauge")
         lines += [f'{family}{{participant="{code}"}} {value}' for code, value in values.items()]
-    writer = runtime.clearing.writer_statistics
-    lines += [
-        "# TYPE isogw_writer_transactions_total counter",
-        f"isogw_writer_transactions_total{{{process}}} {writer.transactions}",
-        "# TYPE isogw_writer_commands_total counter",
-        f"isogw_writer_commands_total{{{process}}} {writer.commands}",
-        "# TYPE isogw_writer_lock_wait_seconds_total counter",
-        f"isogw_writer_lock_wait_seconds_total{{{process}}} {writer.lock_wait_seconds:.6f}",
-        "# TYPE isogw_writer_lock_held_seconds_total counter",
-        f"isogw_writer_lock_held_seconds_total{{{process}}} {writer.lock_held_seconds:.6f}",
-    ]
-    pushers = sorted(runtime.pushers.items())
-    lines.append("# TYPE isogw_pushed_total counter")
-    lines += [
-        f'isogw_pushed_total{{{process},participant="{code}"}} {pusher.pushed}'
-        for code, pusher in pushers
-    ]
-    lines.append("# TYPE isogw_push_failures_total counter")
-    lines += [
-        f'isogw_push_failures_total{{{process},participant="{code}"}} {pusher.failures}'
-        for code, pusher in pushers
-    ]
-    if runtime.workers is not None:
-        workers = runtime.workers.counts
-        lines += [
-            "# TYPE isogw_worker_processes gauge",
-            f"isogw_worker_processes{{{process}}} {runtime.workers.running}",
-            "# TYPE isogw_worker_restarts_total counter",
-            f"isogw_worker_restarts_total{{{process}}} {workers.restarts}",
-            "# TYPE isogw_worker_abandoned_total counter",
-            f"isogw_worker_abandoned_total{{{process}}} {workers.abandoned}",
-        ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _publishing_figures(app: web.Application) -> AsyncIterator[None]:
+    """Publish this process's figures for the others to report (every
+    ``http.metrics_publish_seconds``, and a last time once its requests are over)."""
+    runtime = app[RUNTIME]
+    board = runtime.figures_board
+    if board is None:
+        yield
+        return
+
+    failing = False
+
+    def publish() -> None:
+        """Logs the first failure of a run of them, and the recovery (not every second)."""
+        nonlocal failing
+        try:
+            board.publish(runtime.figures(runtime.messages.now()))
+        except OSError as error:
+            if not failing:
+                LOG.warning("event=metrics-not-published folder=%s reason=%s", board.folder, error)
+            failing = True
+            return
+        if failing:
+            LOG.info("event=metrics-published-again folder=%s", board.folder)
+        failing = False
+
+    async def publish_forever() -> None:
+        while True:
+            publish()
+            await asyncio.sleep(runtime.gateway.settings.http.metrics_publish_seconds)
+
+    task = asyncio.create_task(publish_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    publish()
 
 
 async def _authentication_counting(app: web.Application) -> AsyncIterator[None]:
@@ -606,6 +628,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_pushers)
     app.cleanup_ctx.append(_authentication_counting)
+    app.cleanup_ctx.append(_publishing_figures)
     app.on_shutdown.append(_stop_waiting)
     app.on_cleanup.append(_close_storage)
     return app

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from gateway.configuration.settings import HttpSettings
 
 LOG = logging.getLogger("isogw.serve")
+SLOT_ARGUMENT = "--process-slot"
+"""Appended to the command with the process's slot number (1…; the first process is 0): a
+restarted process takes the number of the one it replaces."""
 
 
 def exit_description(returncode: int) -> str:
@@ -93,7 +96,7 @@ class WorkerSupervisor:
     async def _launch(self, slot: _Slot) -> None:
         # stdin: the pipe whose end tells the process that this one has gone (watch_parent).
         slot.process = await asyncio.create_subprocess_exec(
-            *self._command, stdin=asyncio.subprocess.PIPE
+            *self._command, SLOT_ARGUMENT, str(slot.number), stdin=asyncio.subprocess.PIPE
         )
 
     async def _watch(self, slot: _Slot) -> None:

@@ -154,8 +154,8 @@ async def test_a_real_time_credit_the_payee_bank_rejects_ends_at_once_ab10(
     [logged] = [r.getMessage() for r in caplog.records if "participant-reject" in r.getMessage()]
     assert logged.startswith(
         f"event=participant-reject participant={CCB} reference={C100_ID} code=FF01 "
-        "location=line 40: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm "
-        f"result=real-time items rejected AB10 and the reject forwarded to {BOCOM} text="
+        'location="line 40: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm" '
+        f'result="real-time items rejected AB10 and the reject forwarded to {BOCOM}" text="'
     )
     # The deadline passes with nothing more, and an answer after the reject is refused.
     harness.clock.advance(seconds=21)
@@ -188,7 +188,7 @@ async def test_a_batch_debit_the_payer_bank_rejects_still_waits_for_its_receipt(
     core = harness.runtime.clearing.core
     states = {core.items[item].state for item in core.packages[f"{boc}:{batch_id}"].item_ids}
     assert states == {"awaiting-receipt"}
-    assert f"result=forwarded to {boc}; the receipt is still awaited" in caplog.text
+    assert f'result="forwarded to {boc}; the receipt is still awaited"' in caplog.text
 
 
 async def test_a_reject_of_anything_else_is_taken_and_changes_nothing(
@@ -204,7 +204,7 @@ async def test_a_reject_of_anything_else_is_taken_and_changes_nothing(
     assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == (
         "awaiting-receipt"
     )
-    assert "result=nothing changed (not a package forwarded to this bank)" in caplog.text
+    assert 'result="nothing changed (not a package forwarded to this bank)"' in caplog.text
     # A bank that was not sent the package cannot end it either.
     status, _ = await harness.post(ICBC, bank_reject(harness, ICBC, C100_ID))
     assert status == 200 and kinds(await harness.outbox(BOCOM)) == []
@@ -402,7 +402,7 @@ async def test_a_repeated_rejection_gets_the_same_answer_with_its_code(harness: 
             text = await response.text()
     assert status == 400
     assert (
-        f'isogw_messages_total{{process="{os.getpid()}",message="pacs.002.001.10",'
+        'isogw_messages_total{process="0",message="pacs.002.001.10",'
         'outcome="rejected-NOOR"} 1' in text
     )
 
@@ -735,7 +735,8 @@ async def test_operations_endpoints(harness: Harness) -> None:
         await harness.post(BOCOM, harness.sign(BOCOM, C100))
         async with session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response:
             text = await response.text()
-    process = f'process="{os.getpid()}"'
+    process = 'process="0"'  # the only gateway process: slot 0
+    assert f'isogw_process_info{{{process},pid="{os.getpid()}"}} 1' in text
     assert (
         f'isogw_messages_total{{{process},message="pacs.008.001.08",outcome="accepted"}} 1' in text
     )
@@ -1076,3 +1077,29 @@ async def test_signature_attacks_over_https(harness: Harness, attack: str, code:
     assert status == 400
     assert f"<RjctgPtyRsn>{code}</RjctgPtyRsn>".encode() in answer
     assert harness.runtime.clearing.core.items == {}
+
+
+async def test_text_a_sender_chose_reaches_neither_the_metrics_nor_a_log_line_as_it_is(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message type the gateway does not know is counted as ``unknown`` (a label from the
+    sender would break the Prometheus text and add a series per value), and a message id with
+    a newline or a space is quoted in the log line (it cannot forge a line or a field)."""
+    unknown = C100.replace(b"<MsgDefIdr>pacs.008.001.08<", b'<MsgDefIdr>x"} 1\nforged_total 1<')
+    forged = C100.replace(C100_ID.encode(), b"X&#10;ERROR event=forged")
+    with caplog.at_level(logging.INFO, "isogw.http"):
+        first, _ = await harness.post(BOCOM, harness.sign(BOCOM, unknown))
+        second, answer = await harness.post(BOCOM, harness.sign(BOCOM, forged))
+    assert (first, second) == (400, 200)  # the message type fails the header's pattern
+    assert harness.verify_from_centre(answer).find(".//{*}RctAck") is not None
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=submit")]
+    assert logged == [
+        f"event=submit participant={BOCOM} message_id=- message=unknown status=400 "
+        "outcome=rejected-FF01",
+        # The id is what the schema allows (any text up to 35 characters), quoted.
+        f'event=submit participant={BOCOM} message_id="X\\nERROR event=forged" '
+        "message=pacs.008.001.08 status=200 outcome=accepted",
+    ]
+    status, _, text = await harness.get(CCB, "/metrics")
+    assert status == 200 and "forged" not in text
+    assert 'isogw_messages_total{process="0",message="unknown",outcome="rejected-FF01"} 1' in text

@@ -133,8 +133,9 @@ async def _scenario(
                 statuses["metrics"] = answer.status
                 text = await answer.text()
             # The writer is held, so the positions are as of the last write, and said so.
-            assert f'isogw_submissions_in_flight{{process="{server.pid}"}} 1\n' in text
-            assert f'isogw_clearing_caught_up{{process="{server.pid}"}} 0\n' in text
+            assert f'isogw_process_info{{process="0",pid="{server.pid}"}} 1\n' in text
+            assert 'isogw_submissions_in_flight{process="0"} 1\n' in text
+            assert 'isogw_clearing_caught_up{process="0"} 0\n' in text
             server.send_signal(signal.SIGINT)
             # Answered now, empty, while the submission still waits (a bank polls again
             # after the restart, from the same cursor).

@@ -90,7 +90,8 @@ async def positions_by_process(
             url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
         ) as response:
             text = await response.text()
-        process = re.search(r'isogw_submissions_in_flight\{process="(\d+)"\}', text)
+        # Every process's figures are reported; the positions are those of the one answering.
+        process = re.search(r'isogw_clearing_caught_up\{process="(\d+)"\}', text)
         position = re.search(rf'isogw_net_position_minor\{{participant="{BOCOM}"\}} (-?\d+)', text)
         assert process is not None and position is not None, text
         reported[process.group(1)] = position.group(1)
@@ -204,22 +205,26 @@ async def refused_by_both(port: int, keys: KeyStore, log: Path) -> None:
     raise AssertionError("40 connections all reached the same gateway process")
 
 
+def signed_credit(keys: KeyStore, number: int) -> bytes:
+    """Bank of Communications' real-time credit number ``number``, signed."""
+    pair = keys.participant(BOCOM)
+    signer = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
+    sample = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_text()
+    text = sample.replace(C100_ID, f"B301290000007{number:012d}")
+    return signer.sign(text.replace(C100_TX, f"{number:028d}").encode())
+
+
 async def push_scenario(
     url: str, keys: KeyStore, bank: RecordingBank, credits: int
 ) -> list[tuple[int, bytes]]:
     """Each credit's status and the gateway's message id in its answer."""
     await both_processes_answer(url, keys)
-    pair = keys.participant(BOCOM)
-    signer = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
-    sample = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_text()
     statuses = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         for number in range(1, credits + 1):
-            text = sample.replace(C100_ID, f"B301290000007{number:012d}")
-            text = text.replace(C100_TX, f"{number:028d}")
             async with session.post(
                 url + "/v1/messages",
-                data=signer.sign(text.encode()),
+                data=signed_credit(keys, number),
                 headers={"Content-Type": "application/xml"},
                 ssl=client_context(keys, keys.participant(BOCOM)),
             ) as response:
@@ -307,9 +312,10 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
 
         await wait_until(replaced, "a new second process to answer", seconds=60)
         [third] = replacements
-        first = f'process="{server.pid}"'
 
-        async def first_process_metrics() -> bool:
+        async def restart_reported() -> bool:
+            """Whichever process answers: the first one's count of restarts (published), and
+            slot 1 now the new process."""
             async with (
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
                 session.get(
@@ -317,14 +323,16 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
                 ) as response,
             ):
                 text = await response.text()
-            if f"isogw_submissions_in_flight{{{first}}}" not in text:
-                return False  # the other process answered: it does not supervise
-            assert f"isogw_worker_processes{{{first}}} 1\n" in text, text
-            assert f"isogw_worker_restarts_total{{{first}}} 1\n" in text, text
-            assert f"isogw_worker_abandoned_total{{{first}}} 0\n" in text, text
+            if f'isogw_process_info{{process="1",pid="{third}"}} 1\n' not in text:
+                return False  # the new process has not published yet
+            assert f'isogw_process_info{{process="0",pid="{server.pid}"}} 1\n' in text, text
+            assert f'pid="{second}"' not in text, text
+            assert 'isogw_worker_processes{process="0"} 1\n' in text, text
+            assert 'isogw_worker_restarts_total{process="0"} 1\n' in text, text
+            assert 'isogw_worker_abandoned_total{process="0"} 0\n' in text, text
             return True
 
-        await wait_until(first_process_metrics, "the first process to answer /metrics")
+        await wait_until(restart_reported, "/metrics to report the restart")
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
 
@@ -412,6 +420,73 @@ def test_a_participants_rate_limit_holds_across_both_processes(tmp_path: Path) -
         statuses, processes = asyncio.run(scenario())
         assert sorted(statuses) == [200] * 6 + [429] * 6, statuses
         assert len(set(processes)) == 2
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
+
+
+def test_every_process_is_reported_whichever_answers_the_scrape(tmp_path: Path) -> None:
+    """One credit through one process and two through the other: a scrape of either process
+    reports both, each under its slot, with what that process counted (before, each scrape
+    reported only the process it reached, so the counts jumped between scrapes)."""
+    port = 20000 + (os.getpid() + 6) % 10000
+    settings = config_copy(tmp_path, port)
+    text = settings.read_text()
+    settings.write_text(
+        text.replace("metrics_publish_seconds = 1.0", "metrics_publish_seconds = 0.1")
+    )
+    server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
+    url = f"https://127.0.0.1:{port}"
+    keys = KeyStore(tmp_path / "state")
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        await both_processes_answer(url, keys)
+        context = client_context(keys, keys.participant(BOCOM))
+        sessions = await sessions_on_both_processes(url, context)
+        try:
+            slots = []
+            for session, credits in zip(sessions, ([1], [2, 3]), strict=True):
+                for number in credits:
+                    async with session.post(
+                        url + "/v1/messages",
+                        data=signed_credit(keys, number),
+                        headers={"Content-Type": "application/xml"},
+                        ssl=context,
+                    ) as response:
+                        assert response.status == 200, await response.text()
+                async with session.get(url + "/healthz", ssl=context) as response:
+                    slots.append((await response.json())["slot"])
+            assert sorted(slots) == [0, 1]
+            expected = [
+                f'isogw_messages_total{{process="{slot}",message="pacs.008.001.08",'
+                f'outcome="accepted"}} {count}\n'
+                for slot, count in zip(slots, (1, 2), strict=True)
+            ]
+            scrapes: list[str] = []
+
+            async def both_report_both() -> bool:
+                scrapes.clear()
+                for session in sessions:
+                    async with session.get(url + "/metrics", ssl=context) as response:
+                        scrapes.append(await response.text())
+                return all(line in scrape for scrape in scrapes for line in expected)
+
+            await wait_until(both_report_both, "both processes to report both processes")
+            return slots, scrapes
+        finally:
+            for session in sessions:
+                await session.close()
+
+    try:
+        slots, scrapes = asyncio.run(scenario())
+        for answering, scrape in zip(slots, scrapes, strict=True):
+            # The positions are the answering process's (caught up); the figures are all.
+            assert f'isogw_clearing_caught_up{{process="{answering}"}} 1\n' in scrape
+            assert scrape.count("# TYPE isogw_messages_total counter\n") == 1
+            for slot in ("0", "1"):
+                assert f'isogw_process_info{{process="{slot}",pid="' in scrape
+                assert f'isogw_process_figures_age_seconds{{process="{slot}"}} ' in scrape
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
