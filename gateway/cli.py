@@ -120,9 +120,13 @@ def _check_readable(paths: list[Path | str]) -> None:
 
 
 def _print_human(verdict: Verdict, out: TextIO) -> None:
+    from gateway.log_text import one_line
+
     for problem in verdict.problems:
+        # One line per problem, even when the text quotes a value with a line break.
         out.write(
-            f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} {problem.text}\n"
+            f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} "
+            f"{one_line(problem.text)}\n"
         )
     what = verdict.message_type or "unknown message"
     if verdict.valid:

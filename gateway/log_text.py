@@ -31,9 +31,14 @@ def _escaped(character: re.Match[str]) -> str:
     return json.dumps(character.group())[1:-1]
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\u0000``…): one line."""
+    return CONTROL.sub(_escaped, text)
+
+
 class OneLineFormatter(logging.Formatter):
     """A formatter whose record messages never break the line (see the module)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        record.message = CONTROL.sub(_escaped, record.message)
+        record.message = one_line(record.message)
         return super().formatMessage(record)

@@ -38,6 +38,19 @@ def test_invalid_file_prints_file_line_xpath_code_text(capsys) -> None:  # type:
     assert lines[1] == f"{INVALID}: INVALID pacs.008.001.08: 1 problem"
 
 
+def test_a_problem_is_one_line_even_when_it_quotes_a_line_break(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The identifier with a line break (restricted FIN-X characters) is quoted escaped, so
+    each problem stays one line for people and scripts."""
+    path = SAMPLES / "pacs.008.001.08" / "invalid-FF01-identifier-characters.xml"
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:131: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf[2]/PmtId/EndToEndId: "
+        "FF01 Element 'EndToEndId': [facet 'pattern'] The value 'HL-2026-1187\\n' is not "
+        "accepted by the pattern '[0-9a-zA-Z/\\-\\?:\\(\\)\\.,'\\+ ]{1,35}'.",
+        f"{path}: INVALID pacs.008.001.08: 1 problem",
+    ]
+
+
 def test_json_output_lists_every_file(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["validate", "--json", str(VALID), str(INVALID)]) == 1
     verdicts = json.loads(capsys.readouterr().out)

@@ -190,13 +190,23 @@ def test_text_with_markup_characters_is_carried_exactly(gateway: Gateway) -> Non
         reason_text=awkward,
         error_location="/Message/Document[1]",
     )
-    element = gateway.encoder.message_element(header("admi.002.001.01", "G<1>&"), reject)
+    element = gateway.encoder.message_element(header("admi.002.001.01", "G1"), reject)
     namespace = "urn:iso:std:iso:20022:tech:xsd:admi.002.001.01"
     assert element.findtext(f".//{{{namespace}}}AddtlData") is None
     assert element.findtext(f".//{{{namespace}}}RsnDesc") == awkward
     assert element.findtext(f".//{{{namespace}}}RltdRef/{{{namespace}}}Ref") == "R<&>1"
     again = etree.fromstring(etree.tostring(element))
     assert again.findtext(f".//{{{namespace}}}RsnDesc") == awkward
+
+
+def test_an_identifier_outside_the_restricted_fin_x_set_is_a_defect(gateway: Gateway) -> None:
+    """Identifiers are restricted to the FIN-X characters (xsd/README.md): one of the gateway's
+    own with markup is refused before it is sent, naming the facet."""
+    reject = MessageReject(
+        related_reference="R1", reason_code="FF01", rejected_at=NOW, reason_text="refused"
+    )
+    with pytest.raises(EncodingError, match=r"'BizMsgIdr': \[facet 'pattern'\] The value 'G<1>&'"):
+        gateway.encoder.message_element(header("admi.002.001.01", "G<1>&"), reject)
 
 
 def test_a_value_xml_cannot_carry_is_a_defect_not_a_broken_document(gateway: Gateway) -> None:

@@ -571,7 +571,7 @@ def assert_reported(problems: Iterable[str], expected: str) -> None:
 
 PACS008 = "pacs.008.001.08.xsd"
 GRPHDR = "pacs.008.001.08: /Document/FIToFICstmrCdtTrf/GrpHdr"
-MSG_ID = '<xs:element name="MsgId" type="Max35Text"/>'
+MSG_ID = '<xs:element name="MsgId" type="RestrictedFINXMax35Text"/>'
 CRE_DT_TM = '<xs:element name="CreDtTm" type="ISODateTime"/>'
 
 

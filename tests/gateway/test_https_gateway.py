@@ -111,14 +111,20 @@ async def test_payee_bank_refusal_reaches_the_initiator(harness: Harness) -> Non
     assert statuses(last["xml"]) == ["RJCT"] and "<Cd>AC01</Cd>" in last["xml"]
 
 
-def bank_reject(harness: Harness, code: str, reference: str, number: int = 1) -> bytes:
+def bank_reject(
+    harness: Harness,
+    code: str,
+    reference: str,
+    number: int = 1,
+    reason_text: str = "creditor name has characters the core banking system cannot store",
+) -> bytes:
     """A bank's admi.002: it could not process the message ``reference`` the centre sent it."""
     reject = MessageReject(
         related_reference=reference,
         reason_code="FF01",
         rejected_at=harness.clock.now(),
         error_location="line 40: /Message/Document/FIToFICstmrCdtTrf/CdtTrfTxInf/Cdtr/Nm",
-        reason_text="creditor name has characters the core banking system cannot store",
+        reason_text=reason_text,
     )
     header = BusinessHeader(
         sender=code,
@@ -1083,23 +1089,39 @@ async def test_text_a_sender_chose_reaches_neither_the_metrics_nor_a_log_line_as
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A message type the gateway does not know is counted as ``unknown`` (a label from the
-    sender would break the Prometheus text and add a series per value), and a message id with
-    a newline or a space is quoted in the log line (it cannot forge a line or a field)."""
+    sender would break the Prometheus text and add a series per value), and a bank's reason
+    text with a line break is quoted in the log line (it cannot forge a line or a field)."""
     unknown = C100.replace(b"<MsgDefIdr>pacs.008.001.08<", b'<MsgDefIdr>x"} 1\nforged_total 1<')
-    forged = C100.replace(C100_ID.encode(), b"X&#10;ERROR event=forged")
-    with caplog.at_level(logging.INFO, "isogw.http"):
+    forged = "cannot store\nERROR isogw.http event=authentication-alarm source=10.0.0.1"
+    with caplog.at_level(logging.INFO, "isogw"):
         first, _ = await harness.post(BOCOM, harness.sign(BOCOM, unknown))
-        second, answer = await harness.post(BOCOM, harness.sign(BOCOM, forged))
-    assert (first, second) == (400, 200)  # the message type fails the header's pattern
-    assert harness.verify_from_centre(answer).find(".//{*}RctAck") is not None
+        second, _ = await harness.post(BOCOM, harness.sign(BOCOM, C100))
+        third, _ = await harness.post(CCB, bank_reject(harness, CCB, C100_ID, reason_text=forged))
+    assert (first, second, third) == (400, 200, 200)  # the type fails the header's pattern
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=submit")]
-    assert logged == [
+    assert logged[0] == (
         f"event=submit participant={BOCOM} message_id=- message=unknown status=400 "
-        "outcome=rejected-FF01",
-        # The id is what the schema allows (any text up to 35 characters), quoted.
-        f'event=submit participant={BOCOM} message_id="X\\nERROR event=forged" '
-        "message=pacs.008.001.08 status=200 outcome=accepted",
-    ]
+        "outcome=rejected-FF01"
+    )
+    [rejected] = [r.getMessage() for r in caplog.records if "participant-reject" in r.getMessage()]
+    assert rejected.endswith(
+        ' text="cannot store\\nERROR isogw.http event=authentication-alarm source=10.0.0.1"'
+    )
     status, _, text = await harness.get(CCB, "/metrics")
     assert status == 200 and "forged" not in text
     assert 'isogw_messages_total{process="0",message="unknown",outcome="rejected-FF01"} 1' in text
+
+
+async def test_an_identifier_outside_the_restricted_fin_x_characters_is_refused_ff01(
+    harness: Harness,
+) -> None:
+    """Identifiers are restricted to the FIN-X characters (xsd/README.md): a message id with a
+    line break is refused at the schema, with its line and XPath."""
+    forged = C100.replace(C100_ID.encode(), b"X&#10;ERROR event=forged")
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, forged))
+    assert status == 400
+    reject = harness.verify_from_centre(answer)
+    assert reject.findtext(".//{*}RjctgPtyRsn") == "FF01"
+    assert reject.findtext(".//{*}ErrLctn") == "line 28: /Message/AppHdr/BizMsgIdr"
+    assert "Element 'BizMsgIdr': [facet 'pattern']" in reject.findtext(".//{*}RsnDesc", "")
+    assert harness.runtime.clearing.core.items == {}
