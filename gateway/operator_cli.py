@@ -55,6 +55,15 @@ def _business_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _add_limit(listing: argparse.ArgumentParser) -> None:
+    listing.add_argument(
+        "--limit",
+        type=_listed_count,
+        default=50,
+        help=f"how many, 1 to {MAXIMUM_LISTED:,} (default 50)",
+    )
+
+
 def add_core_commands(commands: Any) -> None:
     core = commands.add_parser("core", help="query and operate the clearing core")
     actions = core.add_subparsers(dest="action", required=True)
@@ -101,12 +110,7 @@ def add_core_commands(commands: Any) -> None:
         ),
     )
     refusals.add_argument("--participant", help="only this sender's (bank code)")
-    refusals.add_argument(
-        "--limit",
-        type=_listed_count,
-        default=50,
-        help=f"how many, 1 to {MAXIMUM_LISTED:,} (default 50)",
-    )
+    _add_limit(refusals)
     refusals.add_argument("--json", action="store_true", help="print JSON, answers included")
     transactions = actions.add_parser(
         "transactions",
@@ -128,12 +132,7 @@ def add_core_commands(commands: Any) -> None:
     transactions.add_argument(
         "--state", choices=[state.value for state in ItemState], help="only items in this state"
     )
-    transactions.add_argument(
-        "--limit",
-        type=_listed_count,
-        default=50,
-        help=f"how many, 1 to {MAXIMUM_LISTED:,} (default 50)",
-    )
+    _add_limit(transactions)
     transactions.add_argument("--json", action="store_true", help="print JSON")
     funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
     funds.add_argument("participant")

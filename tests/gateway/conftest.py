@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -187,3 +188,17 @@ async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
     await runner.cleanup()
     await runtime.clearing.close()
+
+
+def assert_prometheus_text(text: str) -> None:
+    """The Prometheus text format: each family declared once (``# TYPE``), before its
+    samples, which come together (a histogram's _bucket, _sum and _count with it)."""
+    declared: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            assert line.split()[2] not in declared, line
+            declared.append(line.split()[2])
+            continue
+        name = re.split(r"[{ ]", line)[0]
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if "_seconds_" in name else name
+        assert declared and family == declared[-1], line

@@ -40,6 +40,7 @@ from tests.gateway.conftest import (
     ICBC,
     START,
     Harness,
+    assert_prometheus_text,
 )
 
 
@@ -747,16 +748,7 @@ async def test_operations_endpoints(harness: Harness) -> None:
         f'isogw_messages_total{{{process},message="pacs.008.001.08",outcome="accepted"}} 1' in text
     )
     assert f"isogw_clearing_caught_up{{{process}}} 1" in text
-    # The text format: each family declared once, before its samples, which come together.
-    declared: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            assert line.split()[2] not in declared, line
-            declared.append(line.split()[2])
-            continue
-        name = re.split(r"[{ ]", line)[0]
-        family = re.sub(r"_(bucket|sum|count)$", "", name) if "_seconds_" in name else name
-        assert declared and family == declared[-1], line
+    assert_prometheus_text(text)
     assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
     assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
     values = dict(line.split(" ") for line in text.splitlines() if line.startswith("isogw_writer"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from gateway.transport.http_app import _publishing_figures, build_app
 from gateway.transport.metrics_text import LATENCY_BUCKETS, process_lines
 from gateway.transport.process_figures import FiguresBoard, ProcessFigures, WorkerFigures
-from tests.gateway.conftest import CCB, Harness
+from tests.gateway.conftest import CCB, Harness, assert_prometheus_text
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -125,26 +124,24 @@ def test_the_text_has_every_process_under_its_slot() -> None:
     # Only the first process supervises the others.
     assert 'isogw_worker_processes{process="1"}' not in text
     # Each family declared once, before its samples, which come together, slot 0 first.
-    declared: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            assert line.split()[2] not in declared, line
-            declared.append(line.split()[2])
-            continue
-        name = re.split(r"[{ ]", line)[0]
-        family = re.sub(r"_(bucket|sum|count)$", "", name) if "_seconds_" in name else name
-        assert family == declared[-1], line
+    assert_prometheus_text(text)
     assert text.index('isogw_messages_total{process="0"') < text.index(
         'isogw_messages_total{process="1"'
     )
 
 
+@pytest.fixture
+def blocked(harness: Harness, tmp_path: Path) -> Path:
+    """A file where the harness process's metrics folder should be: publishing fails."""
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    harness.runtime.figures_board = FiguresBoard(path / "metrics", 0)
+    return path
+
+
 async def test_a_process_that_cannot_publish_logs_it_once_and_goes_on(
-    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: Harness, blocked: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocked = tmp_path / "a-file"
-    blocked.write_text("not a folder")
-    harness.runtime.figures_board = FiguresBoard(blocked / "metrics", 0)
     app = build_app(harness.runtime)
     with caplog.at_level(logging.INFO, "isogw.http"):
         publishing = _publishing_figures(app)
@@ -171,11 +168,8 @@ async def test_a_process_that_cannot_publish_logs_it_once_and_goes_on(
 
 
 async def test_failing_again_and_again_is_logged_once(
-    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: Harness, blocked: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocked = tmp_path / "a-file"
-    blocked.write_text("not a folder")
-    harness.runtime.figures_board = FiguresBoard(blocked / "metrics", 0)
     with caplog.at_level(logging.INFO, "isogw.http"):
         publishing = _publishing_figures(build_app(harness.runtime))
         await anext(publishing)
