@@ -7,7 +7,8 @@ message id such as ``X\\nERROR event=authentication-alarm …`` would write a se
 line, or ``X outcome=accepted`` a forged field.
 
 - ``sender_text`` writes such a value as it is when it is a plain token, and JSON-quoted
-  otherwise (spaces, quotes, ``=``, control characters and anything outside ASCII escaped).
+  otherwise (quotes, backslashes and control characters escaped; Chinese and other text as it
+  is, so operators can read it).
 - ``OneLineFormatter`` escapes every control character left in a record's message, so one
   record is one line whatever was logged (a traceback still follows on its own lines).
 """
@@ -24,7 +25,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 def sender_text(value: str) -> str:
     """``value`` for a ``key=value`` log field: bare if it is a plain token, else quoted."""
-    return value if PLAIN.fullmatch(value) else json.dumps(value)
+    return value if PLAIN.fullmatch(value) else one_line(json.dumps(value, ensure_ascii=False))
 
 
 def _escaped(character: re.Match[str]) -> str:

@@ -19,7 +19,9 @@ def test_anything_else_is_quoted_and_escaped() -> None:
     assert sender_text('say "hi"') == '"say \\"hi\\""'
     assert sender_text("X\nERROR event=forged") == '"X\\nERROR event=forged"'
     assert sender_text("") == '""'
-    assert sender_text("中国银行") == '"\\u4e2d\\u56fd\\u94f6\\u884c"'
+    # Chinese stays readable; line separators other than \\n are escaped too.
+    assert sender_text("中国银行 无法入账") == '"中国银行 无法入账"'
+    assert sender_text("a\u2028b\x85c") == '"a\\u2028b\\u0085c"'
 
 
 def record(message: str, *arguments: object, error: bool = False) -> logging.LogRecord:
