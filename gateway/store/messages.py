@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, update
@@ -86,19 +86,10 @@ async def read_refusals(
     query = select(refused_submission).order_by(refused_submission.c.sequence.desc()).limit(limit)
     if sender is not None:
         query = query.where(refused_submission.c.sender == sender)
+    names = [field.name for field in fields(Refusal)]
+    # A refusal's fields are the table's columns (as WriteBatch.refuse writes them).
     return [
-        Refusal(
-            sender=row.sender,
-            message_id=row.message_id,
-            received_at=row.received_at,
-            status=row.status,
-            reason_code=row.reason_code,
-            client_address=row.client_address,
-            certificate_sha256=row.certificate_sha256,
-            body_sha256=row.body_sha256,
-            body_bytes=row.body_bytes,
-            answer=row.answer.encode("utf-8"),
-        )
+        Refusal(**{**{name: row._mapping[name] for name in names}, "answer": row.answer.encode()})
         for row in await connection.execute(query)
     ]
 

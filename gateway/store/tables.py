@@ -75,23 +75,20 @@ certificate it came with, pinned to the sender; the signature method). These are
 rows written before the gateway kept them."""
 
 ADDED_COLUMNS = {
-    "inbound_message": (
-        ("body", "TEXT"),
-        ("client_address", "VARCHAR(64)"),
-        ("certificate_sha256", "VARCHAR(64)"),
-        ("signature_method", "VARCHAR(100)"),
-    )
+    "inbound_message": ("body", "client_address", "certificate_sha256", "signature_method"),
 }
 """Columns added to a table since it was first released: nullable, added in place."""
 
 
 def add_missing_columns(connection: Connection) -> None:
     """Bring a ledger written by an earlier release up to these tables (``create_all`` makes
-    missing tables, not missing columns). SQLite adds a nullable column in place."""
-    for table, columns in ADDED_COLUMNS.items():
+    missing tables, not missing columns). SQLite adds a nullable column in place, of the type
+    the table declares."""
+    for table, names in ADDED_COLUMNS.items():
         present = {column["name"] for column in inspect(connection).get_columns(table)}
-        for name, kind in columns:
+        for name in names:
             if name not in present:
+                kind = metadata.tables[table].c[name].type.compile(dialect=connection.dialect)
                 connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
 

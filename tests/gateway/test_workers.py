@@ -12,6 +12,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,26 @@ def serve_two_processes(settings: Path, state: Path, stderr: Any) -> subprocess.
         stderr=stderr,
         start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def two_processes(
+    tmp_path: Path, port: int, replacements: dict[str, str]
+) -> Iterator[tuple[str, KeyStore]]:
+    """``isogw serve --workers 2`` on ``port`` with the sample settings edited by
+    ``replacements`` (text → text); its URL and keys, killed at the end."""
+    settings = config_copy(tmp_path, port)
+    text = settings.read_text()
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    settings.write_text(text)
+    server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
+    try:
+        yield f"https://127.0.0.1:{port}", KeyStore(tmp_path / "state")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
 
 
 async def exchange(
@@ -389,16 +410,10 @@ def test_a_participants_rate_limit_holds_across_both_processes(tmp_path: Path) -
     over a connection to each process, get 6 answers and 6 refusals in all (a bucket per
     process would have answered all 12)."""
     port = 20000 + (os.getpid() + 5) % 10000
-    settings = config_copy(tmp_path, port)
-    text = settings.read_text().replace(
-        "requests_per_second = 200.0", "requests_per_second = 0.001"
-    )
-    settings.write_text(text.replace("burst = 400", "burst = 6"))
-    server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
-    url = f"https://127.0.0.1:{port}"
-    keys = KeyStore(tmp_path / "state")
+    limited = {"requests_per_second = 200.0": "requests_per_second = 0.001"}
+    limited["burst = 400"] = "burst = 6"
 
-    async def scenario() -> tuple[list[int], list[int]]:
+    async def scenario(url: str, keys: KeyStore) -> tuple[list[int], list[int]]:
         await both_processes_answer(url, keys)
         context = client_context(keys, keys.participant(CCB))
         sessions = await sessions_on_both_processes(url, context)
@@ -416,14 +431,10 @@ def test_a_participants_rate_limit_holds_across_both_processes(tmp_path: Path) -
                 await session.close()
         return statuses, processes
 
-    try:
-        statuses, processes = asyncio.run(scenario())
-        assert sorted(statuses) == [200] * 6 + [429] * 6, statuses
-        assert len(set(processes)) == 2
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=60)
+    with two_processes(tmp_path, port, limited) as (url, keys):
+        statuses, processes = asyncio.run(scenario(url, keys))
+    assert sorted(statuses) == [200] * 6 + [429] * 6, statuses
+    assert len(set(processes)) == 2
 
 
 def test_every_process_is_reported_whichever_answers_the_scrape(tmp_path: Path) -> None:
@@ -431,16 +442,9 @@ def test_every_process_is_reported_whichever_answers_the_scrape(tmp_path: Path) 
     reports both, each under its slot, with what that process counted (before, each scrape
     reported only the process it reached, so the counts jumped between scrapes)."""
     port = 20000 + (os.getpid() + 6) % 10000
-    settings = config_copy(tmp_path, port)
-    text = settings.read_text()
-    settings.write_text(
-        text.replace("metrics_publish_seconds = 1.0", "metrics_publish_seconds = 0.1")
-    )
-    server = serve_two_processes(settings, tmp_path / "state", subprocess.DEVNULL)
-    url = f"https://127.0.0.1:{port}"
-    keys = KeyStore(tmp_path / "state")
+    often = {"metrics_publish_seconds = 1.0": "metrics_publish_seconds = 0.1"}
 
-    async def scenario() -> tuple[list[int], list[str]]:
+    async def scenario(url: str, keys: KeyStore) -> tuple[list[int], list[str]]:
         await both_processes_answer(url, keys)
         context = client_context(keys, keys.participant(BOCOM))
         sessions = await sessions_on_both_processes(url, context)
@@ -478,16 +482,12 @@ def test_every_process_is_reported_whichever_answers_the_scrape(tmp_path: Path) 
             for session in sessions:
                 await session.close()
 
-    try:
-        slots, scrapes = asyncio.run(scenario())
-        for answering, scrape in zip(slots, scrapes, strict=True):
-            # The positions are the answering process's (caught up); the figures are all.
-            assert f'isogw_clearing_caught_up{{process="{answering}"}} 1\n' in scrape
-            assert scrape.count("# TYPE isogw_messages_total counter\n") == 1
-            for slot in ("0", "1"):
-                assert f'isogw_process_info{{process="{slot}",pid="' in scrape
-                assert f'isogw_process_figures_age_seconds{{process="{slot}"}} ' in scrape
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=60)
+    with two_processes(tmp_path, port, often) as (url, keys):
+        slots, scrapes = asyncio.run(scenario(url, keys))
+    for answering, scrape in zip(slots, scrapes, strict=True):
+        # The positions are the answering process's (caught up); the figures are all.
+        assert f'isogw_clearing_caught_up{{process="{answering}"}} 1\n' in scrape
+        assert scrape.count("# TYPE isogw_messages_total counter\n") == 1
+        for slot in ("0", "1"):
+            assert f'isogw_process_info{{process="{slot}",pid="' in scrape
+            assert f'isogw_process_figures_age_seconds{{process="{slot}"}} ' in scrape
