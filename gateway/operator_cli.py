@@ -103,10 +103,11 @@ def add_core_commands(commands: Any) -> None:
         "refusals",
         help="submissions refused before the clearing core, newest first",
         description=(
-            "List the submissions refused before they reached the clearing core (signature, "
-            "schema, business rules, a message id reused for other content, a fault of the "
-            "gateway's own), newest first: when, who, from where, the reason code and text of "
-            "the admi.002 they got, and the SHA-256 and size of what was sent."
+            "List the submissions refused before they reached the clearing core (too large, "
+            "not XML, signature, schema, business rules, a message id reused for other "
+            "content, a fault of the gateway's own), newest first: when, who, from where, "
+            "the reason code and text of the admi.002 they got, and the SHA-256 and size of "
+            "what was sent."
         ),
     )
     refusals.add_argument("--participant", help="only this sender's (bank code)")
@@ -432,12 +433,19 @@ async def _refusals(service: Any, arguments: argparse.Namespace, out: TextIO) ->
         out.write(
             f"{refusal.received_at} {refusal.sender} {refusal.message_id or '-'} "
             f"{refusal.status} {refusal.reason_code} from {refusal.client_address}: {text}"
-            f"{f' at {location}' if location else ''} ({refusal.body_bytes:,} bytes, sha256 "
-            f"{refusal.body_sha256})\n"
+            f"{f' at {location}' if location else ''} ({_refused_body(refusal)})\n"
         )
     if not found:
         out.write("no refused submissions in the ledger\n")
     return 0
+
+
+def _refused_body(refusal: Any) -> str:
+    """What was sent: its size and SHA-256; for a body refused unread (over the cap), the size
+    as declared or read before the cap was passed."""
+    if refusal.body_sha256:
+        return f"{refusal.body_bytes:,} bytes, sha256 {refusal.body_sha256}"
+    return f"{refusal.body_bytes:,} bytes or more, not read" if refusal.body_bytes else "not read"
 
 
 async def _transactions(

@@ -16,6 +16,10 @@ admi.002 (rejected, with the ISO code, text and the line and XPath of the proble
 A submission refused before step 5 is recorded (with its answer, not its content) before it is
 answered. A failure of the storage is raised (HTTP 503); any other failure is answered with a
 signed admi.002 MS03 naming an incident (HTTP 500).
+
+``refuse_request`` answers, signed as well, a submission refused for how it was sent before
+its content was read: larger than the body cap (413, FF01), not XML (415, FF01), over the rate
+limit (429, TA01); and one the storage could not take for now (503, TA01).
 """
 
 from __future__ import annotations
@@ -101,6 +105,24 @@ class Answer:
     kept: bool = False
     """The ledger keeps this answer with the submission (it reached the clearing core);
     otherwise a refusal is recorded on its own."""
+
+
+@dataclass(frozen=True)
+class RefusedRequest:
+    """A submission refused for how it was sent, before its content was read (or, for 503,
+    before anything was applied): answered with a signed admi.002 all the same, which names
+    no message (its ``RltdRef`` is ``UNKNOWN``)."""
+
+    status: int
+    code: str
+    text: str
+    body_bytes: int
+    """Its size: as read, or as the request declared it when it was not read (0 unknown)."""
+    body_sha256: str = ""
+    """Of the bytes read ("" when the body was not read)."""
+    recorded: bool = True
+    """Kept with the refusals before it is answered. Not for 429, so that a flood does not
+    write a record per request, nor for 503, when the storage is what failed."""
 
 
 Notify = Callable[[set[str]], None]
@@ -241,6 +263,39 @@ class MessageGateway:
                 answer=answer.body,
             )
             await self._record_refusal(refusal)
+        return answer
+
+    async def refuse_request(
+        self,
+        participant: str,
+        refused: RefusedRequest,
+        client_address: str = "unknown",
+        certificate_sha256: str = "",
+    ) -> Answer:
+        """The signed admi.002 for a submission refused before its content was read; recorded
+        first when ``refused.recorded`` (a failure of the storage then is raised: 503)."""
+        answer = Answer(
+            refused.status,
+            self._reject(participant, "", refused.code, refused.text),
+            False,
+            refused.code,
+            signature_checked=False,
+        )
+        if refused.recorded:
+            await self._record_refusal(
+                Refusal(
+                    sender=participant,
+                    message_id="",
+                    received_at=self._clock.now().isoformat(),
+                    status=refused.status,
+                    reason_code=refused.code,
+                    client_address=client_address,
+                    certificate_sha256=certificate_sha256,
+                    body_sha256=refused.body_sha256,
+                    body_bytes=refused.body_bytes,
+                    answer=answer.body,
+                )
+            )
         return answer
 
     async def _record_refusal(self, refusal: Refusal) -> None:

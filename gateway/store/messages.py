@@ -74,8 +74,9 @@ class Refusal:
     certificate_sha256: str
     """Of the client certificate it came with (pinned to ``sender``)."""
     body_sha256: str
-    """SHA-256 (hex) of the submitted bytes."""
+    """SHA-256 (hex) of the submitted bytes ("" when they were refused unread: over the cap)."""
     body_bytes: int
+    """Their size (over the cap: as declared, or as read before the cap was passed)."""
     answer: bytes
 
 

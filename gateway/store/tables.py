@@ -120,8 +120,9 @@ refused_submission = Table(
     Column("body_bytes", Integer, nullable=False),
     Column("answer", Text, nullable=False),
 )
-"""Every submission refused before it reached the clearing core (signature, schema, business
-rules, a message id reused for other content, a fault of the gateway's own), with the signed
+"""Every submission refused before it reached the clearing core (over the body cap, not XML,
+signature, schema, business rules, a message id reused for other content, a fault of the
+gateway's own; not one over the rate limit, so that a flood writes nothing), with the signed
 admi.002 it got. Not the submission itself, which may be anything up to the body cap: its
 SHA-256 and size tell which one it was."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -36,9 +37,10 @@ from aiohttp.typedefs import Handler
 from sqlalchemy import text
 
 from gateway.iso.input_source import InputSource
+from gateway.iso.problems import Problem, Verdict
 from gateway.log_text import sender_text
 from gateway.service.clearing_service import ClearingService
-from gateway.service.message_gateway import MessageGateway
+from gateway.service.message_gateway import Answer, MessageGateway, RefusedRequest
 from gateway.store import messages
 from gateway.store.database import storage_unavailable
 from gateway.transport.authentication_alarm import AuthenticationMonitor
@@ -204,7 +206,12 @@ def _authenticate(request: web.Request) -> tuple[str, str]:
     participant = runtime.pins.get(pin)
     if participant is None:
         runtime.authentication.failed(source, "client certificate is not pinned to a participant")
-        raise web.HTTPForbidden(text="client certificate is not pinned to a participant\n")
+        # Text, not a signed admi.002: there is no participant to address one to.
+        raise web.HTTPForbidden(
+            text=f"DS0E the client certificate (SHA-256 {pin}) is not pinned to a participant: "
+            "the centre pins each bank's certificate (certificate_sha256 in the participants "
+            "file); nothing was read or applied\n"
+        )
     return participant, pin
 
 
@@ -223,79 +230,172 @@ def _rate_limited(runtime: Runtime, participant: str) -> bool:
     return not runtime.rate_limit.take(participant, runtime.monotonic())
 
 
-async def _read_body(request: web.Request) -> bytes:
-    if request.content_type not in XML_TYPES:
-        raise web.HTTPUnsupportedMediaType(
-            text=f"content type {request.content_type!r}; send application/xml\n"
-        )
-    limit = _runtime(request).gateway.settings.http.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await request.read()
-
-
-def _admit(request: web.Request, signed: bool = False) -> tuple[str, str]:
+def _admit(request: web.Request) -> tuple[str, str]:
     """The participant behind the client certificate and the certificate's pin, within the
     participant's rate limit (every request counts: submissions, outbox polls,
-    acknowledgements, validations). A ``signed`` request (a submission) is authenticated only
-    once its signature has been checked."""
+    acknowledgements, validations). Outbox, acknowledgement and validation requests; a
+    submission is authenticated only once its signature has been checked, and its refusals
+    are signed messages (``_submission_body``)."""
     participant, pin = _authenticate(request)
-    if not signed:
-        _authenticated(request)
+    _authenticated(request)
     if _rate_limited(_runtime(request), participant):
         raise web.HTTPTooManyRequests(
-            text="rate limit reached (setting http.requests_per_second)\n"
+            text="rate limit reached (setting http.requests_per_second)\n",
+            headers={"Retry-After": _retry_after(_runtime(request))},
         )
     return participant, pin
 
 
+def _retry_after(runtime: Runtime) -> str:
+    """Whole seconds until the participant's bucket holds a token again (at least 1)."""
+    return str(max(1, math.ceil(1 / runtime.gateway.settings.http.requests_per_second)))
+
+
+class _RequestRefusedError(Exception):
+    def __init__(self, refused: RefusedRequest) -> None:
+        super().__init__(refused.text)
+        self.refused = refused
+
+
+async def _submission_body(request: web.Request, participant: str) -> bytes:
+    """The submitted bytes, within the participant's rate limit (429), the body cap (413) and
+    an XML content type (415); a refusal is raised as ``_RequestRefusedError``."""
+    runtime = _runtime(request)
+    settings = runtime.gateway.settings.http
+    declared = request.content_length or 0
+    if _rate_limited(runtime, participant):
+        raise _RequestRefusedError(
+            RefusedRequest(
+                429,
+                "TA01",
+                f"rate limit of {settings.requests_per_second:g} requests a second reached "
+                f"(settings http.requests_per_second, http.burst): the message was not read "
+                "and nothing was applied; send the same message again after Retry-After "
+                "seconds",
+                declared,
+                recorded=False,
+            )
+        )
+    return await _bounded_body(request, "send the signed message as application/xml")
+
+
+async def _bounded_body(request: web.Request, advice: str) -> bytes:
+    """The request's bytes, within the body cap (413) and of an XML content type (415); a
+    refusal is raised as ``_RequestRefusedError``. The body is read in chunks and counted as it
+    comes, so one sent without a length, or compressed, is stopped at the cap too."""
+    declared = request.content_length or 0
+    limit = _runtime(request).gateway.settings.http.max_body_bytes
+    too_large = (
+        f"the message is larger than the limit of {limit:,} bytes (setting "
+        "http.max_body_bytes): nothing was applied"
+    )
+    if declared > limit:
+        raise _RequestRefusedError(RefusedRequest(413, "FF01", too_large, declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _RequestRefusedError(RefusedRequest(413, "FF01", too_large, size))
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if request.content_type not in XML_TYPES:
+        raise _RequestRefusedError(
+            RefusedRequest(
+                415,
+                "FF01",
+                f"content type {request.content_type!r} is not accepted: {advice} (nothing "
+                "was applied)",
+                len(body),
+                hashlib.sha256(body).hexdigest(),
+            )
+        )
+    return body
+
+
 async def submit(request: web.Request) -> web.Response:
+    """Every answer to a submission from a pinned certificate is a signed admi.007 or
+    admi.002, whatever refused it; only a certificate without a pin gets text (403): there is
+    no participant to address a message to."""
     runtime = _runtime(request)
     started = time.perf_counter()
-    participant, pin = _admit(request, signed=True)
-    body = await _read_body(request)
-    message = _message_type(runtime, body)
+    participant, pin = _authenticate(request)
+    address = request.remote or "unknown"
+    message = "unknown"
+    size = request.content_length or 0
     runtime.submissions_in_flight += 1
     try:
-        async with runtime.limiter:
-            answer = await runtime.messages.submit(
-                participant, body, request.remote or "unknown", pin
+        try:
+            body = await _submission_body(request, participant)
+            message, size = _message_type(runtime, body), len(body)
+            async with runtime.limiter:
+                answer = await runtime.messages.submit(participant, body, address, pin)
+        except _RequestRefusedError as refusal:
+            answer = await runtime.messages.refuse_request(
+                participant, refusal.refused, address, pin
             )
     except Exception as error:  # nothing was committed
-        unavailable = storage_unavailable(error)
-        outcome = "unavailable" if unavailable else "internal-error"
-        runtime.metrics.observe(message, outcome, time.perf_counter() - started)
-        if unavailable:
+        if storage_unavailable(error):
             LOG.exception("event=storage-unavailable participant=%s", participant)
-            raise _unavailable("nothing was applied, send the same message again") from None
-        # The signed MS03 answer could not be built either (the signer is failing).
-        LOG.exception("event=internal-error participant=%s", participant)
-        raise web.HTTPInternalServerError(
-            text="internal error in the gateway: nothing was applied; sending the same message "
-            "again will fail the same way until the clearing centre has fixed the fault\n"
-        ) from None
+            answer = await _unavailable_answer(runtime, participant, size)
+        else:
+            runtime.metrics.observe(message, "internal-error", time.perf_counter() - started)
+            # The signed MS03 answer could not be built either (the signer is failing).
+            LOG.exception("event=internal-error participant=%s", participant)
+            raise web.HTTPInternalServerError(
+                text="internal error in the gateway: nothing was applied; sending the same "
+                "message again will fail the same way until the clearing centre has fixed the "
+                "fault\n"
+            ) from None
     finally:
         runtime.submissions_in_flight -= 1
     if (answer.code is not None and answer.code.startswith("DS")) or answer.status == 403:
-        runtime.authentication.failed(
-            request.remote or "unknown", f"{answer.code} from {participant}"
-        )
+        runtime.authentication.failed(address, f"{answer.code} from {participant}")
     elif answer.signature_checked:
         _authenticated(request)
-    if answer.accepted:
-        outcome = "accepted"
-    else:
-        outcome = "internal-error" if answer.status == 500 else f"rejected-{answer.code}"
+    outcome = _outcome(answer)
     runtime.metrics.observe(message, outcome, time.perf_counter() - started)
-    LOG.info(
-        "event=submit participant=%s message_id=%s message=%s status=%d outcome=%s",
-        participant,
-        sender_text(answer.message_id or "-"),
-        message,
-        answer.status,
-        outcome,
+    if answer.status != 429:  # counted, not logged: a flood writes no line per request
+        LOG.info(
+            "event=submit participant=%s message_id=%s message=%s status=%d outcome=%s",
+            participant,
+            sender_text(answer.message_id or "-"),
+            message,
+            answer.status,
+            outcome,
+        )
+    headers = {"Retry-After": _retry_after(runtime)} if answer.status == 429 else {}
+    if answer.status == 503:
+        headers = {"Retry-After": "1"}
+    return web.Response(
+        status=answer.status, body=answer.body, content_type="application/xml", headers=headers
     )
-    return web.Response(status=answer.status, body=answer.body, content_type="application/xml")
+
+
+def _outcome(answer: Answer) -> str:
+    if answer.accepted:
+        return "accepted"
+    return {500: "internal-error", 503: "unavailable", 429: "rate-limited"}.get(
+        answer.status, f"rejected-{answer.code}"
+    )
+
+
+async def _unavailable_answer(runtime: Runtime, participant: str, size: int) -> Answer:
+    """503, signed (TA01): the storage could not take the submission for now; nothing was
+    applied and the same message may be sent again as it is."""
+    refused = RefusedRequest(
+        503,
+        "TA01",
+        "storage temporarily unavailable: nothing was applied; send the same message again "
+        "after Retry-After seconds",
+        size,
+        recorded=False,
+    )
+    try:
+        return await runtime.messages.refuse_request(participant, refused)
+    except Exception:  # the signer failing as well: the same answer in plain text
+        LOG.exception("event=internal-error participant=%s", participant)
+        raise _unavailable("nothing was applied, send the same message again") from None
 
 
 def _unavailable(consequence: str) -> web.HTTPServiceUnavailable:
@@ -429,7 +529,12 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def validate(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     _admit(request)
-    body = await _read_body(request)
+    try:
+        body = await _bounded_body(request, "send the message as application/xml")
+    except _RequestRefusedError as refusal:
+        problem = Problem(refusal.refused.code, refusal.refused.text)
+        verdict = Verdict("request", problems=[problem])
+        return web.json_response(verdict.as_dict(), status=refusal.refused.status)
     source = InputSource.from_bytes(body, "request")
     async with runtime.limiter:
         if len(body) <= runtime.gateway.settings.parser.tree_max_bytes:

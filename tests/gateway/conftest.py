@@ -142,6 +142,26 @@ class Harness:
         )
 
 
+class SteadyClock:
+    """The runtime's monotonic seconds, moved by the test."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def exhaust_rate_limit(harness: Harness, participant: str) -> None:
+    """Take every token left in ``participant``'s bucket (at most the burst), with the
+    runtime's clock standing still."""
+    harness.runtime.monotonic = SteadyClock()
+    now = harness.runtime.monotonic()
+    for _ in range(harness.runtime.gateway.settings.http.burst):
+        harness.runtime.rate_limit.take(participant, now)
+    assert not harness.runtime.rate_limit.take(participant, now)
+
+
 async def wait_until(
     condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 60
 ) -> None:

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import ssl
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ from tests.gateway.conftest import (
     ICBC,
     START,
     Harness,
+    SteadyClock,
     assert_prometheus_text,
+    exhaust_rate_limit,
 )
 
 
@@ -539,16 +542,6 @@ async def _open_outbox_requests(harness: Harness, code: str, count: int) -> None
             await asyncio.sleep(0.005)
 
 
-class SteadyClock:
-    """The runtime's monotonic seconds, moved by the test."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 async def test_outbox_long_poll_wakes_on_delivery_and_ack_removes(harness: Harness) -> None:
     waiting = asyncio.create_task(harness.outbox(CCB, wait=10))
     await _open_outbox_requests(harness, CCB, 1)
@@ -604,16 +597,6 @@ async def test_open_outbox_requests_are_bounded_per_participant(harness: Harness
     assert all(kinds(answer) == ["pacs.008.001.08"] for answer in answers)
     assert harness.runtime.outbox_requests[CCB] == 0
     assert (await harness.outbox(CCB))["next"] == answers[0]["next"]
-
-
-def exhaust_rate_limit(harness: Harness, participant: str) -> None:
-    """Take every token left in ``participant``'s bucket (at most the burst), with the
-    runtime's clock standing still."""
-    harness.runtime.monotonic = SteadyClock()
-    now = harness.runtime.monotonic()
-    for _ in range(harness.runtime.gateway.settings.http.burst):
-        harness.runtime.rate_limit.take(participant, now)
-    assert not harness.runtime.rate_limit.take(participant, now)
 
 
 async def test_rate_limit_counts_every_request_of_a_participant(harness: Harness) -> None:
@@ -757,22 +740,105 @@ async def test_operations_endpoints(harness: Harness) -> None:
     assert float(values[f"isogw_writer_lock_held_seconds_total{{{process}}}"]) > 0
 
 
-async def test_bounds_413_415_429(harness: Harness) -> None:
-    huge = b"<a>" + b"x" * (harness.runtime.gateway.settings.http.max_body_bytes + 1) + b"</a>"
-    assert (await harness.post(BOCOM, huge))[0] == 413
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
+def rejection(harness: Harness, answer: bytes) -> tuple[str | None, str | None, str]:
+    """The related reference, reason code and text of a signed admi.002 from the centre (its
+    signature checked)."""
+    root = harness.verify_from_centre(answer)
+    return (
+        root.findtext(".//{*}RltdRef/{*}Ref"),
+        root.findtext(".//{*}RjctgPtyRsn"),
+        root.findtext(".//{*}RsnDesc") or "",
+    )
+
+
+async def exactly_past_the_cap(limit: int) -> AsyncIterator[bytes]:
+    """A body one byte over ``limit``, sent without a length (chunked), all of it."""
+    for _ in range(limit // 65536):
+        yield b"x" * 65536
+    yield b"x" * (limit % 65536 + 1)
+
+
+async def test_a_submission_refused_for_how_it_was_sent_gets_a_signed_admi_002(
+    harness: Harness,
+) -> None:
+    """Over the body cap (413: with a declared length, unread; without one, stopped at the cap
+    as it comes), not XML (415), over the rate limit (429, with Retry-After): each answer is a
+    signed admi.002 with its ISO code and the setting behind it, as every other refusal of a
+    submission, and each is counted."""
+    limit = harness.runtime.gateway.settings.http.max_body_bytes
+    too_large = f"larger than the limit of {limit:,} bytes (setting http.max_body_bytes)"
+    status, answer = await harness.post(BOCOM, b"<a>" + b"x" * limit + b"</a>")
+    reference, code, text = rejection(harness, answer)
+    assert (status, reference, code) == (413, "UNKNOWN", "FF01") and too_large in text
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            harness.url + "/v1/messages",
+            data=exactly_past_the_cap(limit),
+            headers={"Content-Type": "application/xml"},
+            ssl=harness.context(BOCOM),
+        ) as response:
+            assert "Content-Length" not in response.request_info.headers
+            status, answer = response.status, await response.read()
+        reference, code, text = rejection(harness, answer)
+        assert (status, reference, code) == (413, "UNKNOWN", "FF01") and too_large in text
+        async with session.post(
             harness.url + "/v1/messages",
             data=b"{}",
             headers={"Content-Type": "application/json"},
             ssl=harness.context(BOCOM),
+        ) as response:
+            status, answer = response.status, await response.read()
+        reference, code, text = rejection(harness, answer)
+        assert (status, reference, code) == (415, "UNKNOWN", "FF01")
+        assert (
+            "content type 'application/json' is not accepted: send the signed message as "
+            "application/xml" in text
+        )
+        # An exhausted bucket (the clock standing still) answers 429.
+        exhaust_rate_limit(harness, BOCOM)
+        async with session.post(
+            harness.url + "/v1/messages",
+            data=harness.sign(BOCOM, C100),
+            headers={"Content-Type": "application/xml"},
+            ssl=harness.context(BOCOM),
+        ) as response:
+            status, answer = response.status, await response.read()
+            assert response.headers["Retry-After"] == "1"  # 200 requests a second
+        reference, code, text = rejection(harness, answer)
+        assert (status, reference, code) == (429, "UNKNOWN", "TA01")
+        assert (
+            "rate limit of 200 requests a second reached (settings "
+            "http.requests_per_second, http.burst)" in text
+        )
+    assert harness.runtime.clearing.core.packages == {}
+    metrics = harness.runtime.metrics.messages
+    assert (metrics[("unknown", "rejected-FF01")], metrics[("unknown", "rate-limited")]) == (3, 1)
+
+
+async def test_the_validate_endpoint_refuses_too_large_or_not_xml_with_a_verdict(
+    harness: Harness,
+) -> None:
+    limit = harness.runtime.gateway.settings.http.max_body_bytes
+    status, body = await harness.post(BOCOM, b"x" * (limit + 1), path="/v1/validate")
+    verdict = json.loads(body)
+    assert (status, verdict["valid"], [error["code"] for error in verdict["errors"]]) == (
+        413,
+        False,
+        ["FF01"],
+    )
+    assert "(setting http.max_body_bytes)" in verdict["errors"][0]["text"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            harness.url + "/v1/validate",
+            data=C100,
+            headers={"Content-Type": "text/plain"},
+            ssl=harness.context(BOCOM),
         ) as response,
     ):
-        assert response.status == 415
-    # An exhausted bucket (the clock standing still) answers 429.
-    exhaust_rate_limit(harness, BOCOM)
-    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 429
+        status, verdict = response.status, await response.json()
+    assert (status, [error["code"] for error in verdict["errors"]]) == (415, ["FF01"])
+    assert "content type 'text/plain' is not accepted" in verdict["errors"][0]["text"]
 
 
 async def test_consecutive_authentication_failures_are_counted_across_processes(
@@ -933,6 +999,12 @@ async def test_participant_tools_submit_and_read_the_outbox(harness: Harness) ->
     assert "pacs.002.001.10" in out.getvalue() and "=ACSP" in out.getvalue()
     assert "(acknowledged)" in out.getvalue()
     assert (await harness.outbox("103100000026"))["messages"] == []
+    exhaust_rate_limit(harness, "103100000026")
+    out = io.StringIO()
+    assert await _submit(submit, harness.runtime.gateway, out) == 1
+    assert out.getvalue().startswith(
+        "429 rejected (admi.002): TA01 rate limit of 200 requests a second reached"
+    )
 
 
 async def test_participant_tools_show_a_bank_reject_of_a_forwarded_payment(
@@ -1018,15 +1090,23 @@ async def test_expired_client_certificate_is_refused(harness: Harness) -> None:
 
 
 async def test_certificate_from_the_ca_but_not_pinned_is_403(harness: Harness) -> None:
+    from gateway.security.keys import certificate_sha256
     from gateway.transport.tls import client_context
 
     pair = harness.keys.issue("308584000013", START, START + timedelta(days=30))
-    assert await _get_health(harness, client_context(harness.keys, pair)) == 200  # TLS passes
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(harness.url + "/v1/outbox", ssl=client_context(harness.keys, pair)) as response,
-    ):
-        assert response.status == 403
+    context = client_context(harness.keys, pair)
+    assert await _get_health(harness, context) == 200  # TLS passes
+    pin = certificate_sha256(pair.certificate())
+    async with aiohttp.ClientSession() as session:
+        for method, path in (("GET", "/v1/outbox"), ("POST", "/v1/messages")):
+            async with session.request(
+                method, harness.url + path, data=C100, ssl=context
+            ) as response:
+                assert response.status == 403
+                assert (await response.text()).startswith(
+                    f"DS0E the client certificate (SHA-256 {pin}) is not pinned to a participant"
+                )
+    assert harness.runtime.clearing.core.packages == {}
 
 
 async def test_tls_1_2_client_is_refused(harness: Harness) -> None:

@@ -93,7 +93,11 @@ async def test_a_storage_failure_answers_503_with_retry_after_and_the_same_messa
         ) as response,
     ):
         assert (response.status, response.headers.get("Retry-After")) == (503, "1")
-        assert "nothing was applied, send the same message again" in await response.text()
+        answer = harness.verify_from_centre(await response.read())
+    assert answer.findtext(".//{*}RjctgPtyRsn") == "TA01"
+    assert (answer.findtext(".//{*}RsnDesc") or "").startswith(
+        "storage temporarily unavailable: nothing was applied; send the same message again"
+    )
     status, _, text = await harness.get(CCB, "/metrics")
     assert status == 200
     assert 'message="pacs.008.001.08",outcome="unavailable"} 1' in text

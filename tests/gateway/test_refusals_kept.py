@@ -12,13 +12,14 @@ import subprocess
 import sys
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from gateway.operator_cli import _run
 from gateway.service import message_gateway
 from tests.conftest import CONFIG, PROJECT
-from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, ICBC, Harness
+from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, ICBC, Harness, exhaust_rate_limit
 
 
 async def refusals(*, participant: str | None = None, as_json: bool = False) -> Any:
@@ -82,6 +83,46 @@ async def test_each_refusal_is_recorded_with_its_answer_and_the_hash_of_what_was
     assert f" {BOCOM} {C100_ID} 400 DS01 from 127.0.0.1: " in lines[-1]
     assert f"({len(altered):,} bytes, sha256 {hashlib.sha256(altered).hexdigest()})" in lines[-1]
     assert " AM10 " in lines[1] and " at line " in lines[1]
+
+
+async def test_a_refusal_for_how_it_was_sent_is_recorded_but_not_one_over_the_rate_limit(
+    harness: Harness,
+) -> None:
+    """Too large (413: not read, so no SHA-256, the size as declared) and not XML (415) are
+    recorded with their signed answers; over the rate limit (429) is not, so that a flood
+    writes nothing."""
+    limit = harness.runtime.gateway.settings.http.max_body_bytes
+    huge = b"x" * (limit + 1)
+    status, too_large = await harness.post(BOCOM, huge)
+    assert status == 413
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            harness.url + "/v1/messages",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+            ssl=harness.context(CCB),
+        ) as response,
+    ):
+        status, not_xml = response.status, await response.read()
+    assert status == 415
+    exhaust_rate_limit(harness, ICBC)
+    assert (await harness.post(ICBC, harness.sign(ICBC, C100)))[0] == 429
+    pins = {code: pin for pin, code in harness.runtime.pins.items()}
+    listed = await refusals(as_json=True)
+    assert [
+        (entry["participant"], entry["status"], entry["reason_code"], entry["message_id"])
+        for entry in listed
+    ] == [(CCB, 415, "FF01", ""), (BOCOM, 413, "FF01", "")]
+    assert [(entry["body_sha256"], entry["body_bytes"]) for entry in listed] == [
+        (hashlib.sha256(b"{}").hexdigest(), 2),
+        ("", len(huge)),
+    ]
+    assert [entry["answer"].encode() for entry in listed] == [not_xml, too_large]
+    assert [entry["certificate_sha256"] for entry in listed] == [pins[CCB], pins[BOCOM]]
+    [line] = (await refusals(participant=BOCOM)).splitlines()
+    assert f" {BOCOM} - 413 FF01 from 127.0.0.1: the message is larger than the limit" in line
+    assert line.endswith(f"({len(huge):,} bytes or more, not read)")
 
 
 async def test_a_fault_of_the_gateway_is_recorded_with_its_incident(
