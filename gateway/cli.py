@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -32,6 +32,11 @@ from gateway.participant_cli import (
     run_participant,
 )
 from gateway.start_errors import StartError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from gateway.security.certificate_validity import KnownCertificate
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -78,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the gateway's and the participants' key type, hence their XML signature method "
         "(default: ecdsa-p256)",
     )
+    status = key_actions.add_parser(
+        "status",
+        help="how long the CA's, the gateway's and each participant's certificates stay valid",
+        description="List the CA's, the gateway's and each configured participant's "
+        "certificate: valid until, days left, state and SHA-256 pin. Exit 0 if none needs "
+        "attention, 1 if one is expired, not yet valid, or ends within "
+        "http.certificate_warning_days.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
     serve = commands.add_parser(
         "serve",
         help="start the HTTPS gateway (mutual TLS) on the [http] host and port",
@@ -334,21 +348,82 @@ async def _prepare_storage(config: Path, clock: Any) -> None:
     await clearing.service.close()
 
 
+def _key_status(
+    certificates: list[KnownCertificate],
+    now: datetime,
+    warning_days: int,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    from datetime import timedelta
+
+    from gateway.security.certificate_validity import ATTENTION
+
+    warning = timedelta(days=warning_days)
+    attention = [entry for entry in certificates if entry.validity(now, warning) in ATTENTION]
+    if as_json:
+        listed = [
+            {
+                "certificate": entry.role,
+                "owner": entry.owner or None,
+                "path": entry.path,
+                "state": entry.validity(now, warning).value,
+                "not_before": entry.not_before.isoformat() if entry.not_before else None,
+                "not_after": entry.not_after.isoformat() if entry.not_after else None,
+                "days_left": entry.days_left(now),
+                "sha256": entry.sha256,
+            }
+            for entry in certificates
+        ]
+        json.dump(listed, out, indent=2)
+        out.write("\n")
+        return 1 if attention else EXIT_VALID
+    out.write(f"{'certificate':<12} {'owner':<12} {'valid until':<20} {'days':>5}  state\n")
+    for entry in certificates:
+        until = f"{entry.not_after:%Y-%m-%dT%H:%M:%SZ}" if entry.not_after else "-"
+        days = entry.days_left(now)
+        state = entry.validity(now, warning).value
+        detail = f"sha256:{entry.sha256}" if entry.sha256 else f"no certificate at {entry.path}"
+        out.write(
+            f"{entry.role:<12} {entry.owner or '-':<12} {until:<20} "
+            f"{'-' if days is None else days:>5}  {state:<13} {detail}\n"
+        )
+    out.write(
+        f"{len(certificates)} certificates; {len(attention)} need attention (expired, not yet "
+        f"valid, or ending within {warning_days} days: setting http.certificate_warning_days)\n"
+    )
+    return 1 if attention else EXIT_VALID
+
+
 def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:
     from datetime import UTC, datetime
 
     from gateway.composition import state_directory
     from gateway.configuration.participants import load_participants
     from gateway.configuration.settings import load_settings
+    from gateway.security.certificate_validity import known_certificates
     from gateway.security.keys import KeyStore
 
     settings = load_settings(arguments.config or default_config_file())
     directory = load_participants(settings.resolve(settings.paths.participants))
     store = KeyStore(state_directory())
-    if store.exists() and not arguments.force:
-        raise UsageError(f"{store.folder} already holds keys; --force replaces them")
     participants = directory.participants
     codes = [entry.code for entry in (*participants.direct, *participants.special)]
+    if arguments.action == "status":
+        if not store.exists():
+            raise UsageError(
+                f"{store.folder} holds no keys; `isogw keys init` (or `make run`) creates "
+                "development keys"
+            )
+        return _key_status(
+            known_certificates(store, directory.centre_member_id, codes),
+            datetime.now(UTC),
+            settings.http.certificate_warning_days,
+            arguments.json,
+            out,
+        )
+    if store.exists() and not arguments.force:
+        raise UsageError(f"{store.folder} already holds keys; --force replaces them")
     store.initialise(directory.centre_member_id, codes, datetime.now(UTC), arguments.algorithm)
     pins = store.pins(codes)
     out.write(

@@ -212,6 +212,7 @@ async def open_runtime(
     verifier, the message gateway; with ``push``, a pusher for each participant with a
     ``push_url`` (one gateway process pushes, so each bank gets its messages once, in
     order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
+    from gateway.security.certificate_validity import known_certificates
     from gateway.security.keys import read_certificate
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
@@ -250,5 +251,10 @@ async def open_runtime(
             runtime.pushers[entry.code] = Pusher(
                 entry.code, entry.push_url, clearing.service, gateway.settings.push, clock.now, tls
             )
+    runtime.certificates = known_certificates(
+        keys,
+        gateway.directory.centre_member_id,
+        [entry.code for entry in (*participants.direct, *participants.special)],
+    )
     messages.set_notify(runtime.notify)
     return runtime

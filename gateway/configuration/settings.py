@@ -147,6 +147,15 @@ class HttpSettings(StrictModel):
     """How often each gateway process publishes what it counts for /metrics (whichever process
     a scrape reaches reports every process; the others' figures are at most this old)."""
 
+    certificate_warning_days: int = Field(default=30, ge=1, le=3_650)
+    """A certificate (the CA's, the gateway's, a participant's) that ends within this many days
+    is logged at WARNING (``event=certificate-expiring``), and listed so by ``isogw keys
+    status``."""
+
+    certificate_check_seconds: float = Field(default=3_600.0, gt=0, le=86_400)
+    """How often the first gateway process looks at the certificates' validity again (and logs
+    those that need attention)."""
+
     shutdown_seconds: float = Field(default=30.0, gt=0, le=600)
     """How long a stopping process lets requests in flight finish (each is then committed
     and answered); open outbox long polls are answered at once when it starts stopping."""

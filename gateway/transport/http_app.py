@@ -29,7 +29,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -39,6 +39,7 @@ from sqlalchemy import text
 from gateway.iso.input_source import InputSource
 from gateway.iso.problems import Problem, Verdict
 from gateway.log_text import sender_text
+from gateway.security.certificate_validity import CertificateWatch, KnownCertificate
 from gateway.service.clearing_service import ClearingService
 from gateway.service.message_gateway import Answer, MessageGateway, RefusedRequest
 from gateway.store import messages
@@ -112,6 +113,9 @@ class Runtime:
     it starts (a restarted process takes the slot of the one it replaces)."""
     figures_board: FiguresBoard | None = None
     """Where the processes publish their figures for /metrics (None: this process alone)."""
+    certificates: list[KnownCertificate] = field(default_factory=list)
+    """The CA's, the gateway's and the participants' certificates as loaded at start (for
+    /metrics, and the first process's log of those that need attention)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
@@ -577,6 +581,7 @@ async def metrics(request: web.Request) -> web.Response:
     now = runtime.messages.now()
     others = runtime.figures_board.others() if runtime.figures_board is not None else []
     lines = process_lines([runtime.figures(now), *others], now)
+    lines += _certificate_lines(runtime.certificates)
     lines += [
         "# TYPE isogw_clearing_caught_up gauge",
         f'isogw_clearing_caught_up{{process="{runtime.slot}"}} {caught_up}',
@@ -600,6 +605,42 @@ async def metrics(request: web.Request) -> web.Response:
         lines.append(f"# TYPE {family} gauge")
         lines += [f'{family}{{participant="{code}"}} {value}' for code, value in values.items()]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _certificate_lines(certificates: list[KnownCertificate]) -> list[str]:
+    """When each certificate stops being valid (Unix seconds), for an alert on how far off
+    that is: ``isogw_certificate_expiry_timestamp_seconds - time() < 30 * 86400``."""
+    family = "isogw_certificate_expiry_timestamp_seconds"
+    lines = [f"# TYPE {family} gauge"]
+    for certificate in certificates:
+        if certificate.not_after is None:
+            continue
+        owner = f',owner="{certificate.owner}"' if certificate.owner else ""
+        labels = f'certificate="{certificate.role}"{owner}'
+        lines.append(f"{family}{{{labels}}} {int(certificate.not_after.timestamp())}")
+    return lines
+
+
+async def _watching_certificates(app: web.Application) -> AsyncIterator[None]:
+    """The first process logs the certificates that need attention, at start and then every
+    ``http.certificate_check_seconds`` (each again when its days left change)."""
+    runtime = app[RUNTIME]
+    settings = runtime.gateway.settings.http
+    watch = CertificateWatch(
+        runtime.certificates, timedelta(days=settings.certificate_warning_days)
+    )
+
+    async def watch_forever() -> None:
+        while True:
+            watch.check(runtime.messages.now())
+            await asyncio.sleep(settings.certificate_check_seconds)
+
+    task = asyncio.create_task(watch_forever()) if runtime.slot == 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _publishing_figures(app: web.Application) -> AsyncIterator[None]:
@@ -734,6 +775,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.cleanup_ctx.append(_pushers)
     app.cleanup_ctx.append(_authentication_counting)
     app.cleanup_ctx.append(_publishing_figures)
+    app.cleanup_ctx.append(_watching_certificates)
     app.on_shutdown.append(_stop_waiting)
     app.on_cleanup.append(_close_storage)
     return app

@@ -24,7 +24,7 @@ from gateway.clearing.refusals import CommandRefusedError
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import MessageReject
 from gateway.composition import open_runtime
-from gateway.security.keys import KeyStore
+from gateway.security.keys import KeyStore, read_certificate
 from gateway.store.authentication_failures import failing
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
@@ -732,6 +732,15 @@ async def test_operations_endpoints(harness: Harness) -> None:
     )
     assert f"isogw_clearing_caught_up{{{process}}} 1" in text
     assert_prometheus_text(text)
+    for role, owner, pair in (
+        ("gateway", CENTRE, harness.keys.gateway),
+        ("participant", BOCOM, harness.keys.participant(BOCOM)),
+    ):
+        end = int(pair.certificate().not_valid_after_utc.timestamp())
+        labels = f'certificate="{role}",owner="{owner}"'
+        assert f"isogw_certificate_expiry_timestamp_seconds{{{labels}}} {end}\n" in text
+    ca_end = int(read_certificate(harness.keys.ca_path).not_valid_after_utc.timestamp())
+    assert f'isogw_certificate_expiry_timestamp_seconds{{certificate="ca"}} {ca_end}\n' in text
     assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
     assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
     values = dict(line.split(" ") for line in text.splitlines() if line.startswith("isogw_writer"))

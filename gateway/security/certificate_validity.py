@@ -1,0 +1,125 @@
+"""How long the CA's, the gateway's and each participant's certificates stay valid.
+
+An expired certificate stops a bank's traffic at the TLS handshake (its own) or every bank's
+(the gateway's, the CA's), so operators need to see it coming: ``isogw keys status`` lists
+them, ``/metrics`` gives each one's end of validity, and the first ``isogw serve`` process
+logs those that are expired, not yet valid, or within ``http.certificate_warning_days`` of
+their end, at start and then once a day (it looks every ``http.certificate_check_seconds``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from gateway.security.keys import KeyStore, certificate_sha256, read_certificate
+
+LOG = logging.getLogger("isogw.keys")
+
+
+class Validity(StrEnum):
+    VALID = "valid"
+    EXPIRING = "expiring"
+    """Valid, but it ends within the warning period."""
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    NONE = "none"
+    """A participant without a certificate (not connected yet): nothing to check."""
+
+
+ATTENTION = frozenset({Validity.EXPIRING, Validity.EXPIRED, Validity.NOT_YET_VALID})
+
+
+@dataclass(frozen=True)
+class KnownCertificate:
+    """A certificate as the gateway loaded it (or the place where it would be)."""
+
+    role: str
+    """``ca``, ``gateway`` or ``participant``."""
+    owner: str
+    """The bank code (the centre's for the gateway; "" for the CA)."""
+    path: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    sha256: str | None = None
+
+    def validity(self, now: datetime, warning: timedelta) -> Validity:
+        if self.not_before is None or self.not_after is None:
+            return Validity.NONE
+        if now < self.not_before:
+            return Validity.NOT_YET_VALID
+        if now > self.not_after:
+            return Validity.EXPIRED
+        return Validity.EXPIRING if self.not_after - now <= warning else Validity.VALID
+
+    def days_left(self, now: datetime) -> int | None:
+        """Whole days until the end of validity (negative once past it)."""
+        return None if self.not_after is None else (self.not_after - now) // timedelta(days=1)
+
+
+def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
+    if not location.is_file():
+        return KnownCertificate(role, owner, str(location))
+    certificate = read_certificate(location)
+    return KnownCertificate(
+        role,
+        owner,
+        str(location),
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+        certificate_sha256(certificate),
+    )
+
+
+def known_certificates(
+    keys: KeyStore, centre: str, participants: Sequence[str]
+) -> list[KnownCertificate]:
+    """The CA's, the gateway's and each participant's certificate (a damaged file raises
+    ``KeyFileError``, as at start)."""
+    return [
+        _loaded("ca", "", keys.ca_path),
+        _loaded("gateway", centre, keys.gateway.certificate_path),
+        *(
+            _loaded("participant", code, keys.participant(code).certificate_path)
+            for code in participants
+        ),
+    ]
+
+
+class CertificateWatch:
+    """Logs the certificates that need attention: each one again only when its validity or
+    its days left have changed since it was last logged (at most once a day each)."""
+
+    def __init__(self, certificates: Sequence[KnownCertificate], warning: timedelta) -> None:
+        self._certificates = list(certificates)
+        self._warning = warning
+        self._logged: dict[str, tuple[Validity, int | None]] = {}
+
+    def check(self, now: datetime) -> list[KnownCertificate]:
+        """The certificates logged this time."""
+        logged = []
+        for certificate in self._certificates:
+            validity = certificate.validity(now, self._warning)
+            if validity not in ATTENTION:
+                self._logged.pop(certificate.path, None)
+                continue
+            seen = (validity, certificate.days_left(now))
+            if self._logged.get(certificate.path) == seen:
+                continue
+            self._logged[certificate.path] = seen
+            logged.append(certificate)
+            LOG.log(
+                logging.WARNING if validity is Validity.EXPIRING else logging.ERROR,
+                "event=certificate-%s certificate=%s owner=%s not_after=%s days_left=%d path=%s",
+                validity.value,
+                certificate.role,
+                certificate.owner or "-",
+                f"{certificate.not_after:%Y-%m-%dT%H:%M:%SZ}",
+                seen[1],
+                certificate.path,
+            )
+        return logged
