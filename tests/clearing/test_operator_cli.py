@@ -63,8 +63,24 @@ def test_operator_commands_are_logged_and_survive(tmp_path: Path) -> None:
         row["participant"]: row for row in json.loads(core(tmp_path, "positions", "--json").stdout)
     }
     assert positions["102100099996"]["cap"] == "65000000.00"
+    before = json.loads(core(tmp_path, "status", "--json").stdout)
     switched = json.loads(core(tmp_path, "day-switch", "--json").stdout)
-    assert "day-switched" in [event["kind"] for event in switched]
+    after = json.loads(core(tmp_path, "status", "--json").stdout)
+    kinds = [event["kind"] for event in switched]
+    assert "session-closed" in kinds
+    # The command runs on the real clock. Before the day's 17:00 switch it moves the business
+    # date to the next working day; after it, the business date is already that day (ahead
+    # of the calendar date), so the command closes the session and the date stays.
+    if before["business_date"] > before["as_of"][:10]:
+        assert "day-switched" not in kinds
+        assert after["business_date"] == before["business_date"]
+    else:
+        [event] = [event for event in switched if event["kind"] == "day-switched"]
+        assert (event["previous_business_date"], event["business_date"]) == (
+            before["business_date"],
+            after["business_date"],
+        )
+        assert after["business_date"] > before["as_of"][:10]
 
 
 def test_refusals_and_usage_errors(tmp_path: Path) -> None:
