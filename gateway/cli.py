@@ -378,14 +378,14 @@ def _key_status(
         json.dump(listed, out, indent=2)
         out.write("\n")
         return 1 if attention else EXIT_VALID
-    out.write(f"{'certificate':<12} {'owner':<12} {'valid until':<20} {'days':>5}  state\n")
+    out.write(f"{'certificate':<16} {'owner':<12} {'valid until':<20} {'days':>5}  state\n")
     for entry in certificates:
         until = f"{entry.not_after:%Y-%m-%dT%H:%M:%SZ}" if entry.not_after else "-"
         days = entry.days_left(now)
         state = entry.validity(now, warning).value
         detail = f"sha256:{entry.sha256}" if entry.sha256 else f"no certificate at {entry.path}"
         out.write(
-            f"{entry.role:<12} {entry.owner or '-':<12} {until:<20} "
+            f"{entry.role:<16} {entry.owner or '-':<12} {until:<20} "
             f"{'-' if days is None else days:>5}  {state:<13} {detail}\n"
         )
     out.write(

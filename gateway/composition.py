@@ -28,7 +28,7 @@ from gateway.start_errors import KeyFileError, StorageError
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from gateway.security.keys import KeyStore
+    from gateway.security.keys import KeyPair, KeyStore
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
     from gateway.transport.http_app import Runtime
@@ -132,49 +132,67 @@ def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
 
 def _participant_certificates(
     gateway: Gateway, keys: KeyStore
-) -> tuple[dict[str, x509.Certificate], dict[str, str]]:
-    """Each participant's certificate (``<keys>/participants/<code>.pem``: it checks the
-    participant's XML signatures) and the pins (SHA-256) that identify its TLS connections.
+) -> tuple[dict[str, list[x509.Certificate]], dict[str, str]]:
+    """Each participant's certificates (``<keys>/participants/<code>.pem``, and while it renews
+    ``<code>.next.pem``: they check the participant's XML signatures) and the pins (SHA-256)
+    that identify its TLS connections.
 
-    A ``certificate_sha256`` in the participants file must be the pin of that file: the one
-    certificate serves both, so a pin without its certificate, or a certificate that is not
-    the pinned one, stops the start (rather than refusing every message the bank signs)."""
+    A ``certificate_sha256`` (``next_certificate_sha256``) in the participants file must be
+    the pin of that file: the one certificate serves both, so a pin without its certificate,
+    or a certificate that is not the pinned one, stops the start (rather than refusing every
+    message the bank signs)."""
+    listed = gateway.settings.resolve(gateway.settings.paths.participants)
+    participants = gateway.directory.participants
+    certificates: dict[str, list[x509.Certificate]] = {}
+    pins: dict[str, str] = {}
+    for entry in (*participants.direct, *participants.special):
+        for pair, pinned, setting in (
+            (keys.participant(entry.code), entry.certificate_sha256, "certificate_sha256"),
+            (
+                keys.next_participant(entry.code),
+                entry.next_certificate_sha256,
+                "next_certificate_sha256",
+            ),
+        ):
+            found = _pinned_certificate(listed, entry.code, pair, pinned, setting)
+            if found is not None:
+                pin, certificate = found
+                certificates.setdefault(entry.code, []).append(certificate)
+                pins[pin] = entry.code
+    return certificates, pins
 
+
+def _pinned_certificate(
+    listed: Path, code: str, pair: KeyPair, pinned: str | None, setting: str
+) -> tuple[str, x509.Certificate] | None:
+    """The pin and certificate in ``pair``'s file, checked against the ``setting`` pin; None
+    when there is no file and no pin."""
     from gateway.security.keys import certificate_sha256
     from gateway.security.signatures import signature_method
 
-    listed = gateway.settings.resolve(gateway.settings.paths.participants)
-    participants = gateway.directory.participants
-    certificates: dict[str, x509.Certificate] = {}
-    pins: dict[str, str] = {}
-    for entry in (*participants.direct, *participants.special):
-        pair = keys.participant(entry.code)
-        if not pair.certificate_path.is_file():
-            if entry.certificate_sha256:
-                raise KeyFileError(
-                    f"{listed}: {entry.code} is pinned (certificate_sha256) but "
-                    f"{pair.certificate_path} is missing: put the bank's certificate there, "
-                    "it checks the bank's XML signatures"
-                )
-            continue
-        certificate = pair.certificate()
-        pin = certificate_sha256(certificate)
-        if entry.certificate_sha256 and entry.certificate_sha256 != pin:
+    if not pair.certificate_path.is_file():
+        if pinned:
             raise KeyFileError(
-                f"{pair.certificate_path} is not the certificate {entry.code} is pinned to in "
-                f"{listed} (certificate_sha256 {entry.certificate_sha256}, the file's is "
-                f"{pin}): put the bank's certificate there, or correct the pin"
+                f"{listed}: {code} is pinned ({setting}) but {pair.certificate_path} is "
+                "missing: put the bank's certificate there, it checks the bank's XML signatures"
             )
-        try:
-            signature_method(certificate.public_key())
-        except ValueError as error:
-            raise KeyFileError(
-                f"{pair.certificate_path}: {entry.code}'s certificate cannot check its "
-                f"signatures ({error}); it needs a certificate with an accepted key"
-            ) from error
-        certificates[entry.code] = certificate
-        pins[pin] = entry.code
-    return certificates, pins
+        return None
+    certificate = pair.certificate()
+    pin = certificate_sha256(certificate)
+    if pinned and pinned != pin:
+        raise KeyFileError(
+            f"{pair.certificate_path} is not the certificate {code} is pinned to in "
+            f"{listed} ({setting} {pinned}, the file's is {pin}): put the bank's certificate "
+            "there, or correct the pin"
+        )
+    try:
+        signature_method(certificate.public_key())
+    except ValueError as error:
+        raise KeyFileError(
+            f"{pair.certificate_path}: {code}'s certificate cannot check its "
+            f"signatures ({error}); it needs a certificate with an accepted key"
+        ) from error
+    return pin, certificate
 
 
 def _open_rate_limit(gateway: Gateway, participants: Iterable[str]) -> SharedRateLimit:

@@ -34,6 +34,9 @@ class _Entry(BaseModel):
     certificate_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     """Pin of the participant's client and signing certificate; without one, the development
     certificate from ``isogw keys init`` is pinned."""
+    next_certificate_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Pin of the certificate the participant is renewing to (``participants/<code>.next.pem``):
+    while both are configured, either is accepted, so the bank switches when it is ready."""
     push_url: str | None = Field(default=None, pattern=r"^https?://")
     """Where the gateway pushes this participant's outbox (optional; pulling always works)."""
 

@@ -39,7 +39,7 @@ class KnownCertificate:
     """A certificate as the gateway loaded it (or the place where it would be)."""
 
     role: str
-    """``ca``, ``gateway`` or ``participant``."""
+    """``ca``, ``gateway``, ``participant`` or ``participant-next`` (the one it renews to)."""
     owner: str
     """The bank code (the centre's for the gateway; "" for the CA)."""
     path: str
@@ -78,16 +78,18 @@ def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
 def known_certificates(
     keys: KeyStore, centre: str, participants: Sequence[str]
 ) -> list[KnownCertificate]:
-    """The CA's, the gateway's and each participant's certificate (a damaged file raises
-    ``KeyFileError``, as at start)."""
-    return [
+    """The CA's, the gateway's and each participant's certificate, and the one a participant
+    renews to where there is one (a damaged file raises ``KeyFileError``, as at start)."""
+    found = [
         _loaded("ca", "", keys.ca_path),
         _loaded("gateway", centre, keys.gateway.certificate_path),
-        *(
-            _loaded("participant", code, keys.participant(code).certificate_path)
-            for code in participants
-        ),
     ]
+    for code in participants:
+        found.append(_loaded("participant", code, keys.participant(code).certificate_path))
+        renewal = keys.next_participant(code).certificate_path
+        if renewal.is_file():
+            found.append(_loaded("participant-next", code, renewal))
+    return found
 
 
 class CertificateWatch:

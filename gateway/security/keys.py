@@ -70,7 +70,8 @@ def certificate_sha256(certificate: x509.Certificate) -> str:
 
 
 class KeyStore:
-    """The development key folder: ``ca.pem``, ``gateway.{key,pem}``, ``participants/<code>.*``."""
+    """The development key folder: ``ca.pem``, ``gateway.{key,pem}``, ``participants/<code>.*``
+    (and ``participants/<code>.next.*`` for a participant renewing its certificate)."""
 
     def __init__(self, state_directory: Path) -> None:
         self.folder = state_directory / KEY_FOLDER
@@ -90,6 +91,11 @@ class KeyStore:
     def participant(self, code: str) -> KeyPair:
         folder = self.folder / "participants"
         return KeyPair(folder / f"{code}.key", folder / f"{code}.pem")
+
+    def next_participant(self, code: str) -> KeyPair:
+        """The certificate a participant is renewing to, accepted beside its current one."""
+        folder = self.folder / "participants"
+        return KeyPair(folder / f"{code}.next.key", folder / f"{code}.next.pem")
 
     def exists(self) -> bool:
         return self.ca_path.is_file() and self.gateway.certificate_path.is_file()
@@ -135,12 +141,15 @@ class KeyStore:
         for code in participants:
             self._issue(self.participant(code), code, ca, ca_key, now, new_key(), server=False)
 
-    def issue(self, code: str, not_before: datetime, not_after: datetime) -> KeyPair:
-        """A further participant certificate from the development CA (a new bank, a renewal)."""
+    def issue(
+        self, code: str, not_before: datetime, not_after: datetime, renewal: bool = False
+    ) -> KeyPair:
+        """A further participant certificate from the development CA (a new bank, a renewal);
+        with ``renewal``, as the next certificate beside the current one."""
         ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
         ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-        pair = self.participant(code)
+        pair = self.next_participant(code) if renewal else self.participant(code)
         key = KEY_ALGORITHMS[DEFAULT_KEY_ALGORITHM]()
         self._issue(pair, code, ca, ca_key, not_before, key, server=False, not_after=not_after)
         return pair

@@ -35,7 +35,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -236,27 +236,46 @@ class VerifiedMessage:
     """The XML-DSig signature method it was verified with (its URI)."""
 
 
+@dataclass(frozen=True)
+class _Pinned:
+    """One pinned certificate of a sender, with what checking a signature needs of it."""
+
+    certificate: x509.Certificate
+    der: bytes
+    key: PublicKey
+    method: str
+    """The one signature method its key makes (``ValueError`` for a key the scheme does not
+    use: the composition root names the certificate file first)."""
+    from_anchor: bool
+    """Whether it comes from the trusted CA, checked once."""
+
+
+def _pinned(certificate: x509.Certificate, anchor: x509.Certificate | None) -> _Pinned:
+    key = certificate.public_key()
+    return _Pinned(
+        certificate,
+        certificate.public_bytes(serialization.Encoding.DER),
+        key,
+        signature_method(key),
+        anchor is None or _issued_by(certificate, anchor),
+    )
+
+
 class SignatureVerifier:
     def __init__(
         self,
-        pins: Mapping[str, x509.Certificate],
+        pins: Mapping[str, x509.Certificate | Sequence[x509.Certificate]],
         trust_anchor: x509.Certificate | None = None,
     ) -> None:
-        self._pins = dict(pins)
-        self._pinned_der = {
-            code: certificate.public_bytes(serialization.Encoding.DER)
-            for code, certificate in self._pins.items()
+        """``pins``: each sender's certificate, or its certificates while it renews one (the
+        current first, then the next: a signature from either is accepted)."""
+        self._pins = {
+            code: [
+                _pinned(certificate, trust_anchor)
+                for certificate in (listed if isinstance(listed, Sequence) else [listed])
+            ]
+            for code, listed in pins.items()
         }
-        self._keys = {code: certificate.public_key() for code, certificate in self._pins.items()}
-        self._methods = {code: signature_method(key) for code, key in self._keys.items()}
-        """The one signature method each sender's pinned key makes (``ValueError`` for a key
-        the scheme does not use: the composition root names the certificate file first)."""
-        self._anchor = trust_anchor
-        self._from_anchor = {
-            code: trust_anchor is None or _issued_by(certificate, trust_anchor)
-            for code, certificate in self._pins.items()
-        }
-        """Whether each pinned certificate comes from the trusted CA, checked once."""
 
     def verify(
         self,
@@ -306,15 +325,15 @@ class SignatureVerifier:
                 "DS01", "comments are not covered by the signature; a signed message has none"
             )
         method = self._check_structure(signature)
-        key = self._pinned(sender, signature, now)
-        if method != self._methods[sender]:
+        pinned = self._signer(sender, signature, method, now)
+        if method != pinned.method:
             raise SignatureProblemError(
                 "DS0B",
                 f"signature method {method!r} does not fit {sender}'s pinned key "
-                f"({_METHOD_NAMES[self._methods[sender]]})",
+                f"({_METHOD_NAMES[pinned.method]})",
             )
         content_sha256 = _check_digest(root, signature)
-        _check_signature_value(signature, key)
+        _check_signature_value(signature, pinned.key)
         return VerifiedMessage(root, content_sha256, method)
 
     def _check_structure(self, signature: etree._Element) -> str:
@@ -350,28 +369,54 @@ class SignatureVerifier:
             raise SignatureProblemError("DS0B", f"digest {digest_uri!r} not accepted{named}")
         return algorithm
 
-    def _pinned(self, sender: str, signature: etree._Element, now: datetime) -> PublicKey:
-        certificate = self._pins.get(sender)
-        if certificate is None:
+    def _signer(
+        self, sender: str, signature: etree._Element, method: str, now: datetime
+    ) -> _Pinned:
+        """The pinned certificate the signature is made with: the one it embeds, else the
+        sender's only one, else (while the sender renews) the one whose key verifies it."""
+        candidates = self._pins.get(sender)
+        if not candidates:
             raise SignatureProblemError("DS0E", f"no pinned certificate for sender {sender}")
         embedded = signature.findtext(f".//{_ds('X509Certificate')}")
         if embedded is not None:
             presented = _base64(embedded, "X509Certificate")
-            if presented != self._pinned_der[sender]:
+            matching = [pinned for pinned in candidates if pinned.der == presented]
+            if not matching:
                 raise SignatureProblemError(
                     "DS0E", f"signed with a certificate that is not {sender}'s pinned certificate"
                 )
+            chosen = matching[0]
+        elif len(candidates) == 1:
+            chosen = candidates[0]
+        else:
+            chosen = next(
+                (
+                    pinned
+                    for pinned in candidates
+                    if pinned.method == method and _verifies(signature, pinned.key)
+                ),
+                candidates[0],
+            )
+        certificate = chosen.certificate
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             raise SignatureProblemError(
                 "DS0D",
                 f"{sender}'s certificate is valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
                 f"{certificate.not_valid_after_utc:%Y-%m-%d}",
             )
-        if not self._from_anchor[sender]:
+        if not chosen.from_anchor:
             raise SignatureProblemError(
                 "DS0F", f"{sender}'s certificate is not from the trusted CA"
             )
-        return self._keys[sender]
+        return chosen
+
+
+def _verifies(signature: etree._Element, key: PublicKey) -> bool:
+    try:
+        _check_signature_value(signature, key)
+    except SignatureProblemError:
+        return False
+    return True
 
 
 def _check_digest(root: etree._Element, signature: etree._Element) -> str:
