@@ -235,11 +235,10 @@ def _rate_limited(runtime: Runtime, participant: str) -> bool:
 
 
 def _admit(request: web.Request) -> tuple[str, str]:
-    """The participant behind the client certificate and the certificate's pin, within the
-    participant's rate limit (every request counts: submissions, outbox polls,
-    acknowledgements, validations). Outbox, acknowledgement and validation requests; a
-    submission is authenticated only once its signature has been checked, and its refusals
-    are signed messages (``_submission_body``)."""
+    """For outbox, acknowledgement and validation requests: the participant behind the client
+    certificate and the certificate's pin, within the participant's rate limit (every request
+    counts, submissions too). A submission is authenticated only once its signature has been
+    checked, and its refusals are signed messages (``submit``)."""
     participant, pin = _authenticate(request)
     _authenticated(request)
     if _rate_limited(_runtime(request), participant):
@@ -368,9 +367,8 @@ async def submit(request: web.Request) -> web.Response:
             answer.status,
             outcome,
         )
-    headers = {"Retry-After": _retry_after(runtime)} if answer.status == 429 else {}
-    if answer.status == 503:
-        headers = {"Retry-After": "1"}
+    retry = {429: _retry_after(runtime), 503: "1"}.get(answer.status)
+    headers = {"Retry-After": retry} if retry is not None else {}
     return web.Response(
         status=answer.status, body=answer.body, content_type="application/xml", headers=headers
     )
