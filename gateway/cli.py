@@ -360,36 +360,36 @@ def _key_status(
     from gateway.security.certificate_validity import ATTENTION
 
     warning = timedelta(days=warning_days)
-    attention = [entry for entry in certificates if entry.validity(now, warning) in ATTENTION]
+    states = [entry.validity(now, warning) for entry in certificates]
+    attention = sum(state in ATTENTION for state in states)
     if as_json:
         listed = [
             {
                 "certificate": entry.role,
                 "owner": entry.owner or None,
                 "path": entry.path,
-                "state": entry.validity(now, warning).value,
+                "state": state.value,
                 "not_before": entry.not_before.isoformat() if entry.not_before else None,
                 "not_after": entry.not_after.isoformat() if entry.not_after else None,
                 "days_left": entry.days_left(now),
                 "sha256": entry.sha256,
             }
-            for entry in certificates
+            for entry, state in zip(certificates, states, strict=True)
         ]
         json.dump(listed, out, indent=2)
         out.write("\n")
         return 1 if attention else EXIT_VALID
     out.write(f"{'certificate':<16} {'owner':<12} {'valid until':<20} {'days':>5}  state\n")
-    for entry in certificates:
+    for entry, state in zip(certificates, states, strict=True):
         until = f"{entry.not_after:%Y-%m-%dT%H:%M:%SZ}" if entry.not_after else "-"
         days = entry.days_left(now)
-        state = entry.validity(now, warning).value
         detail = f"sha256:{entry.sha256}" if entry.sha256 else f"no certificate at {entry.path}"
         out.write(
             f"{entry.role:<16} {entry.owner or '-':<12} {until:<20} "
-            f"{'-' if days is None else days:>5}  {state:<13} {detail}\n"
+            f"{'-' if days is None else days:>5}  {state.value:<13} {detail}\n"
         )
     out.write(
-        f"{len(certificates)} certificates; {len(attention)} need attention (expired, not yet "
+        f"{len(certificates)} certificates; {attention} need attention (expired, not yet "
         f"valid, or ending within {warning_days} days: setting http.certificate_warning_days)\n"
     )
     return 1 if attention else EXIT_VALID

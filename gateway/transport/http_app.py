@@ -288,18 +288,14 @@ async def _bounded_body(request: web.Request, advice: str) -> bytes:
     comes, so one sent without a length, or compressed, is stopped at the cap too."""
     declared = request.content_length or 0
     limit = _runtime(request).gateway.settings.http.max_body_bytes
-    too_large = (
-        f"the message is larger than the limit of {limit:,} bytes (setting "
-        "http.max_body_bytes): nothing was applied"
-    )
     if declared > limit:
-        raise _RequestRefusedError(RefusedRequest(413, "FF01", too_large, declared))
+        raise _RequestRefusedError(_too_large(limit, declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise _RequestRefusedError(RefusedRequest(413, "FF01", too_large, size))
+            raise _RequestRefusedError(_too_large(limit, size))
         chunks.append(chunk)
     body = b"".join(chunks)
     if request.content_type not in XML_TYPES:
@@ -314,6 +310,14 @@ async def _bounded_body(request: web.Request, advice: str) -> bytes:
             )
         )
     return body
+
+
+def _too_large(limit: int, size: int) -> RefusedRequest:
+    text = (
+        f"the message is larger than the limit of {limit:,} bytes (setting "
+        "http.max_body_bytes): nothing was applied"
+    )
+    return RefusedRequest(413, "FF01", text, size)
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from gateway.security.keys import KeyPair, KeyStore
 from gateway.security.signatures import (
     SignatureProblemError,
     SignatureVerifier,
-    XmlDsigSigner,
+    signer_from_files,
 )
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
@@ -33,9 +33,7 @@ OTHER_ID = "B301290000007202611239998"
 
 
 def signed(pair: KeyPair, message: bytes) -> bytes:
-    return XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
-        message
-    )
+    return signer_from_files(pair).sign(message)
 
 
 def without_key_info(message: bytes) -> bytes:
