@@ -31,6 +31,7 @@ from gateway.participant_cli import (
     add_participant_commands,
     run_participant,
 )
+from gateway.service.clock import SystemClock
 from gateway.start_errors import StartError
 
 if TYPE_CHECKING:
@@ -190,7 +191,6 @@ def run_serve(arguments: argparse.Namespace) -> int:
 
     from gateway.composition import ensure_keys, figures_board, open_runtime
     from gateway.log_text import OneLineFormatter
-    from gateway.service.clock import SystemClock
     from gateway.transport.http_app import build_app, listen
     from gateway.transport.tls import server_context
     from gateway.transport.worker_processes import WorkerSupervisor, watch_parent
@@ -451,7 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command in ("submit", "outbox"):
             return run_participant(arguments.config or default_config_file(), arguments, sys.stdout)
         if arguments.command == "core":
-            return run_core(arguments.config or default_config_file(), arguments, sys.stdout)
+            return run_core(
+                arguments.config or default_config_file(), arguments, sys.stdout, SystemClock()
+            )
     except (UsageError, OperatorError, ParticipantToolError, StartError) as error:
         sys.stderr.write(f"isogw: {error}\n")
         return EXIT_USAGE

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.security.keys import KeyPair, KeyStore
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
+    from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
     from gateway.transport.process_figures import FiguresBoard
     from gateway.transport.shared_rate_limit import SharedRateLimit
@@ -116,6 +117,22 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
             "start an empty ledger)"
         ) from error
     return Clearing(clearing_settings, service, clock)
+
+
+def operator_messages(config_file: Path, clearing: Clearing) -> MessageGateway:
+    """What an operator's command (``isogw core …``) needs to deliver the receipts its effects
+    cause, as the gateway's own commands do: the message gateway over the same ledger, signing
+    with the gateway's key. It verifies no bank's message, so it reads no participant
+    certificate: a damaged one does not keep the operator from closing a session."""
+    from gateway.security.signatures import SignatureVerifier, signer_from_files
+    from gateway.service.message_gateway import MessageGateway
+
+    gateway = build_gateway(config_file, check_sample_files=False)
+    keys = ensure_keys(gateway.directory, clearing.clock)
+    signer = signer_from_files(keys.gateway)
+    return MessageGateway(
+        gateway, clearing.service, signer, SignatureVerifier({}), clearing.clock, os.getpid()
+    )
 
 
 def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:

@@ -25,11 +25,11 @@ from gateway.clearing.commands import (
     SwitchDay,
 )
 from gateway.clearing.core import ClearingCore
-from gateway.clearing.events import Event
+from gateway.clearing.events import DaySwitched, Event, SessionClosed
 from gateway.clearing.items import ItemState
-from gateway.composition import open_clearing
+from gateway.composition import open_clearing, operator_messages
 from gateway.iso.converters import from_amount
-from gateway.service.clock import SystemClock
+from gateway.service.clock import Clock
 
 QUERIES = ("status", "positions", "sessions")
 MAXIMUM_LISTED = 10_000
@@ -274,8 +274,27 @@ def _print_events(events: list[Event], out: TextIO) -> None:
         out.write(f"{kind}: {json.dumps(_readable(fields), ensure_ascii=False, default=str)}\n")
 
 
-async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
-    clock = SystemClock()
+def _date_kept(core: ClearingCore, closed: str) -> str:
+    """Why ``day-switch`` left the business date where it was: it is already the first working
+    day after today's calendar date, so there is no day to switch to."""
+    local = core.clock.astimezone(core.zone)
+    today = local.date()
+    switch = core.day_switch.strftime("%H:%M")
+    if not core.calendar.is_working_day(today):
+        reason = f"today, {today}, is not a working day"
+    elif local.time() >= core.day_switch:
+        reason = f"it is past today's day switch time, {switch}"
+    else:
+        reason = "the day has already been switched today"
+    return (
+        f"note: the business date stays {core.business_date}: it is already the first working "
+        f"day after {today} ({reason}). The command closed session {closed} and opened "
+        f"{core.open_session.session_id}; the next day switch is at "
+        f"{core.next_switch_time().isoformat()}.\n"
+    )
+
+
+async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: Clock) -> int:
     clearing = await open_clearing(config, clock)
     service = clearing.service
     try:
@@ -348,7 +367,11 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
             command = CreditSettlementAccount(
                 command_id=command_id, at=at, participant=arguments.participant, amount=amount or 0
             )
-        events = await service.execute(command)
+        # Built only for a command that changes something: the encoder and the gateway's key
+        # sign the receipts the command's effects cause.
+        messages = operator_messages(config, clearing)
+        applied, delivered = await messages.operate(command)
+        events = applied.events
         if arguments.json:
             json.dump(
                 [event.as_dict() for event in events],
@@ -359,8 +382,28 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
             )
             out.write("\n")
         else:
-            _print_events(events, out)
+            if applied.passed:
+                out.write(
+                    f"first, the time passed to {at.astimezone(service.core.zone).isoformat()} "
+                    "(what was due by then and not yet done):\n"
+                )
+                _print_events(applied.passed, out)
+                out.write("then the command:\n")
+            _print_events(applied.own, out)
+            if delivered:
+                out.write(
+                    "receipts (pacs.002) for these items are in the outboxes of "
+                    f"{', '.join(sorted(delivered))}\n"
+                )
         refused = any(event.kind == "command-refused" for event in events)
+        closed = [event for event in applied.own if isinstance(event, SessionClosed)]
+        if (
+            action == "day-switch"
+            and closed
+            and not arguments.json
+            and not any(isinstance(event, DaySwitched) for event in applied.own)
+        ):
+            out.write(_date_kept(service.core, closed[0].session_id))
         return 1 if refused else 0
     finally:
         await service.close()
@@ -494,5 +537,5 @@ def _reject_reason(answer: bytes) -> tuple[str, str]:
     return (root.findtext(".//{*}RsnDesc") or "", root.findtext(".//{*}ErrLctn") or "")
 
 
-def run_core(config: Path, arguments: argparse.Namespace, out: TextIO) -> int:
-    return asyncio.run(_run(config, arguments, out))
+def run_core(config: Path, arguments: argparse.Namespace, out: TextIO, clock: Clock) -> int:
+    return asyncio.run(_run(config, arguments, out, clock))

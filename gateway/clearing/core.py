@@ -145,6 +145,15 @@ class ClearingCore:
             events.append(CommandRefused(refusal.code, refusal.text))
         return events
 
+    def pass_time(self, until: datetime) -> list[Event]:
+        """Let time pass up to ``until``: deadlines, session closes and the day switch due by
+        then. ``execute`` does this first for every command; a caller that must tell what the
+        time caused from what the command itself did calls this just before ``execute`` (which
+        then finds nothing more due). Not logged: replaying the command does the same."""
+        events: list[Event] = []
+        self._advance(max(until, self.clock), events)
+        return events
+
     # Time ------------------------------------------------------------------------------
 
     def _local(self, moment: datetime) -> datetime:

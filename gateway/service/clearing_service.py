@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -30,7 +31,24 @@ from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
-AfterCommand = Callable[[WriteBatch, list[Event]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one command did: ``passed``, what the time passing up to the command caused
+    (items expired at their deadline, sessions closed, the day switched), then ``own``, the
+    command's own events. A command refused (``CommandRefused`` in ``own``) still lets the
+    time pass: the banks are owed what ``passed`` caused either way."""
+
+    passed: list[Event] = field(default_factory=list)
+    own: list[Event] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Event]:
+        return [*self.passed, *self.own]
+
+
+AfterCommand = Callable[[WriteBatch, Applied], Awaitable[None]]
 CommandSource = ClearingCommand | Callable[[ClearingCore], ClearingCommand | None]
 Pending = tuple[CommandSource, AfterCommand | None, "asyncio.Future[list[Event]]"]
 GROUP_COMMIT_LIMIT = 256
@@ -135,8 +153,9 @@ class ClearingService:
 
         ``command`` may be a function of the (caught-up) core that returns the command, or
         None when there is nothing to clear. ``after`` runs inside the same transaction with
-        the events (to write what the command causes: deliveries, the sender's answer), so all
-        of it commits or none does; it is not called for a repeated command id.
+        the events, as ``Applied`` (to write what the command causes: deliveries, the sender's
+        answer), so all of it commits or none does; it is not called for a repeated command
+        id.
 
         Commands wait in a bounded queue for the one writer, which applies everything waiting
         in one transaction and one commit (group commit); each caller gets its answer only
@@ -191,13 +210,13 @@ class ClearingService:
                 command = source(self.core) if callable(source) else source
                 if command is None:
                     if after is not None:
-                        await after(writes, [])
+                        await after(writes, Applied())
                     results.append([])
                     continue
                 if command.command_id in self.core.seen:
                     results.append([])
                     continue
-                events = self.core.execute(command)
+                applied = Applied(self.core.pass_time(command.at), self.core.execute(command))
                 writes.log.append(
                     {
                         "command_id": command.command_id,
@@ -207,8 +226,8 @@ class ClearingService:
                     }
                 )
                 if after is not None:
-                    await after(writes, events)
-                results.append(events)
+                    await after(writes, applied)
+                results.append(applied.events)
             last = await self._thread.run(partial(transaction.commit, writes))
             self._thread.statistics.commands += len(batch)
         except BaseException:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from pydantic import BaseModel
 
-from gateway.clearing.commands import AdvanceClock
+from gateway.clearing.commands import AdvanceClock, ClearingCommand
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import CommandRefused, Event, ItemChanged
 from gateway.commands.inbound import BusinessHeader
@@ -58,7 +58,7 @@ from gateway.iso.problems import Verdict
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.log_text import sender_text
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
-from gateway.service.clearing_service import ClearingService
+from gateway.service.clearing_service import Applied, ClearingService
 from gateway.service.clock import Clock
 from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
@@ -303,7 +303,7 @@ class MessageGateway:
         being unavailable is raised (503: the bank sends again); a fault of the gateway's own
         is logged, and the answer still goes out."""
 
-        async def record(writes: WriteBatch, events: list[Event]) -> None:
+        async def record(writes: WriteBatch, applied: Applied) -> None:
             writes.refuse(refusal)
 
         try:
@@ -523,16 +523,21 @@ class MessageGateway:
             )
             return translated["command"]
 
-        async def after(writes: WriteBatch, events: list[Event]) -> None:
+        async def after(writes: WriteBatch, applied: Applied) -> None:
             if translated["command"] is None and await writes.find_inbound(participant, message_id):
                 return  # a repeated message that clears nothing: answered below from the record
-            refused = [event for event in events if isinstance(event, CommandRefused)]
+            # The answer is about the command's own events. What the time passing up to it
+            # caused (a real-time item expired a moment ago, before the next tick) is delivered
+            # whatever the answer: the banks are owed those receipts either way.
+            own = applied.own
+            refused = [event for event in own if isinstance(event, CommandRefused)]
             if message == "camt.056.001.08":
-                self._resolve(writes, participant, header, events, now, delivered)
-            if refused and not _partly_applied(events):
+                self._resolve(writes, participant, header, own, now, delivered)
+            if refused and not _partly_applied(own):
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
                 outcome.update(status=status, answer=answer, accepted=False, code=refused[0].code)
+                self._deliver_receipts(writes, applied.passed, now, delivered)
             else:
                 answer = accepted
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
@@ -549,7 +554,7 @@ class MessageGateway:
                     header,
                     forwards,
                 )
-                self._deliver_receipts(writes, events, now, delivered)
+                self._deliver_receipts(writes, applied.events, now, delivered)
             writes.answer(
                 participant,
                 message_id,
@@ -729,17 +734,27 @@ class MessageGateway:
         """Let time pass in the clearing core (deadlines, sessions, day switch) and deliver
         the receipts it causes (an expired real-time item: RJCT AB05 to both banks)."""
         now = self._clock.now()
+        command = AdvanceClock(command_id=f"tick:{now.isoformat()}:{next(self._counter)}", at=now)
+        applied, _ = await self.operate(command)
+        return applied.events
+
+    async def operate(self, command: ClearingCommand) -> tuple[Applied, set[str]]:
+        """Carry out a command no bank sent (the time passing, an operator's command) and
+        deliver, in the same transaction, the receipts its effects cause: items a raised cap
+        nets (ACSP), items whose deadline passed (RJCT AB05). Returns what it did (nothing
+        for a command id already logged) and the banks with new messages in their outboxes."""
+        now = self._clock.now()
         delivered: set[str] = set()
+        done: list[Applied] = []
 
-        async def after(writes: WriteBatch, events: list[Event]) -> None:
-            self._deliver_receipts(writes, events, now, delivered)
+        async def after(writes: WriteBatch, applied: Applied) -> None:
+            delivered.clear()  # a batch that failed is tried again alone
+            self._deliver_receipts(writes, applied.events, now, delivered)
+            done[:] = [applied]
 
-        events = await self._clearing.execute(
-            AdvanceClock(command_id=f"tick:{now.isoformat()}:{next(self._counter)}", at=now),
-            after=after,
-        )
+        await self._clearing.execute(command, after=after)
         self._notify(delivered)
-        return events
+        return (done[0] if done else Applied()), delivered
 
 
 def _partly_applied(events: list[Event]) -> bool:

@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.store.authentication_failures import clear_failures, count_failure, failing
 
 if TYPE_CHECKING:
-    from gateway.clearing.events import Event
     from gateway.configuration.settings import HttpSettings
-    from gateway.service.clearing_service import ClearingService
+    from gateway.service.clearing_service import Applied, ClearingService
     from gateway.store.write_batch import WriteBatch
 
 LOG = logging.getLogger("isogw.http")
@@ -120,7 +119,7 @@ class AuthenticationMonitor:
         counted: list[int] = []
         at = self._now()
 
-        async def after(writes: WriteBatch, events: list[Event]) -> None:
+        async def after(writes: WriteBatch, applied: Applied) -> None:
             work = partial(
                 count_failure,
                 source=source,
@@ -154,7 +153,7 @@ class AuthenticationMonitor:
             if not await failing(connection, source):
                 return
 
-        async def after(writes: WriteBatch, events: list[Event]) -> None:
+        async def after(writes: WriteBatch, applied: Applied) -> None:
             await writes.in_transaction(partial(clear_failures, source=source))
 
         await self._clearing.execute(_nothing_to_clear, after=after)

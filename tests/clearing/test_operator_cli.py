@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import io
 import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from tests.conftest import PROJECT
+import pytest
+
+from gateway.operator_cli import _run
+from gateway.service.clock import ManualClock
+from tests.conftest import CONFIG, PROJECT
+
+ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def core(state: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -100,3 +111,55 @@ def test_message_query_says_when_the_ledger_does_not_have_it(tmp_path: Path) -> 
     )
     usage = core(tmp_path, "message", "301290000007")
     assert usage.returncode == 2 and "message_id" in usage.stderr
+
+
+def test_a_day_switch_that_cannot_move_the_date_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the day has been switched (by hand, or by the 17:00 switch), and on a day that is
+    not a working day, the business date is already the first working day after today: the
+    command only closes the session, and says so instead of leaving the operator guessing."""
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    clock = ManualClock(datetime(2026, 11, 23, 16, 0, tzinfo=ZONE))
+
+    def run(action: str, as_json: bool = False) -> tuple[int, str]:
+        out = io.StringIO()
+        arguments = argparse.Namespace(action=action, json=as_json)
+        return asyncio.run(_run(CONFIG, arguments, out, clock)), out.getvalue()
+
+    code, text = run("day-switch")
+    assert code == 0 and "day-switched" in text and "note:" not in text
+    clock.set(datetime(2026, 11, 23, 16, 30, tzinfo=ZONE))
+    code, text = run("day-switch")
+    assert code == 0 and "day-switched" not in text
+    assert text.splitlines()[-1] == (
+        "note: the business date stays 2026-11-24: it is already the first working day after "
+        "2026-11-23 (the day has already been switched today). The command closed session "
+        "20261124-01 and opened 20261124-02; the next day switch is at "
+        "2026-11-23T17:00:00+08:00."
+    )
+    clock.set(datetime(2026, 11, 23, 17, 30, tzinfo=ZONE))
+    code, text = run("day-switch")
+    assert code == 0 and "day-switched" not in text
+    assert "(it is past today's day switch time, 17:00)" in text.splitlines()[-1]
+    assert "next day switch is at 2026-11-24T17:00:00+08:00" in text.splitlines()[-1]
+    # A Saturday, and no gateway ran since Monday: the week's day switches happen first, as
+    # the time passes; the command itself cannot move the date.
+    clock.set(datetime(2026, 11, 28, 10, 0, tzinfo=ZONE))
+    code, text = run("day-switch")
+    passed, own = text.split("then the command:\n")
+    assert passed.startswith(
+        "first, the time passed to 2026-11-28T10:00:00+08:00 (what was due by then and not "
+        "yet done):\n"
+    )
+    assert passed.count("day-switched:") == 4 and "day-switched" not in own
+    assert code == 0 and own.splitlines()[0].startswith("session-closed:")
+    assert own.splitlines()[-1].startswith(
+        "note: the business date stays 2026-11-30: it is already the first working day after "
+        "2026-11-28 (today, 2026-11-28, is not a working day). The command closed session "
+        "20261130-01 and opened 20261130-02;"
+    )
+    # --json stays a list of the events, for scripts.
+    code, text = run("day-switch", as_json=True)
+    assert code == 0 and "note" not in text
+    assert "day-switched" not in [event["kind"] for event in json.loads(text)]

@@ -25,6 +25,7 @@ from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import MessageReject
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore, read_certificate
+from gateway.service.clock import SystemClock
 from gateway.store.authentication_failures import failing
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
@@ -271,7 +272,7 @@ async def kept(harness: Harness, sender: str, message_id: str, *options: str) ->
         answer="--answer" in options,
         json="--json" in options,
     )
-    return await _run(CONFIG, arguments, out), out.getvalue()
+    return await _run(CONFIG, arguments, out, SystemClock()), out.getvalue()
 
 
 async def test_a_submission_is_kept_as_sent_and_still_verifies(
@@ -367,14 +368,19 @@ async def test_a_ledger_from_before_bodies_were_kept_is_upgraded(
     arguments = argparse.Namespace(
         action="message", participant="301290000007", message_id="B1", answer=False, json=False
     )
-    assert await _run(CONFIG, arguments, out) == 1
+    assert await _run(CONFIG, arguments, out, SystemClock()) == 1
     assert out.getvalue() == (
         "the ledger has no copy of message B1 from 301290000007: it was received at "
         "2026-11-01T09:00:00+08:00, before the gateway kept messages (its answer is there: "
         "--answer)\n"
     )
     out = io.StringIO()
-    assert await _run(CONFIG, argparse.Namespace(**{**vars(arguments), "json": True}), out) == 0
+    assert (
+        await _run(
+            CONFIG, argparse.Namespace(**{**vars(arguments), "json": True}), out, SystemClock()
+        )
+        == 0
+    )
     details = json.loads(out.getvalue())
     assert details["message"] is None and details["client_address"] is None
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.operator_cli import _run
 from gateway.service import message_gateway
+from gateway.service.clock import SystemClock
 from tests.conftest import CONFIG, PROJECT
 from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, ICBC, Harness, exhaust_rate_limit
 
@@ -27,7 +28,7 @@ async def refusals(*, participant: str | None = None, as_json: bool = False) -> 
     arguments = argparse.Namespace(
         action="refusals", participant=participant, limit=50, json=as_json
     )
-    assert await _run(CONFIG, arguments, out) == 0
+    assert await _run(CONFIG, arguments, out, SystemClock()) == 0
     return json.loads(out.getvalue()) if as_json else out.getvalue()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete
 
 from gateway.operator_cli import _run
 from gateway.participant_cli import envelope
+from gateway.service.clock import SystemClock
 from gateway.service.transaction_records import mask_account, mask_name
 from gateway.store.tables import inbound_message
 from tests.conftest import CONFIG, PROJECT, SAMPLES
@@ -80,7 +81,7 @@ async def listing(as_json: bool = True, **filters: Any) -> Any:
         limit=filters.get("limit", 50),
         json=as_json,
     )
-    assert await _run(CONFIG, arguments, out) == 0
+    assert await _run(CONFIG, arguments, out, SystemClock()) == 0
     text = out.getvalue()
     for value in UNMASKED:
         assert value not in text
