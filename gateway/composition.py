@@ -108,6 +108,9 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     service = ClearingService(create_engine(url), directory, clearing_settings, clock.now)
     try:
         await service.open()
+    except StorageError:
+        await service.close()
+        raise
     except SQLAlchemyError as error:
         await service.close()
         reason = getattr(error, "orig", None) or error

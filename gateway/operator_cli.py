@@ -182,6 +182,7 @@ def status(core: ClearingCore) -> dict[str, Any]:
             for key, code, amount in core.settlement_queue
         ],
         "end_of_day_pending": [day.isoformat() for day in sorted(core.eod_pending)],
+        "rules_version": core.rules,
     }
 
 

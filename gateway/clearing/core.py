@@ -58,6 +58,13 @@ from gateway.configuration.participants import (
 )
 from gateway.scheme.business_types import BUSINESS_TYPES, Cycle, Direction
 
+RULES_VERSION = 2
+"""The version of the rules a new ledger is replayed with. A ledger keeps the version it
+started with (in its genesis), so an upgrade never changes the history it replays:
+1. the first release;
+2. a scheduled close due on the day after the clock's (the time passed from one evening to the
+   next midday in one step, no gateway running overnight) happens; under 1 it was skipped and
+   the session stayed open until the next close that day."""
 MAX_TIME_STEPS_PER_COMMAND = 100_000
 """Bound of the catch-up loop (closes, switches and expiries processed for one command)."""
 
@@ -66,8 +73,15 @@ S = ItemState
 
 class ClearingCore:
     def __init__(
-        self, directory: ParticipantDirectory, settings: ClearingSettings, start: datetime
+        self,
+        directory: ParticipantDirectory,
+        settings: ClearingSettings,
+        start: datetime,
+        rules: int = RULES_VERSION,
     ) -> None:
+        if not 1 <= rules <= RULES_VERSION:
+            raise ValueError(f"rules version {rules} is not 1 to {RULES_VERSION}")
+        self.rules = rules
         self.directory = directory
         self.settings = settings
         self.zone = settings.zone
@@ -160,12 +174,19 @@ class ClearingCore:
         return moment.astimezone(self.zone)
 
     def _next_close(self, after: datetime) -> datetime | None:
-        day = self._local(after).date()
-        if not self.calendar.is_working_day(day):
-            return None
-        for moment in (datetime.combine(day, value, self.zone) for value in self.schedule):
-            if moment > after:
-                return moment
+        """The next scheduled close after ``after``: later that day, or on the next calendar
+        day when it is a working day. One day ahead is enough: every day has a day switch, which
+        moves the clock into it. Without the next day, time passed in one step from one evening
+        to the next midday (no gateway running overnight) would skip that morning's closes, as
+        ledgers of rules version 1 do."""
+        today = self._local(after).date()
+        days = (today, today + timedelta(days=1)) if self.rules >= 2 else (today,)
+        for day in days:
+            if not self.calendar.is_working_day(day):
+                continue
+            for moment in (datetime.combine(day, value, self.zone) for value in self.schedule):
+                if moment > after:
+                    return moment
         return None
 
     def _next_switch(self, after: datetime) -> datetime:

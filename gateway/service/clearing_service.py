@@ -22,10 +22,11 @@ from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clearing.commands import ClearingCommand
-from gateway.clearing.core import ClearingCore
+from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.clearing.events import Event
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
+from gateway.start_errors import StorageError
 from gateway.store.tables import add_missing_columns, command_log, genesis, metadata
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
@@ -94,30 +95,45 @@ class ClearingService:
                 started = self._start()
                 participants = self._directory.participants.model_dump_json()
                 settings = self._settings.model_dump_json()
+                rules = RULES_VERSION
                 await connection.execute(
                     insert(genesis).values(
                         id=1,
                         started_at=started.isoformat(),
                         participants=participants,
                         settings=settings,
+                        rules=rules,
                     )
                 )
             else:
                 started = datetime.fromisoformat(row.started_at)
                 participants, settings = row.participants, row.settings
+                rules = row.rules or 1
+        if rules > RULES_VERSION:
+            raise StorageError(
+                f"the ledger {self._engine.url.database} was written by a later release, with "
+                f"clearing rules version {rules}; this release replays versions 1 to "
+                f"{RULES_VERSION} (start the release that wrote it)"
+            )
         self.genesis_differs = (
             participants != self._directory.participants.model_dump_json()
             or settings != self._settings.model_dump_json()
         )
-        self._genesis = (started, participants, settings)
+        self._genesis = (started, participants, settings, rules)
         await self._rebuild()
 
+    @property
+    def rules(self) -> int:
+        """The clearing rules version the ledger replays with (``RULES_VERSION``)."""
+        return self._genesis[3]
+
     async def _rebuild(self) -> None:
-        started, participants, settings = self._genesis
+        started, participants, settings, rules = self._genesis
         self._core = ClearingCore(
             ParticipantDirectory(ParticipantsFile.model_validate_json(participants)),
             ClearingSettings.model_validate_json(settings),
             started,
+            rules,
         )
         self._sequence = 0
         async with self._engine.connect() as connection:

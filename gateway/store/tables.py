@@ -41,6 +41,9 @@ genesis = Table(
     Column("started_at", String(40), nullable=False),
     Column("participants", Text, nullable=False),
     Column("settings", Text, nullable=False),
+    Column("rules", Integer, nullable=True),
+    # The version of the clearing rules the ledger replays with (gateway.clearing.core
+    # RULES_VERSION); empty in a ledger started before versions: 1.
 )
 
 command_log = Table(
@@ -76,6 +79,7 @@ rows written before the gateway kept them."""
 
 ADDED_COLUMNS = {
     "inbound_message": ("body", "client_address", "certificate_sha256", "signature_method"),
+    "clearing_genesis": ("rules",),
 }
 """Columns added to a table since it was first released: nullable, added in place."""
 

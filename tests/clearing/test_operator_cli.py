@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gateway.clearing.core import RULES_VERSION
 from gateway.operator_cli import _run
 from gateway.service.clock import ManualClock
 from tests.conftest import CONFIG, PROJECT
@@ -41,6 +42,7 @@ def test_status_positions_and_sessions(tmp_path: Path) -> None:
         "next_session_close",
         "next_day_switch",
     }
+    assert status["rules_version"] == RULES_VERSION
     positions = {
         row["participant"]: row for row in json.loads(core(tmp_path, "positions", "--json").stdout)
     }

@@ -114,3 +114,18 @@ def test_a_later_session_debit_waits_behind_an_earlier_shortfall() -> None:
     assert scenario.core.accounts[ICBC].settlement_balance == cny("20000.00") + cny(
         "5100.00"
     ) - cny("15100.00")
+
+
+def test_closes_due_while_no_process_ran_happen_when_the_time_passes_in_one_step() -> None:
+    """No gateway ran from Monday evening to Tuesday midday: when the time next passes, in one
+    step, Tuesday's 10:00 and 11:00 closes happen, in order, as they would have on time."""
+    scenario = Scenario()  # Monday 09:00
+    scenario.advance(to=scenario.at(20))
+    item = scenario.credit(ICBC, BOC, "100.00")  # after the switch: Tuesday's first session
+    assert scenario.core.items[item].session_id == "20261124-01"
+    assert scenario.core.next_session_time() == scenario.at(10, day=1)
+    events = scenario.advance(to=scenario.at(12, day=1))
+    assert [event.session_id for event in closed(events)] == ["20261124-01", "20261124-02"]
+    assert scenario.core.open_session.session_id == "20261124-03"
+    assert scenario.state(item) == S.SETTLED
+    assert scenario.core.next_session_time() == scenario.at(13)
