@@ -117,6 +117,15 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
     return text
 
 
+def _net_entry(entry: etree._Element) -> str:
+    amount = entry.find("{*}Amt")
+    currency = amount.get("Ccy", "") if amount is not None else ""
+    return (
+        f"net of session {entry.findtext('{*}AddtlNtryInf')}: {entry.findtext('{*}Amt')} "
+        f"{currency} {entry.findtext('{*}CdtDbtInd')} {entry.findtext('{*}Sts/{*}Cd')}"
+    )
+
+
 def describe_answer(status: int, body: bytes) -> str:
     root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     if root.find(".//{*}RctAck") is not None:
@@ -149,6 +158,19 @@ def summary(xml: str) -> str:
             f"reject of {root.findtext('.//{*}RltdRef/{*}Ref')}: "
             f"{root.findtext('.//{*}RjctgPtyRsn')} {root.findtext('.//{*}RsnDesc')}"
             + (f" at {where}" if where else "")
+        )
+    event = root.find(".//{*}SysEvtNtfctn/{*}EvtInf")
+    if event is not None:  # admi.004: a day switch (DSWT), a session closed (SCLS)
+        parameters = " ".join(element.text or "" for element in event.iterfind("{*}EvtParam"))
+        return f"system event {event.findtext('{*}EvtCd')}: {parameters}"
+    entries = root.findall(".//{*}Ntfctn/{*}Ntry")
+    if entries:  # camt.054: a session's net for this bank
+        return ", ".join(_net_entry(entry) for entry in entries)
+    resolution = root.find(".//{*}RslvdCase/..")
+    if resolution is not None:  # camt.029: the answer to a cancellation or stop
+        return (
+            f"answer to {resolution.findtext('.//{*}OrgnlMsgId')}: "
+            f"{resolution.findtext('.//{*}Conf')}"
         )
     count = len(list(root.iter("{*}CdtTrfTxInf"))) + len(list(root.iter("{*}DrctDbtTxInf")))
     return f"{count} transaction{'s' if count != 1 else ''}"

@@ -1,5 +1,8 @@
-"""Facts the core reports. Later issues turn them into messages: item events into pacs.002
-receipts, session events into camt.054, the day switch into admi.004, end of day into camt.053.
+"""Facts the core reports. The message gateway turns them into messages for the banks: item
+events into pacs.002 receipts (``gateway.service.receipts``), session closes and settlements into
+camt.054 and admi.004 ``SCLS``, the day switch into admi.004 ``DSWT``
+(``gateway.service.notifications``); end of day stays an event for now (camt.053 is not
+sent yet).
 
 Plain slotted dataclasses: one is built per netted item, so they must be cheap to make;
 nothing changes them after they are made.

@@ -60,6 +60,7 @@ from gateway.log_text import sender_text
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
 from gateway.service.clearing_service import Applied, ClearingService
 from gateway.service.clock import Clock
+from gateway.service.notifications import notices
 from gateway.service.receipts import receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
@@ -537,7 +538,7 @@ class MessageGateway:
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
                 outcome.update(status=status, answer=answer, accepted=False, code=refused[0].code)
-                self._deliver_receipts(writes, applied.passed, now, delivered)
+                self._deliver_caused(writes, applied.passed, now, delivered)
             else:
                 answer = accepted
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
@@ -554,7 +555,7 @@ class MessageGateway:
                     header,
                     forwards,
                 )
-                self._deliver_receipts(writes, applied.events, now, delivered)
+                self._deliver_caused(writes, applied.events, now, delivered)
             writes.answer(
                 participant,
                 message_id,
@@ -719,16 +720,26 @@ class MessageGateway:
         writes.deliver(requester, resolution.message_id, "camt.029.001.09", payload, now)
         delivered.add(requester)
 
-    def _deliver_receipts(
+    def _deliver_caused(
         self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]
     ) -> None:
-        for receipt in receipts(events, self._clearing.core, now, self.new_message_id):
+        """What the events owe the banks: pacs.002 receipts for items that changed state,
+        then the notices of sessions and days (camt.054 nets, admi.004 events)."""
+        core = self._clearing.core
+        for receipt in receipts(events, core, now, self.new_message_id):
             message_id = receipt.report.message_id
             payload = self.envelope(
                 receipt.recipient, receipt.report, "pacs.002.001.10", message_id
             )
             writes.deliver(receipt.recipient, message_id, "pacs.002.001.10", payload, now)
             delivered.add(receipt.recipient)
+        today = now.astimezone(core.zone).date()
+        for notice in notices(events, core.directory, now, today, self.new_message_id):
+            payload = self.envelope(
+                notice.recipient, notice.document, notice.message, notice.message_id
+            )
+            writes.deliver(notice.recipient, notice.message_id, notice.message, payload, now)
+            delivered.add(notice.recipient)
 
     async def tick(self) -> list[Event]:
         """Let time pass in the clearing core (deadlines, sessions, day switch) and deliver
@@ -749,7 +760,7 @@ class MessageGateway:
 
         async def after(writes: WriteBatch, applied: Applied) -> None:
             delivered.clear()  # a batch that failed is tried again alone
-            self._deliver_receipts(writes, applied.events, now, delivered)
+            self._deliver_caused(writes, applied.events, now, delivered)
             done[:] = [applied]
 
         await self._clearing.execute(command, after=after)
