@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
-from datetime import date, time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
@@ -449,8 +449,8 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
     if found.body is None:
         out.write(
             f"the ledger has no copy of message {found.message_id} from {found.sender}: it "
-            f"was received at {found.received_at}, before the gateway kept messages (its "
-            "answer is there: --answer)\n"
+            f"was received at {_local(found.received_at, service.core)}, before the gateway "
+            "kept messages (its answer is there: --answer)\n"
         )
         return 1
     out.write(found.body.decode("utf-8"))
@@ -475,13 +475,26 @@ async def _refusals(service: Any, arguments: argparse.Namespace, out: TextIO) ->
     for refusal in found:
         text, location = _reject_reason(refusal.answer)
         out.write(
-            f"{refusal.received_at} {refusal.sender} {refusal.message_id or '-'} "
+            f"{_local(refusal.received_at, service.core)} {refusal.sender} "
+            f"{refusal.message_id or '-'} "
             f"{refusal.status} {refusal.reason_code} from {refusal.client_address}: {text}"
             f"{f' at {location}' if location else ''} ({_refused_body(refusal)})\n"
         )
     if not found:
         out.write("no refused submissions in the ledger\n")
     return 0
+
+
+def _local(moment: str | None, core: ClearingCore) -> str:
+    """A kept time (ISO 8601 with the offset it was written with: UTC from the system clock)
+    in the centre's time zone, as the operator reads the business day; ``--json`` keeps it as
+    kept."""
+    if not moment:
+        return "-"
+    try:
+        return datetime.fromisoformat(moment).astimezone(core.zone).isoformat()
+    except ValueError:
+        return moment
 
 
 def _refused_body(refusal: Any) -> str:
@@ -517,7 +530,7 @@ async def _transactions(
     for record in records:
         reason = f" {record.reason_code}" if record.reason_code else ""
         out.write(
-            f"{record.received_at or '-'} {record.item} {record.business_type} "
+            f"{_local(record.received_at, service.core)} {record.item} {record.business_type} "
             f"{record.amount} CNY {record.payer} {record.payer_account or '-'} "
             f"{record.payer_name or '-'} -> {record.payee} {record.payee_account or '-'} "
             f"{record.payee_name or '-'} {record.state}{reason} session "

@@ -165,3 +165,16 @@ def test_a_day_switch_that_cannot_move_the_date_says_why(
     code, text = run("day-switch", as_json=True)
     assert code == 0 and "note" not in text
     assert "day-switched" not in [event["kind"] for event in json.loads(text)]
+
+
+def test_kept_times_are_shown_in_the_centres_time_zone() -> None:
+    """The gateway keeps times as the system clock gives them (UTC); the operator reads them
+    in the centre's zone, where the business day is."""
+    from gateway.operator_cli import _local
+    from tests.clearing.scenario import Scenario
+
+    core = Scenario().core
+    assert _local("2026-11-23T01:00:02.5+00:00", core) == "2026-11-23T09:00:02.500000+08:00"
+    assert _local("2026-11-23T09:00:02+08:00", core) == "2026-11-23T09:00:02+08:00"
+    assert _local(None, core) == "-"
+    assert _local("not a time", core) == "not a time"
