@@ -148,25 +148,24 @@ class ClearingCore:
     # The entry point -------------------------------------------------------------------
 
     def execute(self, command: Any) -> list[Event]:
-        if command.command_id in self.seen:
-            return []
-        self.seen.add(command.command_id)
-        events: list[Event] = []
-        self._advance(max(command.at, self.clock), events)
-        try:
-            self._handlers[type(command)](command, events)
-        except CommandRefusedError as refusal:
-            events.append(CommandRefused(refusal.code, refusal.text))
-        return events
+        passed, own = self.apply(command)
+        return [*passed, *own]
 
-    def pass_time(self, until: datetime) -> list[Event]:
-        """Let time pass up to ``until``: deadlines, session closes and the day switch due by
-        then. ``execute`` does this first for every command; a caller that must tell what the
-        time caused from what the command itself did calls this just before ``execute`` (which
-        then finds nothing more due). Not logged: replaying the command does the same."""
-        events: list[Event] = []
-        self._advance(max(until, self.clock), events)
-        return events
+    def apply(self, command: Any) -> tuple[list[Event], list[Event]]:
+        """``execute``, with what the time passing up to the command caused (deadlines,
+        session closes, the day switch) apart from the command's own events, for a caller that
+        answers on the command's own (nothing for a command id already applied)."""
+        if command.command_id in self.seen:
+            return [], []
+        self.seen.add(command.command_id)
+        passed: list[Event] = []
+        self._advance(max(command.at, self.clock), passed)
+        own: list[Event] = []
+        try:
+            self._handlers[type(command)](command, own)
+        except CommandRefusedError as refusal:
+            own.append(CommandRefused(refusal.code, refusal.text))
+        return passed, own
 
     # Time ------------------------------------------------------------------------------
 

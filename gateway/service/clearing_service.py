@@ -232,7 +232,7 @@ class ClearingService:
                 if command.command_id in self.core.seen:
                     results.append([])
                     continue
-                applied = Applied(self.core.pass_time(command.at), self.core.execute(command))
+                applied = Applied(*self.core.apply(command))
                 writes.log.append(
                     {
                         "command_id": command.command_id,

@@ -60,8 +60,8 @@ from gateway.log_text import sender_text
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
 from gateway.service.clearing_service import Applied, ClearingService
 from gateway.service.clock import Clock
-from gateway.service.notifications import notices
-from gateway.service.receipts import receipts
+from gateway.service.notifications import Notice, notices
+from gateway.service.receipts import RECEIPT, receipts
 from gateway.service.translation import command_id, translate
 from gateway.store import messages
 from gateway.store.database import storage_unavailable
@@ -726,15 +726,12 @@ class MessageGateway:
         """What the events owe the banks: pacs.002 receipts for items that changed state,
         then the notices of sessions and days (camt.054 nets, admi.004 events)."""
         core = self._clearing.core
-        for receipt in receipts(events, core, now, self.new_message_id):
-            message_id = receipt.report.message_id
-            payload = self.envelope(
-                receipt.recipient, receipt.report, "pacs.002.001.10", message_id
-            )
-            writes.deliver(receipt.recipient, message_id, "pacs.002.001.10", payload, now)
-            delivered.add(receipt.recipient)
-        today = now.astimezone(core.zone).date()
-        for notice in notices(events, core.directory, now, today, self.new_message_id):
+        owed = [
+            Notice(receipt.recipient, RECEIPT, receipt.report.message_id, receipt.report)
+            for receipt in receipts(events, core, now, self.new_message_id)
+        ]
+        owed += notices(events, core.directory, now, core.zone, self.new_message_id)
+        for notice in owed:
             payload = self.envelope(
                 notice.recipient, notice.document, notice.message, notice.message_id
             )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from pydantic import BaseModel
 
@@ -33,6 +33,7 @@ from gateway.configuration.participants import ParticipantDirectory
 
 SYSTEM_EVENT = "admi.004.001.02"
 SESSION_NOTIFICATION = "camt.054.001.08"
+NOTICE_EVENTS = (SessionClosed, NetSettled, DaySwitched)
 ACCOUNT_NAME_LENGTH = 70
 """Max70Text: the settlement account's name in a camt.054."""
 
@@ -49,12 +50,15 @@ def notices(
     events: Iterable[Event],
     directory: ParticipantDirectory,
     now: datetime,
-    today: date,
+    zone: tzinfo,
     new_message_id: Callable[[], str],
 ) -> list[Notice]:
-    """``today``: the scheme's calendar date at ``now`` (the booking date of a net settled
-    after its close)."""
-    listed = list(events)
+    """``zone``: the scheme's, whose calendar date at ``now`` books a net settled after its
+    close. Most commands (a bank's message) cause none of these events: nothing is built."""
+    listed = [event for event in events if isinstance(event, NOTICE_EVENTS)]
+    if not listed:
+        return []
+    today = now.astimezone(zone).date()
     settled_now = {
         (event.session_id, event.participant)
         for event in listed

@@ -17,6 +17,8 @@ from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import Event, ItemChanged
 from gateway.commands.outbound import ReportedTransaction, StatusReport
 
+RECEIPT = "pacs.002.001.10"
+
 STATUS = {
     "netted": "ACSP",
     "queued": "PDNG",

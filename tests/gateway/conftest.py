@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import re
 import ssl
 import time
@@ -140,6 +142,21 @@ class Harness:
         return SignatureVerifier({CENTRE: gateway_certificate}).verify(
             payload, CENTRE, self.clock.now()
         )
+
+
+def statuses(xml: str) -> list[str]:
+    """The transaction statuses (TxSts) of a pacs.002, in order."""
+    return [element.text or "" for element in etree.fromstring(xml.encode()).iter("{*}TxSts")]
+
+
+async def operator(harness: Harness, action: str, **options: Any) -> str:
+    """``isogw core ACTION`` on the harness's ledger and clock (it must succeed); its output."""
+    from gateway.operator_cli import _run
+
+    out = io.StringIO()
+    arguments = argparse.Namespace(action=action, json=False, **options)
+    assert await _run(CONFIG, arguments, out, harness.clock) == 0, out.getvalue()
+    return out.getvalue()
 
 
 class SteadyClock:

@@ -45,15 +45,12 @@ from tests.gateway.conftest import (
     SteadyClock,
     assert_prometheus_text,
     exhaust_rate_limit,
+    statuses,
 )
 
 
 def kinds(outbox: dict[str, Any]) -> list[str]:
     return [message["message_type"] for message in outbox["messages"]]
-
-
-def statuses(xml: str) -> list[str]:
-    return [element.text for element in etree.fromstring(xml.encode()).iter("{*}TxSts")]
 
 
 async def test_real_time_credit_end_to_end(harness: Harness) -> None:

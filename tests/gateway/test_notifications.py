@@ -9,19 +9,20 @@ import argparse
 import io
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from gateway.clearing.events import DaySwitched, NetSettled, SessionClosed
+from gateway.clearing.events import DaySwitched, ItemChanged, NetSettled, SessionClosed
 from gateway.commands.inbound import BusinessHeader
 from gateway.iso.input_source import InputSource
-from gateway.operator_cli import _run
 from gateway.service.notifications import notices
-from tests.conftest import CONFIG, SAMPLES
-from tests.gateway.conftest import BOCOM, CCB, CENTRE, ICBC, Harness
+from tests.conftest import SAMPLES
+from tests.gateway.conftest import BOCOM, CCB, CENTRE, ICBC, Harness, operator
 
 A100 = (SAMPLES / "pacs.008.001.08" / "valid-A100-ordinary-credit.xml").read_bytes()
 BOC, AGENCY, ABC = "104100000004", "990100000017", "103100000026"
+ZONE = ZoneInfo("Asia/Shanghai")
 CLEARING_BANKS = (ICBC, ABC, BOC, CCB, BOCOM)
 
 
@@ -35,12 +36,6 @@ def of_type(outbox: dict[str, Any], message: str) -> list[etree._Element]:
 
 def text(root: etree._Element, path: str) -> list[str]:
     return [element.text or "" for element in root.iterfind(path)]
-
-
-async def operator(harness: Harness, action: str) -> None:
-    out = io.StringIO()
-    arguments = argparse.Namespace(action=action, json=False)
-    assert await _run(CONFIG, arguments, out, harness.clock) == 0, out.getvalue()
 
 
 async def test_a_session_close_tells_every_clearing_bank_and_each_net_its_bank(
@@ -127,7 +122,7 @@ def test_a_net_that_waits_is_pending_then_booked_when_settled(harness: Harness) 
         [closed, NetSettled("20261123-01", BOC, 5000)],
         directory,
         now,
-        date(2026, 11, 23),
+        ZONE,
         ids.__next__,
     )
     by_recipient = {
@@ -149,8 +144,9 @@ def test_a_net_that_waits_is_pending_then_booked_when_settled(harness: Harness) 
             DaySwitched(date(2026, 11, 23), date(2026, 11, 24)),
         ],
         directory,
-        now,
-        date(2026, 11, 24),
+        # 16:30 UTC is already the next day where the centre is: the booking date is its.
+        datetime(2026, 11, 23, 16, 30, tzinfo=UTC),
+        ZONE,
         ids.__next__,
     )
     [booked] = [notice for notice in later if notice.message == "camt.054.001.08"]
@@ -164,6 +160,8 @@ def test_a_net_that_waits_is_pending_then_booked_when_settled(harness: Harness) 
     assert sorted(
         notice.recipient for notice in later if notice.message == "admi.004.001.02"
     ) == sorted((*CLEARING_BANKS, AGENCY))
+    # An item's change alone (most commands) owes no notice.
+    assert notices([ItemChanged("item", "netted")], directory, now, ZONE, ids.__next__) == []
     # Every notice is a valid document of its message (the gateway checks before it signs).
     encoder = harness.runtime.gateway.encoder
     for notice in [*at_close, *later]:

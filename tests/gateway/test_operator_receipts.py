@@ -4,34 +4,28 @@ after a real-time deadline expires the item (RJCT AB05) to both banks."""
 
 from __future__ import annotations
 
-import argparse
-import io
 from typing import Any
 
-from lxml import etree
-
-from gateway.operator_cli import _run
-from tests.conftest import CONFIG, SAMPLES
-from tests.gateway.conftest import BOCOM, C100, C100_ID, C100_TX, CCB, ICBC, Harness
+from tests.conftest import SAMPLES
+from tests.gateway.conftest import (
+    BOCOM,
+    C100,
+    C100_ID,
+    C100_TX,
+    CCB,
+    ICBC,
+    Harness,
+    operator,
+    statuses,
+)
 
 A100 = (SAMPLES / "pacs.008.001.08" / "valid-A100-ordinary-credit.xml").read_bytes()
-
-
-def statuses(xml: str) -> list[str]:
-    return [element.text or "" for element in etree.fromstring(xml.encode()).iter("{*}TxSts")]
 
 
 def receipts(outbox: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         message for message in outbox["messages"] if message["message_type"] == "pacs.002.001.10"
     ]
-
-
-async def operator(harness: Harness, action: str, **options: Any) -> str:
-    out = io.StringIO()
-    arguments = argparse.Namespace(action=action, json=False, **options)
-    assert await _run(CONFIG, arguments, out, harness.clock) == 0, out.getvalue()
-    return out.getvalue()
 
 
 async def test_a_cap_raised_by_the_operator_nets_the_queue_and_the_bank_gets_acsp(
