@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
@@ -250,29 +250,44 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO
         )
 
 
-MONEY_FIELDS = frozenset({"amount", "cap", "available", "settlement_balance", "shortfall"})
+MONEY_FIELDS = frozenset(
+    {
+        "amount",
+        "cap",
+        "available",
+        "settlement_balance",
+        "shortfall",
+        "opening_balance",
+        "closing_balance",
+    }
+)
 
 
-def _readable(fields: dict[str, Any]) -> dict[str, Any]:
-    """Minor units as CNY amounts for people."""
+def _readable(fields: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """Minor units as CNY amounts and times in the centre's zone, for people."""
     shown: dict[str, Any] = {}
     for key, value in fields.items():
         if key in MONEY_FIELDS and isinstance(value, int):
             shown[key] = from_amount(value)
         elif key == "nets" and isinstance(value, dict):
             shown[key] = {code: from_amount(net) for code, net in value.items()}
+        elif isinstance(value, datetime):
+            shown[key] = value.astimezone(zone).isoformat()
+        elif isinstance(value, list | tuple) and all(isinstance(part, dict) for part in value):
+            shown[key] = [_readable(part, zone) for part in value]
         else:
             shown[key] = value
     return shown
 
 
-def _print_events(events: list[Event], out: TextIO) -> None:
+def _print_events(events: list[Event], out: TextIO, zone: tzinfo) -> None:
     if not events:
         out.write("nothing changed\n")
     for event in events:
         fields = event.as_dict()
         kind = fields.pop("kind")
-        out.write(f"{kind}: {json.dumps(_readable(fields), ensure_ascii=False, default=str)}\n")
+        shown = _readable(fields, zone)
+        out.write(f"{kind}: {json.dumps(shown, ensure_ascii=False, default=str)}\n")
 
 
 def _date_kept(core: ClearingCore, closed: str) -> str:
@@ -388,12 +403,13 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: 
                     f"first, the time passed to {at.astimezone(service.core.zone).isoformat()} "
                     "(what was due by then and not yet done):\n"
                 )
-                _print_events(applied.passed, out)
+                _print_events(applied.passed, out, service.core.zone)
                 out.write("then the command:\n")
-            _print_events(applied.own, out)
+            _print_events(applied.own, out, service.core.zone)
             if delivered:
                 out.write(
-                    "receipts (pacs.002) for these items are in the outboxes of "
+                    "the messages this caused (receipts, notices, statements) are in the "
+                    "outboxes of "
                     f"{', '.join(sorted(delivered))}\n"
                 )
         refused = any(event.kind == "command-refused" for event in events)

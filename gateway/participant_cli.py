@@ -126,6 +126,21 @@ def _net_entry(entry: etree._Element) -> str:
     )
 
 
+def _statement(statement: etree._Element) -> str:
+    balances = {
+        balance.findtext("{*}Tp/{*}CdOrPrtry/{*}Cd"): (
+            f"{balance.findtext('{*}Amt')} {balance.findtext('{*}CdtDbtInd')}"
+        )
+        for balance in statement.iterfind("{*}Bal")
+    }
+    count = len(statement.findall("{*}Ntry"))
+    return (
+        f"statement {statement.findtext('{*}Id')} no. {statement.findtext('{*}ElctrncSeqNb')}: "
+        f"opening {balances.get('OPBD')}, {count} entr{'y' if count == 1 else 'ies'}, "
+        f"closing {balances.get('CLBD')}"
+    )
+
+
 def describe_answer(status: int, body: bytes) -> str:
     root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     if root.find(".//{*}RctAck") is not None:
@@ -163,6 +178,9 @@ def summary(xml: str) -> str:
     if event is not None:  # admi.004: a day switch (DSWT), a session closed (SCLS)
         parameters = " ".join(element.text or "" for element in event.iterfind("{*}EvtParam"))
         return f"system event {event.findtext('{*}EvtCd')}: {parameters}"
+    statement = root.find(".//{*}Stmt")
+    if statement is not None:  # camt.053: the settlement account's statement of a day
+        return _statement(statement)
     entries = root.findall(".//{*}Ntfctn/{*}Ntry")
     if entries:  # camt.054: a session's net for this bank
         return ", ".join(_net_entry(entry) for entry in entries)

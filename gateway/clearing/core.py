@@ -50,6 +50,7 @@ from gateway.clearing.items import ENDED, ItemState, Package, PaymentItem, Recei
 from gateway.clearing.netting import NettingBook
 from gateway.clearing.refusals import CommandRefusedError
 from gateway.clearing.sessions import Session, nets_from_bilateral, nets_from_items, session_id
+from gateway.clearing.statements import StatementBook
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import (
     ParticipantDirectory,
@@ -106,6 +107,7 @@ class ClearingCore:
         """Package ids by the message id they came with (replies name only the message id)."""
         self.receipts: dict[str, Receipt] = {}
         self.returns: set[str] = set()
+        self.statements = StatementBook(self.accounts, start)
         self.netting = NettingBook(
             self.accounts,
             self.items,
@@ -250,6 +252,7 @@ class ClearingCore:
                 dict(detail),
                 incremental != detail,
                 session.settlement_date,
+                self.clock,
             )
         )
         if balanced:
@@ -289,7 +292,7 @@ class ClearingCore:
                 account.settlement_balance += net
                 account.net_position -= net
                 session.unsettled.discard(participant)
-                events.append(NetSettled(session.session_id, participant, net))
+                self._booked(session, participant, net, events)
                 continue
             debit = -net
             if participant not in waiting and account.settleable_funds >= debit:
@@ -306,8 +309,16 @@ class ClearingCore:
         account.settlement_balance -= debit
         account.net_position += debit
         session.unsettled.discard(participant)
-        events.append(NetSettled(session.session_id, participant, -debit))
+        self._booked(session, participant, -debit, events)
         self.netting.refresh_level(participant, events)
+
+    def _booked(self, session: Session, participant: str, amount: int, events: list[Event]) -> None:
+        assert session.settlement_date is not None
+        if amount:  # a bank whose items in the session cancel out: nothing is booked
+            self.statements.book(
+                participant, self.clock, amount, session.settlement_date, session.session_id
+            )
+        events.append(NetSettled(session.session_id, participant, amount, self.clock))
 
     def _retry_settlement_queue(self, events: list[Event]) -> None:
         blocked: set[str] = set()
@@ -342,7 +353,8 @@ class ClearingCore:
         self._close_session(events, reopen=upcoming == previous)
         if upcoming != previous:
             self.business_date = upcoming
-            events.append(DaySwitched(previous, upcoming))
+            events.append(DaySwitched(previous, upcoming, self.clock))
+            events.extend(self.statements.close(previous, self.clock))
             self.eod_pending.add(previous)
             self.open_session = self._open_session(1)
         self._finish_days(events)
@@ -685,6 +697,9 @@ class ClearingCore:
         account = self._account(command.participant)
         account.settlement_balance += command.amount
         self.funds_credited += command.amount
+        self.statements.book(
+            account.code, self.clock, command.amount, self._local(self.clock).date(), None
+        )
         events.append(FundsCredited(account.code, command.amount, account.settlement_balance))
         self._retry_settlement_queue(events)
         self._finish_days(events)
@@ -727,5 +742,6 @@ class ClearingCore:
             ),
             tuple(self.settlement_queue),
             tuple(self.reported_days),
+            self.statements.fingerprint(),
             len(self.seen),
         )

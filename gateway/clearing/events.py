@@ -1,8 +1,9 @@
 """Facts the core reports. The message gateway turns them into messages for the banks: item
 events into pacs.002 receipts (``gateway.service.receipts``), session closes and settlements into
 camt.054 and admi.004 ``SCLS``, the day switch into admi.004 ``DSWT``
-(``gateway.service.notifications``); end of day stays an event for now (camt.053 is not
-sent yet).
+and the settlement accounts' statements at the day switch into camt.053
+(``gateway.service.notifications``); the end-of-day reconciliation stays an event (operators
+read it with ``isogw core``).
 
 Plain slotted dataclasses: one is built per netted item, so they must be cheap to make;
 nothing changes them after they are made.
@@ -11,7 +12,7 @@ nothing changes them after they are made.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 
@@ -61,6 +62,8 @@ class SessionClosed(Event):
     recomputed: bool
     """The incremental figures disagreed with the detail records and were recomputed."""
     settlement_date: date
+    at: datetime
+    """When the close fell due (not when a process caught up with it)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +73,7 @@ class NetSettled(Event):
     participant: str
     amount: int
     """Positive credits the settlement account, negative debits it."""
+    at: datetime
 
 
 @dataclass(slots=True)
@@ -86,6 +90,8 @@ class DaySwitched(Event):
     kind: ClassVar[str] = "day-switched"
     previous_business_date: date
     business_date: date
+    at: datetime
+    """When the switch fell due."""
 
 
 @dataclass(slots=True)
@@ -122,3 +128,33 @@ class EndOfDay(Event):
     """participant → fees in minor units."""
     balanced: bool = True
     settled_nets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Movement:
+    """One booking on a settlement account."""
+
+    at: datetime
+    amount: int
+    """Positive credits the account, negative debits it."""
+    value_date: date
+    session_id: str | None
+    """The netting session whose net this settles; None for funds the centre credited."""
+
+
+@dataclass(slots=True)
+class StatementClosed(Event):
+    """A settlement account's statement of one business day, made at its day switch: every
+    booking since the previous statement, in order; ``closing_balance`` is
+    ``opening_balance`` plus their amounts."""
+
+    kind: ClassVar[str] = "statement-closed"
+    participant: str
+    business_date: date
+    sequence: int
+    """1 for the account's first statement, then one more for each."""
+    period_from: datetime
+    period_to: datetime
+    opening_balance: int
+    closing_balance: int
+    movements: tuple[Movement, ...]

@@ -724,7 +724,8 @@ class MessageGateway:
         self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]
     ) -> None:
         """What the events owe the banks: pacs.002 receipts for items that changed state,
-        then the notices of sessions and days (camt.054 nets, admi.004 events)."""
+        then the notices of sessions and days (camt.054 nets, admi.004 events, camt.053
+        statements)."""
         core = self._clearing.core
         owed = [
             Notice(receipt.recipient, RECEIPT, receipt.report.message_id, receipt.report)
@@ -748,8 +749,9 @@ class MessageGateway:
 
     async def operate(self, command: ClearingCommand) -> tuple[Applied, set[str]]:
         """Carry out a command no bank sent (the time passing, an operator's command) and
-        deliver, in the same transaction, the receipts its effects cause: items a raised cap
-        nets (ACSP), items whose deadline passed (RJCT AB05). Returns what it did (nothing
+        deliver, in the same transaction, the messages its effects cause: items a raised cap
+        nets (ACSP), items whose deadline passed (RJCT AB05), the notices and statements of a
+        close or a day switch. Returns what it did (nothing
         for a command id already logged) and the banks with new messages in their outboxes."""
         now = self._clock.now()
         delivered: set[str] = set()

@@ -6,12 +6,15 @@
   holiday's result kept for the first working day).
 - A net that waited is settled later: its bank gets a camt.054 with the entry ``BOOK``.
 - The day switches: every participant with an outbox (clearing banks and agencies) gets an
-  admi.004 ``DSWT`` with the new and the previous business date.
+  admi.004 ``DSWT`` with the new and the previous business date, and every clearing bank a
+  camt.053: its settlement account's statement of the day that ended (opening and closing
+  balance, and one entry per booking: each session's net, funds the centre credited).
 
 The item-level detail of a net is in the pacs.002 receipts each item already had (ACSP, with
 the session in ``ClrSysRef``), so a camt.054 carries the net only: its size does not grow with
-the session. ``EvtTm`` and the creation times are when the gateway saw the event: for a close
-that fell due while no gateway ran, the time it caught up.
+the session. ``EvtTm``, booking dates and the statement's period are when the event fell due
+(a close at 10:00 is told as 10:00 even when no gateway ran then and it was caught up later);
+the creation times (``CreDtTm``) are when the message was made.
 """
 
 from __future__ import annotations
@@ -22,18 +25,30 @@ from datetime import date, datetime, tzinfo
 
 from pydantic import BaseModel
 
-from gateway.clearing.events import DaySwitched, Event, NetSettled, SessionClosed
+from gateway.clearing.events import (
+    DaySwitched,
+    Event,
+    Movement,
+    NetSettled,
+    SessionClosed,
+    StatementClosed,
+)
 from gateway.commands.outbound import (
+    Balance,
+    EndOfDayStatement,
     Entry,
     Notification,
     SessionNotification,
+    Statement,
     SystemEvent,
 )
 from gateway.configuration.participants import ParticipantDirectory
 
 SYSTEM_EVENT = "admi.004.001.02"
 SESSION_NOTIFICATION = "camt.054.001.08"
-NOTICE_EVENTS = (SessionClosed, NetSettled, DaySwitched)
+STATEMENT = "camt.053.001.08"
+NOTICE_EVENTS = (SessionClosed, NetSettled, DaySwitched, StatementClosed)
+CURRENCY = "CNY"
 ACCOUNT_NAME_LENGTH = 70
 """Max70Text: the settlement account's name in a camt.054."""
 
@@ -53,12 +68,12 @@ def notices(
     zone: tzinfo,
     new_message_id: Callable[[], str],
 ) -> list[Notice]:
-    """``zone``: the scheme's, whose calendar date at ``now`` books a net settled after its
-    close. Most commands (a bank's message) cause none of these events: nothing is built."""
+    """``zone``: the scheme's, whose calendar dates are the booking dates. ``now``: when the
+    messages are made. Most commands (a bank's message) cause none of these events: nothing is
+    built."""
     listed = [event for event in events if isinstance(event, NOTICE_EVENTS)]
     if not listed:
         return []
-    today = now.astimezone(zone).date()
     settled_now = {
         (event.session_id, event.participant)
         for event in listed
@@ -72,9 +87,7 @@ def notices(
     for event in listed:
         if isinstance(event, SessionClosed):
             for bank in clearing_banks:
-                result.append(
-                    Notice(bank, SYSTEM_EVENT, new_message_id(), _session_closed(event, now))
-                )
+                result.append(Notice(bank, SYSTEM_EVENT, new_message_id(), _session_closed(event)))
             for participant, net in sorted(event.nets.items()):
                 if not net:
                     continue
@@ -102,19 +115,23 @@ def notices(
                 event.session_id,
                 event.amount,
                 "BOOK",
-                today,
+                event.at.astimezone(zone).date(),
                 now,
             )
             result.append(Notice(event.participant, SESSION_NOTIFICATION, message_id, net_notice))
         elif isinstance(event, DaySwitched):
             for recipient in with_outbox:
                 result.append(
-                    Notice(recipient, SYSTEM_EVENT, new_message_id(), _day_switched(event, now))
+                    Notice(recipient, SYSTEM_EVENT, new_message_id(), _day_switched(event))
                 )
+        elif isinstance(event, StatementClosed):
+            message_id = new_message_id()
+            statement = _statement(message_id, directory, event, now, zone)
+            result.append(Notice(event.participant, STATEMENT, message_id, statement))
     return result
 
 
-def _session_closed(event: SessionClosed, now: datetime) -> SystemEvent:
+def _session_closed(event: SessionClosed) -> SystemEvent:
     return SystemEvent(
         event_code="SCLS",
         parameters=(f"SESSION={event.session_id}", f"BIZDT={event.business_date}"),
@@ -123,11 +140,11 @@ def _session_closed(event: SessionClosed, now: datetime) -> SystemEvent:
             f"with {event.items} items; net amounts submitted for settlement on "
             f"{event.settlement_date}."
         ),
-        event_time=now,
+        event_time=event.at,
     )
 
 
-def _day_switched(event: DaySwitched, now: datetime) -> SystemEvent:
+def _day_switched(event: DaySwitched) -> SystemEvent:
     return SystemEvent(
         event_code="DSWT",
         parameters=(
@@ -139,7 +156,7 @@ def _day_switched(event: DaySwitched, now: datetime) -> SystemEvent:
             f"{event.business_date}; business received from now on belongs to "
             f"{event.business_date}."
         ),
-        event_time=now,
+        event_time=event.at,
     )
 
 
@@ -154,7 +171,6 @@ def _net(
     now: datetime,
 ) -> SessionNotification:
     """One session's net for one clearing bank: positive is a net credit."""
-    name = directory.name(participant) or participant
     return SessionNotification(
         message_id=message_id,
         created_at=now,
@@ -163,11 +179,11 @@ def _net(
                 notification_id=f"N{session_id.replace('-', '')}{participant}{status}",
                 created_at=now,
                 account=participant,
-                account_name=f"{name} settlement account"[:ACCOUNT_NAME_LENGTH],
+                account_name=_account_name(directory, participant),
                 entries=(
                     Entry(
                         amount=abs(net),
-                        currency="CNY",
+                        currency=CURRENCY,
                         direction="CRDT" if net > 0 else "DBIT",
                         status=status,
                         booking_date=settlement_date if status == "BOOK" else None,
@@ -179,3 +195,62 @@ def _net(
             ),
         ),
     )
+
+
+def _statement(
+    message_id: str,
+    directory: ParticipantDirectory,
+    event: StatementClosed,
+    now: datetime,
+    zone: tzinfo,
+) -> EndOfDayStatement:
+    """One settlement account's statement of a business day (``Id`` is the day and the
+    account, ``ElctrncSeqNb`` counts the account's statements: a gap shows one missing)."""
+    return EndOfDayStatement(
+        message_id=message_id,
+        created_at=now,
+        statements=(
+            Statement(
+                statement_id=f"S{event.business_date:%Y%m%d}{event.participant}",
+                sequence_number=event.sequence,
+                created_at=now,
+                period_from=event.period_from,
+                period_to=event.period_to,
+                account=event.participant,
+                account_name=_account_name(directory, event.participant),
+                balances=(
+                    _balance("OPBD", event.opening_balance, event.period_from.astimezone(zone)),
+                    _balance("CLBD", event.closing_balance, event.period_to.astimezone(zone)),
+                ),
+                entries=tuple(_booking(movement, zone) for movement in event.movements),
+            ),
+        ),
+    )
+
+
+def _balance(code: str, amount: int, at: datetime) -> Balance:
+    return Balance(
+        code=code,
+        amount=abs(amount),
+        currency=CURRENCY,
+        direction="CRDT" if amount >= 0 else "DBIT",
+        on=at.date(),
+    )
+
+
+def _booking(movement: Movement, zone: tzinfo) -> Entry:
+    return Entry(
+        amount=abs(movement.amount),
+        currency=CURRENCY,
+        direction="CRDT" if movement.amount > 0 else "DBIT",
+        status="BOOK",
+        booking_date=movement.at.astimezone(zone).date(),
+        value_date=movement.value_date,
+        transaction_code="SETTLEMENT" if movement.session_id else "FUNDS",
+        information=movement.session_id or "funds credited by the clearing centre",
+    )
+
+
+def _account_name(directory: ParticipantDirectory, participant: str) -> str:
+    name = directory.name(participant) or participant
+    return f"{name} settlement account"[:ACCOUNT_NAME_LENGTH]

@@ -6,6 +6,9 @@ returns, sessions, day switches, cap changes and funds. After every step:
 * netted items never change;
 * each payer's queue nets in FIFO order;
 * replaying any command changes nothing;
+* each settlement account's statements chain: each opens where the previous one closed, right
+  after it; it lists every booking since (each net settled, each credit), in order, within its
+  period; they add up from its opening to its closing balance;
 and at the end, once caps are raised and time has passed, every item has ended in exactly one
 terminal state (a settled item may only go on to be returned).
 """
@@ -18,7 +21,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.clearing.events import ItemChanged
+from gateway.clearing.events import FundsCredited, ItemChanged, NetSettled, StatementClosed
 from gateway.clearing.items import ENDED, ItemState, PaymentItem
 from gateway.clearing.sessions import Session
 from tests.clearing.scenario import BOC, CCB, ICBC, Scenario
@@ -33,6 +36,9 @@ class Observer:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
+        self.initial = {
+            code: account.settlement_balance for code, account in scenario.core.accounts.items()
+        }
         self.initial_balances = sum(
             account.settlement_balance for account in scenario.core.accounts.values()
         )
@@ -41,6 +47,9 @@ class Observer:
         self.queue_order: dict[str, list[str]] = defaultdict(list)
         self.released: dict[str, list[str]] = defaultdict(list)
         self.ended_visits: dict[str, list[str]] = defaultdict(list)
+        self.start = scenario.now
+        self.statements: dict[str, StatementClosed] = {}
+        self.bookings: dict[str, list[int]] = defaultdict(list)
         netting = scenario.core.netting
         original = netting._net
 
@@ -62,6 +71,12 @@ class Observer:
             if isinstance(event, ItemChanged) and event.state == S.QUEUED:
                 item = self.scenario.core.items[event.item_id]
                 self.queue_order[item.payer].append(item.item_id)
+            if isinstance(event, NetSettled) and event.amount:
+                self.bookings[event.participant].append(event.amount)
+            if isinstance(event, FundsCredited):
+                self.bookings[event.participant].append(event.amount)
+            if isinstance(event, StatementClosed):
+                self.chain(event)
         for item in self.scenario.core.items.values():
             if self.states.get(item.item_id) is not item.state:
                 self.states[item.item_id] = item.state
@@ -72,6 +87,28 @@ class Observer:
                 assert self.netted.setdefault(item.item_id, record) == record, "netted item changed"
             else:
                 assert item.item_id not in self.netted, "netted item left netting"
+
+    def chain(self, statement: StatementClosed) -> None:
+        previous = self.statements.get(statement.participant)
+        if previous is None:
+            assert statement.sequence == 1
+            assert statement.period_from == self.start
+            assert statement.opening_balance == self.initial[statement.participant]
+        else:
+            assert statement.sequence == previous.sequence + 1
+            assert statement.period_from == previous.period_to
+            assert statement.opening_balance == previous.closing_balance
+        assert (
+            statement.opening_balance + sum(movement.amount for movement in statement.movements)
+            == statement.closing_balance
+        )
+        amounts = [movement.amount for movement in statement.movements]
+        assert amounts == self.bookings.pop(statement.participant, [])
+        assert all(
+            statement.period_from <= movement.at <= statement.period_to
+            for movement in statement.movements
+        )
+        self.statements[statement.participant] = statement
 
     def check(self) -> None:
         core = self.scenario.core
@@ -222,6 +259,13 @@ def test_invariants_hold_after_every_step(data: st.DataObject) -> None:
     scenario.advance(days=1)
     observer.record()
     observer.check()
+    # Days switched while time passed: every account had statements, and the last one ends
+    # with what the account holds (nothing was booked after it).
+    for code, account in scenario.core.accounts.items():
+        assert (
+            observer.statements[code].closing_balance + sum(observer.bookings.get(code, []))
+            == account.settlement_balance
+        )
     for item in scenario.core.items.values():
         assert item.state in ENDED, f"{item.item_id} is still {item.state}"
         visits = observer.ended_visits[item.item_id]

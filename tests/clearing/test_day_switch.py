@@ -4,7 +4,7 @@ the first working day after; business after the switch belongs to the next busin
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from gateway.clearing.calendar import BusinessCalendar
 from gateway.clearing.events import DaySwitched, EndOfDay, NetSettled, SessionClosed
@@ -29,8 +29,10 @@ def test_calendar_skips_weekends_and_holiday_chains_and_honours_make_up_days() -
 def test_switch_at_the_configured_time_moves_to_the_next_business_date() -> None:
     scenario = Scenario()
     item = scenario.credit(ICBC, BOC, "100.00")
-    events = scenario.advance(to=scenario.at(17))
-    assert of(events, DaySwitched) == [DaySwitched(date(2026, 11, 23), date(2026, 11, 24))]
+    switch = scenario.at(17)
+    events = scenario.advance(to=switch + timedelta(minutes=5))
+    # The event is dated when the switch fell due, not when the time was passed.
+    assert of(events, DaySwitched) == [DaySwitched(date(2026, 11, 23), date(2026, 11, 24), switch)]
     assert of(events, SessionClosed)[-1].session_id == "20261123-07"
     assert scenario.core.business_date == date(2026, 11, 24)
     assert scenario.core.open_session.session_id == "20261124-01"
@@ -66,14 +68,17 @@ def test_operator_day_switch_before_the_configured_time() -> None:
     assert scenario.core.business_date == date(2026, 11, 24)
     # ...the next day's does.
     events = scenario.advance(to=scenario.at(17, 0, day=1))
-    assert of(events, DaySwitched) == [DaySwitched(date(2026, 11, 24), date(2026, 11, 25))]
+    assert of(events, DaySwitched) == [
+        DaySwitched(date(2026, 11, 24), date(2026, 11, 25), scenario.at(17))
+    ]
 
 
 def test_holiday_results_one_per_day_settled_on_the_first_working_day() -> None:
     start = datetime(2026, 9, 30, 16, 30, tzinfo=ZONE)
     scenario = Scenario(start=start)
-    events = scenario.advance(to=datetime(2026, 9, 30, 17, 0, tzinfo=ZONE))
-    assert of(events, DaySwitched) == [DaySwitched(date(2026, 9, 30), date(2026, 10, 8))]
+    switch = datetime(2026, 9, 30, 17, 0, tzinfo=ZONE)
+    events = scenario.advance(to=switch)
+    assert of(events, DaySwitched) == [DaySwitched(date(2026, 9, 30), date(2026, 10, 8), switch)]
     for day in range(1, 8):
         scenario.advance(to=datetime(2026, 10, day, 12, 0, tzinfo=ZONE))
         scenario.credit(ICBC, BOC, "10.00")

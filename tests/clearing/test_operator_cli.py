@@ -129,8 +129,37 @@ def test_a_day_switch_that_cannot_move_the_date_says_why(
         arguments = argparse.Namespace(action=action, json=as_json)
         return asyncio.run(_run(CONFIG, arguments, out, clock)), out.getvalue()
 
+    funds = argparse.Namespace(
+        action="credit-account", participant="102100099996", amount="0.01", json=False
+    )
+    assert asyncio.run(_run(CONFIG, funds, io.StringIO(), clock)) == 0
     code, text = run("day-switch")
     assert code == 0 and "day-switched" in text and "note:" not in text
+    # Each settlement account's statement of the day, in CNY and the centre's time.
+    statements = {
+        fields["participant"]: fields
+        for kind, _, line in (line.partition(": ") for line in text.splitlines())
+        if kind == "statement-closed"
+        for fields in [json.loads(line)]
+    }
+    assert len(statements) == 5
+    assert statements["102100099996"] == {
+        "participant": "102100099996",
+        "business_date": "2026-11-23",
+        "sequence": 1,
+        "period_from": "2026-11-23T16:00:00+08:00",
+        "period_to": "2026-11-23T16:00:00+08:00",
+        "opening_balance": "80000000.00",
+        "closing_balance": "80000000.01",
+        "movements": [
+            {
+                "at": "2026-11-23T16:00:00+08:00",
+                "amount": "0.01",
+                "value_date": "2026-11-23",
+                "session_id": None,
+            }
+        ],
+    }
     clock.set(datetime(2026, 11, 23, 16, 30, tzinfo=ZONE))
     code, text = run("day-switch")
     assert code == 0 and "day-switched" not in text
