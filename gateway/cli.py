@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from gateway.security.certificate_validity import KnownCertificate
+    from gateway.transport.http_app import Runtime
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -203,6 +204,10 @@ def run_serve(arguments: argparse.Namespace) -> int:
     # start as Ctrl-C does, through the clean-up below, rather than killing this process and
     # leaving the others it started running.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGHUP reloads certificates once the gateway serves; one that comes while it starts is
+    # kept for then (its default would end the process).
+    hangup = _HangupWhileStarting()
+    signal.signal(signal.SIGHUP, lambda number, frame: hangup())
     config = arguments.config or default_config_file()
     gateway = build_gateway(config)
     http = gateway.settings.http
@@ -223,6 +228,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         stopped = _stop_on_first_signal(loop)
+        loop.add_signal_handler(signal.SIGHUP, hangup)
         if arguments.parent_pipe:  # started by the first process: stop when it has gone
             watch_parent(loop, stopped.set)
         supervisor = None
@@ -246,6 +252,9 @@ def run_serve(arguments: argparse.Namespace) -> int:
                 slot=arguments.process_slot,
             )
             runtime.workers = supervisor
+            loop.add_signal_handler(signal.SIGHUP, _reload_certificates, runtime)
+            if hangup.pending:
+                _reload_certificates(runtime)
             runner = web.AppRunner(
                 build_app(runtime), shutdown_timeout=http.shutdown_seconds, keepalive_timeout=75.0
             )
@@ -288,6 +297,64 @@ def run_serve(arguments: argparse.Namespace) -> int:
 CHILD_STOP_MARGIN_SECONDS = 10
 """How long the first process waits for the others to stop beyond their own shutdown time
 (``http.shutdown_seconds``: requests in flight finish) before it kills them."""
+
+
+class _HangupWhileStarting:
+    """SIGHUP before the gateway serves: the reload waits until it does (the files it started
+    from may already be older than the signal)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def __call__(self) -> None:
+        import logging
+
+        self.pending = True
+        logging.getLogger("isogw.keys").info(
+            "event=signal-kept signal=SIGHUP reason=starting (certificates are reloaded once "
+            "the gateway serves)"
+        )
+
+
+def _reload_certificates(runtime: Runtime) -> None:
+    """SIGHUP: the participants' certificates again from the participants file and the key
+    folder, in this process and then in the others it started. A reload that cannot be used
+    is refused, saying why, and the gateway goes on with what it had."""
+    import logging
+    import signal
+
+    from gateway.composition import reload_certificates
+    from gateway.log_text import sender_text
+
+    log = logging.getLogger("isogw.keys")
+    try:
+        reloaded = reload_certificates(runtime)
+    except Exception as error:  # a bad file, or anything else: the running gateway stays
+        log.error(
+            "event=certificates-reload-refused process=%d reason=%s",
+            runtime.slot,
+            sender_text(str(error) or type(error).__name__),
+        )
+    else:
+        log.info(
+            "event=certificates-reloaded process=%d added=%s removed=%s",
+            runtime.slot,
+            _pins_text(reloaded.added),
+            _pins_text(reloaded.removed),
+        )
+        for note in reloaded.not_applied:
+            log.warning(
+                "event=certificates-reload-not-applied process=%d note=%s",
+                runtime.slot,
+                sender_text(note),
+            )
+    if runtime.workers is not None:
+        runtime.workers.send_signal(signal.SIGHUP)
+
+
+def _pins_text(pins: dict[str, list[str]]) -> str:
+    """``code:pin,code:pin`` (``-`` for none), for a log field."""
+    return ",".join(f"{code}:{pin}" for code, listed in pins.items() for pin in listed) or "-"
 
 
 def _stop_on_first_signal(loop: asyncio.AbstractEventLoop) -> asyncio.Event:

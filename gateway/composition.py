@@ -7,28 +7,31 @@ The server's parts (storage, keys, signatures, HTTP) are imported where they are
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.commands.inbound import INBOUND_MODELS
 from gateway.commands.outbound import OUTBOUND_MODELS
 from gateway.configuration.clearing_settings import ClearingSettings, load_clearing_settings
 from gateway.configuration.participants import ParticipantDirectory, load_participants
-from gateway.configuration.settings import SQLITE_URL_PREFIX, Settings, load_settings
+from gateway.configuration.settings import (
+    SQLITE_URL_PREFIX,
+    ConfigurationError,
+    Settings,
+    load_settings,
+)
 from gateway.iso.codec_catalogue import CodecCatalogue, load_codecs
 from gateway.iso.encoder import DocumentEncoder
 from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
-from gateway.start_errors import KeyFileError, StorageError
+from gateway.start_errors import StorageError
 
 if TYPE_CHECKING:
-    from cryptography import x509
-
-    from gateway.security.keys import KeyPair, KeyStore
+    from gateway.security.keys import KeyStore
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
     from gateway.service.message_gateway import MessageGateway
@@ -150,71 +153,6 @@ def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
     return keys
 
 
-def _participant_certificates(
-    gateway: Gateway, keys: KeyStore
-) -> tuple[dict[str, list[x509.Certificate]], dict[str, str]]:
-    """Each participant's certificates (``<keys>/participants/<code>.pem``, and while it renews
-    ``<code>.next.pem``: they check the participant's XML signatures) and the pins (SHA-256)
-    that identify its TLS connections.
-
-    A ``certificate_sha256`` (``next_certificate_sha256``) in the participants file must be
-    the pin of that file: the one certificate serves both, so a pin without its certificate,
-    or a certificate that is not the pinned one, stops the start (rather than refusing every
-    message the bank signs)."""
-    listed = gateway.settings.resolve(gateway.settings.paths.participants)
-    participants = gateway.directory.participants
-    certificates: dict[str, list[x509.Certificate]] = {}
-    pins: dict[str, str] = {}
-    for entry in (*participants.direct, *participants.special):
-        for pair, pinned, setting in (
-            (keys.participant(entry.code), entry.certificate_sha256, "certificate_sha256"),
-            (
-                keys.next_participant(entry.code),
-                entry.next_certificate_sha256,
-                "next_certificate_sha256",
-            ),
-        ):
-            found = _pinned_certificate(listed, entry.code, pair, pinned, setting)
-            if found is not None:
-                pin, certificate = found
-                certificates.setdefault(entry.code, []).append(certificate)
-                pins[pin] = entry.code
-    return certificates, pins
-
-
-def _pinned_certificate(
-    listed: Path, code: str, pair: KeyPair, pinned: str | None, setting: str
-) -> tuple[str, x509.Certificate] | None:
-    """The pin and certificate in ``pair``'s file, checked against the ``setting`` pin; None
-    when there is no file and no pin."""
-    from gateway.security.keys import certificate_sha256
-    from gateway.security.signatures import signature_method
-
-    if not pair.certificate_path.is_file():
-        if pinned:
-            raise KeyFileError(
-                f"{listed}: {code} is pinned ({setting}) but {pair.certificate_path} is "
-                "missing: put the bank's certificate there, it checks the bank's XML signatures"
-            )
-        return None
-    certificate = pair.certificate()
-    pin = certificate_sha256(certificate)
-    if pinned and pinned != pin:
-        raise KeyFileError(
-            f"{pair.certificate_path} is not the certificate {code} is pinned to in "
-            f"{listed} ({setting} {pinned}, the file's is {pin}): put the bank's certificate "
-            "there, or correct the pin"
-        )
-    try:
-        signature_method(certificate.public_key())
-    except ValueError as error:
-        raise KeyFileError(
-            f"{pair.certificate_path}: {code}'s certificate cannot check its "
-            f"signatures ({error}); it needs a certificate with an accepted key"
-        ) from error
-    return pin, certificate
-
-
 def _open_rate_limit(gateway: Gateway, participants: Iterable[str]) -> SharedRateLimit:
     """The participants' token buckets, in a file of the state folder every gateway process
     maps (``gateway.transport.shared_rate_limit``)."""
@@ -252,6 +190,7 @@ async def open_runtime(
     order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
     from gateway.security.certificate_validity import known_certificates
     from gateway.security.keys import read_certificate
+    from gateway.security.participant_certificates import participant_certificates
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
@@ -261,7 +200,8 @@ async def open_runtime(
     gateway = gateway or build_gateway(config_file)
     # Keys first: a damaged key file stops the start before the ledger is opened.
     keys = ensure_keys(gateway.directory, clock)
-    certificates, pins = _participant_certificates(gateway, keys)
+    listed = gateway.settings.resolve(gateway.settings.paths.participants)
+    certificates, pins = participant_certificates(gateway.directory, listed, keys)
     participants = gateway.directory.participants
     anchor = read_certificate(keys.ca_path)
     signer = signer_from_files(keys.gateway)
@@ -296,3 +236,98 @@ async def open_runtime(
     )
     messages.set_notify(runtime.notify)
     return runtime
+
+
+@dataclass(frozen=True)
+class CertificateReload:
+    """What a reload changed: the certificate pins (SHA-256) each participant gained and lost,
+    and what it found changed but cannot apply while the gateway runs."""
+
+    added: dict[str, list[str]] = field(default_factory=dict)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    not_applied: list[str] = field(default_factory=list)
+
+
+PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
+
+
+def reload_certificates(runtime: Runtime) -> CertificateReload:
+    """Read the participants file and the key folder again, and from now on accept the
+    participants' certificates they pin, on new requests (TLS pin) and signatures alike: a bank
+    renews its certificate, or one is withdrawn, without a restart.
+
+    Raises ``ConfigurationError`` or ``KeyFileError`` and changes nothing when the files
+    cannot be used as they are (the checks of the start: a pin without its certificate, a
+    certificate that is not the pinned one, a key that cannot check signatures), or when
+    participants were added or removed (that takes a restart: the ledger and the rate limits
+    know the participants of the start). A changed CA or gateway certificate, and changes of
+    the participants file other than pins, are reported in ``not_applied``: they take effect
+    at the next start."""
+    from gateway.security.certificate_validity import known_certificates
+    from gateway.security.keys import KeyStore
+    from gateway.security.participant_certificates import participant_certificates
+
+    gateway = runtime.gateway
+    listed = gateway.settings.resolve(gateway.settings.paths.participants)
+    directory = load_participants(listed)
+    running, found = _pinning(gateway.directory), _pinning(directory)
+    if sorted(running) != sorted(found):
+        added = ", ".join(sorted(set(found) - set(running))) or "none"
+        removed = ", ".join(sorted(set(running) - set(found))) or "none"
+        raise ConfigurationError(
+            f"{listed}: participants were added ({added}) or removed ({removed}); a running "
+            "gateway reloads certificates only: restart it to take the participants' changes"
+        )
+    keys = KeyStore(state_directory())
+    certificates, pins = participant_certificates(directory, listed, keys)
+    known = known_certificates(keys, directory.centre_member_id, found)
+    not_applied = []
+    kept = [entry for entry in runtime.certificates if entry.role in ("ca", "gateway")]
+    for loaded in kept:
+        now = next(entry for entry in known if entry.role == loaded.role)
+        if now.sha256 != loaded.sha256:
+            not_applied.append(
+                f"the {loaded.role} certificate ({loaded.path}) changed: TLS and signatures "
+                "use the one loaded at start until the next start"
+            )
+    if _without_pins(gateway.directory) != _without_pins(directory):
+        not_applied.append(
+            f"{listed}: changes other than certificate pins take effect at the next start"
+        )
+    before = _pins_by_participant(runtime.pins)
+    after = _pins_by_participant(pins)
+    runtime.pins = pins
+    runtime.messages.use_certificates(certificates)
+    runtime.certificates = [*kept, *(entry for entry in known if entry.owner in found)]
+    return CertificateReload(_gained(before, after), _gained(after, before), not_applied)
+
+
+def _pinning(directory: ParticipantDirectory) -> list[str]:
+    """The participants that connect with a certificate (clearing banks and agencies)."""
+    participants = directory.participants
+    return [entry.code for entry in (*participants.direct, *participants.special)]
+
+
+def _without_pins(directory: ParticipantDirectory) -> dict[str, Any]:
+    dumped = directory.participants.model_dump()
+    for group in ("direct", "special"):
+        for entry in dumped[group]:
+            for name in PIN_FIELDS:
+                entry.pop(name, None)
+    return dumped
+
+
+def _pins_by_participant(pins: Mapping[str, str]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for pin, code in pins.items():
+        grouped.setdefault(code, set()).add(pin)
+    return grouped
+
+
+def _gained(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The pins each participant has in ``after`` and did not have in ``before``."""
+    return {
+        code: sorted(pins - before.get(code, set()))
+        for code, pins in sorted(after.items())
+        if pins - before.get(code, set())
+    }

@@ -101,6 +101,13 @@ class CertificateWatch:
         self._warning = warning
         self._logged: dict[str, tuple[Validity, int | None]] = {}
 
+    def follow(self, certificates: Sequence[KnownCertificate]) -> None:
+        """Watch ``certificates`` from now on (reloaded): those still there keep what was
+        logged of them."""
+        self._certificates = list(certificates)
+        paths = {certificate.path for certificate in certificates}
+        self._logged = {path: seen for path, seen in self._logged.items() if path in paths}
+
     def check(self, now: datetime) -> list[KnownCertificate]:
         """The certificates logged this time."""
         logged = []

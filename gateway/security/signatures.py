@@ -269,6 +269,7 @@ class SignatureVerifier:
     ) -> None:
         """``pins``: each sender's certificate, or its certificates while it renews one (the
         current first, then the next: a signature from either is accepted)."""
+        self._anchor = trust_anchor
         self._pins = {
             code: [
                 _pinned(certificate, trust_anchor)
@@ -276,6 +277,12 @@ class SignatureVerifier:
             ]
             for code, listed in pins.items()
         }
+
+    def with_pins(
+        self, pins: Mapping[str, x509.Certificate | Sequence[x509.Certificate]]
+    ) -> SignatureVerifier:
+        """A verifier of other pins under the same trust anchor (certificates reloaded)."""
+        return SignatureVerifier(pins, self._anchor)
 
     def verify(
         self,

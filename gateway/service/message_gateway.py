@@ -30,7 +30,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,8 @@ from gateway.store.messages import Provenance, Refusal
 from gateway.store.write_batch import WriteBatch
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from gateway.composition import Gateway
 
 REJECT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:admi.002.001.01"
@@ -158,6 +160,14 @@ class MessageGateway:
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    def use_certificates(
+        self, certificates: Mapping[str, x509.Certificate | Sequence[x509.Certificate]]
+    ) -> None:
+        """Check the signatures of the messages from now on against ``certificates`` (the
+        participants' certificates reloaded), under the same trust anchor; a message being
+        checked finishes with the ones it started with."""
+        self._verifier = self._verifier.with_pins(certificates)
 
     def set_notify(self, notify: Notify) -> None:
         self._notify = notify

@@ -114,8 +114,9 @@ class Runtime:
     figures_board: FiguresBoard | None = None
     """Where the processes publish their figures for /metrics (None: this process alone)."""
     certificates: list[KnownCertificate] = field(default_factory=list)
-    """The CA's, the gateway's and the participants' certificates as loaded at start (for
-    /metrics, and the first process's log of those that need attention)."""
+    """The CA's, the gateway's and the participants' certificates as loaded at start, or by
+    the last reload for the participants' (for /metrics, and the first process's log of those
+    that need attention)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
@@ -634,6 +635,7 @@ async def _watching_certificates(app: web.Application) -> AsyncIterator[None]:
 
     async def watch_forever() -> None:
         while True:
+            watch.follow(runtime.certificates)  # a reload may have changed them
             watch.check(runtime.messages.now())
             await asyncio.sleep(settings.certificate_check_seconds)
 

@@ -83,6 +83,11 @@ class WorkerSupervisor:
             if slot.process is not None and slot.process.returncode is None
         ]
 
+    def send_signal(self, number: int) -> None:
+        """Pass a signal on to the processes running now (SIGHUP: reload certificates)."""
+        for process in self.processes:
+            process.send_signal(number)
+
     @property
     def running(self) -> int:
         return len(self.processes)

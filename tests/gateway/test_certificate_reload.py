@@ -1,0 +1,271 @@
+"""Certificates reloaded while the gateway runs (SIGHUP): a bank's next certificate pinned,
+then made its current one, without a restart; a reload that cannot be used changes nothing and
+says why; SIGHUP reaches every gateway process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.composition import reload_certificates
+from gateway.configuration.settings import ConfigurationError
+from gateway.security.certificate_validity import known_certificates
+from gateway.security.keys import KeyPair, KeyStore
+from gateway.service.clock import ManualClock
+from gateway.start_errors import KeyFileError
+from gateway.transport.http_app import Runtime, build_app, listen
+from gateway.transport.tls import client_context, server_context
+from tests.conftest import PROJECT, config_copy
+from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, START, wait_until
+from tests.gateway.test_certificate_renewal import post, signed
+
+
+def with_id(number: int) -> bytes:
+    return C100.replace(C100_ID.encode(), f"B30129000000720261123{number:04d}".encode())
+
+
+@dataclass
+class Serving:
+    runtime: Runtime
+    url: str
+    keys: KeyStore
+    participants: Path
+    """The participants file the gateway was started with (the test edits it)."""
+
+    def pin_next(self, pin: str) -> None:
+        entry = f'code = "{BOCOM}"\n'
+        text = self.participants.read_text()
+        assert entry in text
+        self.participants.write_text(
+            text.replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1)
+        )
+
+
+@pytest.fixture
+async def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Serving]:
+    """A gateway started with BOCOM's current certificate only; its next one is issued, in the
+    key folder, not pinned yet."""
+    from gateway.composition import open_runtime
+
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path / "state"))
+    settings = config_copy(tmp_path, 8443)
+    runtime = await open_runtime(settings, ManualClock(START), run_ticker=False)
+    keys = KeyStore(tmp_path / "state")
+    keys.issue(BOCOM, START - timedelta(days=1), START + timedelta(days=400), renewal=True)
+    runner = web.AppRunner(build_app(runtime))
+    await runner.setup()
+    site = await listen(runner, runtime, server_context(keys), port=0)
+    yield Serving(
+        runtime,
+        f"https://127.0.0.1:{site.port}",
+        keys,
+        settings.parent / "participants.toml",
+    )
+    await runner.cleanup()
+    await runtime.clearing.close()
+
+
+def next_pin(keys: KeyStore) -> str:
+    pin = known_certificates(keys, "999999999999", [BOCOM])[-1].sha256
+    assert pin is not None
+    return pin
+
+
+async def test_a_bank_renews_and_switches_certificates_without_a_restart(
+    serving: Serving, tmp_path: Path
+) -> None:
+    keys, url = serving.keys, serving.url
+    current, renewal = keys.participant(BOCOM), keys.next_participant(BOCOM)
+    old_pin = keys.pins([BOCOM])[BOCOM]
+    # Not pinned yet: the next certificate is refused at the TLS pin.
+    status, answer = await post(keys, url, renewal, signed(renewal, with_id(1)))
+    assert status == 403 and answer.startswith(b"DS0E the client certificate"), answer
+    serving.pin_next(next_pin(keys))
+    reloaded = reload_certificates(serving.runtime)
+    assert (reloaded.added, reloaded.removed, reloaded.not_applied) == (
+        {BOCOM: [next_pin(keys)]},
+        {},
+        [],
+    )
+    assert (await post(keys, url, renewal, signed(renewal, with_id(2))))[0] == 200
+    assert (await post(keys, url, current, signed(current, with_id(3))))[0] == 200
+    # The bank has switched: the next certificate becomes its current one, the old one goes.
+    old = KeyPair(tmp_path / "old.key", tmp_path / "old.pem")
+    shutil.copy(current.key_path, old.key_path)
+    shutil.copy(current.certificate_path, old.certificate_path)
+    renewal.key_path.replace(current.key_path)
+    renewal.certificate_path.replace(current.certificate_path)
+    text = serving.participants.read_text()
+    serving.participants.write_text(
+        text.replace(f'next_certificate_sha256 = "{next_pin_of(current)}"\n', "")
+    )
+    reloaded = reload_certificates(serving.runtime)
+    assert (reloaded.added, reloaded.removed) == ({}, {BOCOM: [old_pin]})
+    status, answer = await post(keys, url, old, signed(old, with_id(4)))
+    assert status == 403 and answer.startswith(b"DS0E"), answer
+    assert (await post(keys, url, current, signed(current, with_id(5))))[0] == 200
+    assert len(serving.runtime.clearing.core.packages) == 3
+    # /metrics and the certificate watch follow the reload: one BOCOM certificate, the new.
+    listed = [entry for entry in serving.runtime.certificates if entry.owner == BOCOM]
+    assert [(entry.role, entry.sha256) for entry in listed] == [
+        ("participant", next_pin_of(current))
+    ]
+
+
+def next_pin_of(pair: KeyPair) -> str:
+    from gateway.security.keys import certificate_sha256
+
+    return certificate_sha256(pair.certificate())
+
+
+async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
+    serving: Serving,
+) -> None:
+    keys, url, runtime = serving.keys, serving.url, serving.runtime
+    pins = dict(runtime.pins)
+    original = serving.participants.read_text()
+    serving.pin_next("ab" * 32)
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert str(failure.value).startswith(
+        f"{keys.next_participant(BOCOM).certificate_path} is not the certificate {BOCOM} is "
+        f"pinned to in {serving.participants} (next_certificate_sha256 {'ab' * 32}, the "
+        "file's is "
+    )
+    assert dict(runtime.pins) == pins
+    current = keys.participant(BOCOM)
+    assert (await post(keys, url, current, signed(current, with_id(1))))[0] == 200
+    # A participant removed: that takes a restart.
+    agency = '[[special]]\ncode = "990100000017"'
+    assert agency in original
+    serving.participants.write_text(original[: original.index(agency)])
+    with pytest.raises(ConfigurationError) as refused:
+        reload_certificates(runtime)
+    assert str(refused.value) == (
+        f"{serving.participants}: participants were added (none) or removed (990100000017); "
+        "a running gateway reloads certificates only: restart it to take the participants' "
+        "changes"
+    )
+    assert dict(runtime.pins) == pins
+    # Other changes are not taken, and the reload says so (the pins are).
+    serving.participants.write_text(original.replace("China Construction Bank", "CCB", 1))
+    serving.pin_next(next_pin(keys))
+    reloaded = reload_certificates(runtime)
+    assert reloaded.added == {BOCOM: [next_pin(keys)]}
+    assert reloaded.not_applied == [
+        f"{serving.participants}: changes other than certificate pins take effect at the next start"
+    ]
+    assert runtime.gateway.directory.name(CCB) == "China Construction Bank"
+
+
+def test_sighup_reloads_certificates_in_every_gateway_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = 20000 + (os.getpid() + 11) % 10000
+    settings = config_copy(tmp_path, port)  # two processes, as the sample configuration
+    state = tmp_path / "state"
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
+    log_path, said_path = tmp_path / "serve.log", tmp_path / "serve.out"
+    with log_path.open("w") as log, said_path.open("w") as said:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
+            env=dict(os.environ),
+            cwd=PROJECT,
+            stdout=said,
+            stderr=log,
+        )
+    try:
+        statuses = asyncio.run(
+            _hang_up(f"https://127.0.0.1:{port}", state, settings, server, said_path, log_path)
+        )
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=60)
+    output = log_path.read_text()
+    assert "Traceback" not in output and " ERROR " not in output, output
+    # Each new connection may reach either process: every one was accepted.
+    assert statuses == [200] * 6
+
+
+async def _hang_up(
+    url: str,
+    state: Path,
+    settings: Path,
+    server: subprocess.Popen[bytes],
+    said: Path,
+    log: Path,
+) -> list[int]:
+    keys = KeyStore(state)
+
+    async def ready() -> bool:
+        if "isogw: serving" not in said.read_text():
+            return False
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url + "/readyz", ssl=client_context(keys, keys.participant(CCB))) as answer,
+        ):
+            return answer.status == 200
+
+    await wait_until(ready, "the gateway to start")
+
+    async def both_serve() -> bool:
+        """The second process publishes its figures once it serves (a process still
+        starting keeps a SIGHUP for when it does; this test checks the running ones)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                url + "/metrics", ssl=client_context(keys, keys.participant(CCB))
+            ) as answer,
+        ):
+            return 'isogw_process_info{process="1"' in await answer.text()
+
+    await wait_until(both_serve, "the second gateway process to serve")
+    keys.issue(BOCOM, START - timedelta(days=1), START + timedelta(days=4000), renewal=True)
+    pin = next_pin(keys)
+    participants = settings.parent / "participants.toml"
+    entry = f'code = "{BOCOM}"\n'
+    participants.write_text(
+        participants.read_text().replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1)
+    )
+    server.send_signal(signal.SIGHUP)
+
+    async def both_reloaded() -> bool:
+        text = log.read_text()
+        return all(
+            f"event=certificates-reloaded process={slot} added={BOCOM}:{pin} removed=-" in text
+            for slot in (0, 1)
+        )
+
+    try:
+        await wait_until(both_reloaded, "both processes to reload their certificates", 20)
+    except AssertionError:
+        raise AssertionError(log.read_text()) from None
+    renewal = keys.next_participant(BOCOM)
+    statuses = []
+    for number in range(6):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url + "/v1/messages",
+                data=signed(renewal, with_id(number)),
+                headers={"Content-Type": "application/xml"},
+                ssl=client_context(keys, renewal),
+            ) as answer,
+        ):
+            statuses.append(answer.status)
+    return statuses
