@@ -284,8 +284,8 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     not_applied = []
     kept = [entry for entry in runtime.certificates if entry.role in ("ca", "gateway")]
     for loaded in kept:
-        now = next(entry for entry in known if entry.role == loaded.role)
-        if now.sha256 != loaded.sha256:
+        on_disk = next(entry for entry in known if entry.role == loaded.role)
+        if on_disk.sha256 != loaded.sha256:
             not_applied.append(
                 f"the {loaded.role} certificate ({loaded.path}) changed: TLS and signatures "
                 "use the one loaded at start until the next start"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
+import os
 import re
 import ssl
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +32,9 @@ from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
 from gateway.transport.http_app import Runtime, build_app, listen
+from gateway.transport.tls import client_context
 from gateway.transport.tls_site import TlsSite
-from tests.conftest import CONFIG, SAMPLES
+from tests.conftest import CONFIG, PROJECT, SAMPLES
 
 ZONE = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=ZONE)
@@ -51,8 +56,6 @@ class Harness:
     site: TlsSite
 
     def context(self, code: str) -> ssl.SSLContext:
-        from gateway.transport.tls import client_context
-
         return client_context(self.keys, self.keys.participant(code))
 
     def sign(self, code: str, message: bytes) -> bytes:
@@ -194,6 +197,51 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class ServeProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+    """Its standard error: the log."""
+    said: Path
+    """Its standard output: what it tells the person who started it."""
+
+
+@contextlib.contextmanager
+def serve_process(settings: Path, folder: Path) -> Iterator[ServeProcess]:
+    """``isogw serve`` with ``settings`` (the state folder from ``GATEWAY_STATE_DIR``), its
+    output in ``folder``; killed at the end if it is still running."""
+    log, said = folder / "serve.log", folder / "serve.out"
+    with log.open("w") as log_file, said.open("w") as said_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
+            env=dict(os.environ),
+            cwd=PROJECT,
+            stdout=said_file,
+            stderr=log_file,
+        )
+    try:
+        yield ServeProcess(process, log, said)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+
+
+async def wait_until_serving(url: str, keys: KeyStore, said: Path) -> None:
+    """Until the first process says it serves and answers /readyz (CCB's certificate)."""
+
+    async def ready() -> bool:
+        if "isogw: serving" not in said.read_text():
+            return False  # still writing its keys or replaying its ledger
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url + "/readyz", ssl=client_context(keys, keys.participant(CCB))) as answer,
+        ):
+            return answer.status == 200
+
+    await wait_until(ready, "the gateway to start")
 
 
 async def serve_bank_endpoint(

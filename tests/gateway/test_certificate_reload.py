@@ -8,8 +8,6 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,8 +25,18 @@ from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
 from gateway.transport.http_app import Runtime, build_app, listen
 from gateway.transport.tls import client_context, server_context
-from tests.conftest import PROJECT, config_copy
-from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, START, wait_until
+from tests.conftest import config_copy
+from tests.gateway.conftest import (
+    BOCOM,
+    C100,
+    C100_ID,
+    CCB,
+    START,
+    ServeProcess,
+    serve_process,
+    wait_until,
+    wait_until_serving,
+)
 from tests.gateway.test_certificate_renewal import post, signed
 
 
@@ -177,26 +185,11 @@ def test_sighup_reloads_certificates_in_every_gateway_process(
     settings = config_copy(tmp_path, port)  # two processes, as the sample configuration
     state = tmp_path / "state"
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
-    log_path, said_path = tmp_path / "serve.log", tmp_path / "serve.out"
-    with log_path.open("w") as log, said_path.open("w") as said:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
-            env=dict(os.environ),
-            cwd=PROJECT,
-            stdout=said,
-            stderr=log,
-        )
-    try:
-        statuses = asyncio.run(
-            _hang_up(f"https://127.0.0.1:{port}", state, settings, server, said_path, log_path)
-        )
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=60)
-    output = log_path.read_text()
+    with serve_process(settings, tmp_path) as server:
+        statuses = asyncio.run(_hang_up(f"https://127.0.0.1:{port}", state, settings, server))
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=60) == 0
+    output = server.log.read_text()
     assert "Traceback" not in output and " ERROR " not in output, output
     # Each new connection may reach either process: every one was accepted.
     assert statuses == [200] * 6
@@ -206,22 +199,10 @@ async def _hang_up(
     url: str,
     state: Path,
     settings: Path,
-    server: subprocess.Popen[bytes],
-    said: Path,
-    log: Path,
+    server: ServeProcess,
 ) -> list[int]:
     keys = KeyStore(state)
-
-    async def ready() -> bool:
-        if "isogw: serving" not in said.read_text():
-            return False
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(url + "/readyz", ssl=client_context(keys, keys.participant(CCB))) as answer,
-        ):
-            return answer.status == 200
-
-    await wait_until(ready, "the gateway to start")
+    await wait_until_serving(url, keys, server.said)
 
     async def both_serve() -> bool:
         """The second process publishes its figures once it serves (a process still
@@ -242,10 +223,10 @@ async def _hang_up(
     participants.write_text(
         participants.read_text().replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1)
     )
-    server.send_signal(signal.SIGHUP)
+    server.process.send_signal(signal.SIGHUP)
 
     async def both_reloaded() -> bool:
-        text = log.read_text()
+        text = server.log.read_text()
         return all(
             f"event=certificates-reloaded process={slot} added={BOCOM}:{pin} removed=-" in text
             for slot in (0, 1)
@@ -254,7 +235,7 @@ async def _hang_up(
     try:
         await wait_until(both_reloaded, "both processes to reload their certificates", 20)
     except AssertionError:
-        raise AssertionError(log.read_text()) from None
+        raise AssertionError(server.log.read_text()) from None
     renewal = keys.next_participant(BOCOM)
     statuses = []
     for number in range(6):

@@ -9,7 +9,6 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +22,17 @@ from gateway.service.clock import SystemClock
 from gateway.store import messages
 from gateway.store.database import DATABASE_FILE
 from gateway.transport.tls import client_context
-from tests.conftest import PROJECT, SAMPLES, config_copy
-from tests.gateway.conftest import BOCOM, C100_ID, CCB, CENTRE, ICBC, wait_until
+from tests.conftest import SAMPLES, config_copy
+from tests.gateway.conftest import (
+    BOCOM,
+    C100_ID,
+    CCB,
+    CENTRE,
+    ICBC,
+    serve_process,
+    wait_until,
+    wait_until_serving,
+)
 
 
 def someone_waits_for_lock(path: Path) -> bool:
@@ -51,23 +59,12 @@ def test_ctrl_c_finishes_the_submission_in_flight_and_answers_waiting_polls(
     settings.write_text(text)
     state = tmp_path / "state"
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
-    log_path, said_path = tmp_path / "serve.log", tmp_path / "serve.out"
-    with log_path.open("w") as log, said_path.open("w") as said:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(settings), "serve"],
-            env=dict(os.environ),
-            cwd=PROJECT,
-            stdout=said,
-            stderr=log,
+    with serve_process(settings, tmp_path) as server:
+        statuses = asyncio.run(
+            _scenario(f"https://127.0.0.1:{port}", state, server.process, server.said)
         )
-    try:
-        statuses = asyncio.run(_scenario(f"https://127.0.0.1:{port}", state, server, said_path))
-        assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=60)
-    output = log_path.read_text()
+        assert server.process.wait(timeout=60) == 0
+    output = server.log.read_text()
     assert "Traceback" not in output and " ERROR " not in output, output
     assert "event=stopping submissions_in_flight=1 outbox_polls_open=1" in output, output
     assert statuses == {"poll": 200, "submission": 200, "metrics": 200}
@@ -79,17 +76,7 @@ async def _scenario(
     url: str, state: Path, server: subprocess.Popen[bytes], said: Path
 ) -> dict[str, int]:
     keys = KeyStore(state)
-
-    async def ready() -> bool:
-        if "isogw: serving" not in said.read_text():
-            return False  # still writing its keys or replaying its ledger
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(url + "/readyz", ssl=client_context(keys, keys.participant(CCB))) as answer,
-        ):
-            return answer.status == 200
-
-    await wait_until(ready, "the gateway to start")
+    await wait_until_serving(url, keys, said)
     pair = keys.participant(BOCOM)
     credit = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes()).sign(
         (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_bytes()
