@@ -474,8 +474,7 @@ def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings(arguments.config or default_config_file())
     directory = load_participants(settings.resolve(settings.paths.participants))
     store = KeyStore(state_directory())
-    participants = directory.participants
-    codes = [entry.code for entry in (*participants.direct, *participants.special)]
+    codes = directory.connecting
     if arguments.action == "status":
         if not store.exists():
             raise UsageError(

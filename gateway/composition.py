@@ -147,9 +147,7 @@ def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
 
     keys = KeyStore(state_directory())
     if not keys.exists():
-        participants = directory.participants
-        codes = [entry.code for entry in (*participants.direct, *participants.special)]
-        keys.initialise(directory.centre_member_id, codes, clock.now())
+        keys.initialise(directory.centre_member_id, directory.connecting, clock.now())
     return keys
 
 
@@ -230,9 +228,7 @@ async def open_runtime(
                 entry.code, entry.push_url, clearing.service, gateway.settings.push, clock.now, tls
             )
     runtime.certificates = known_certificates(
-        keys,
-        gateway.directory.centre_member_id,
-        [entry.code for entry in (*participants.direct, *participants.special)],
+        keys, gateway.directory.centre_member_id, gateway.directory.connecting
     )
     messages.set_notify(runtime.notify)
     return runtime
@@ -270,7 +266,7 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     gateway = runtime.gateway
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
     directory = load_participants(listed)
-    running, found = _pinning(gateway.directory), _pinning(directory)
+    running, found = gateway.directory.connecting, directory.connecting
     if sorted(running) != sorted(found):
         added = ", ".join(sorted(set(found) - set(running))) or "none"
         removed = ", ".join(sorted(set(running) - set(found))) or "none"
@@ -300,12 +296,6 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     runtime.messages.use_certificates(certificates)
     runtime.certificates = [*kept, *(entry for entry in known if entry.owner in found)]
     return CertificateReload(_gained(before, after), _gained(after, before), not_applied)
-
-
-def _pinning(directory: ParticipantDirectory) -> list[str]:
-    """The participants that connect with a certificate (clearing banks and agencies)."""
-    participants = directory.participants
-    return [entry.code for entry in (*participants.direct, *participants.special)]
 
 
 def _without_pins(directory: ParticipantDirectory) -> dict[str, Any]:

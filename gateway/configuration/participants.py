@@ -144,6 +144,11 @@ class ParticipantDirectory:
         self._settles_through = {
             special.code: special.settles_through for special in participants.special
         }
+        self.connecting = tuple(
+            entry.code for entry in (*participants.direct, *participants.special)
+        )
+        """The participants that connect with a certificate of their own and have an outbox:
+        the clearing banks, then the agencies (indirect participants go through their bank)."""
         for direct in participants.direct:
             self._add(direct, ParticipantKind.DIRECT, direct.code)
         for indirect in participants.indirect:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,7 +100,7 @@ class KeyStore:
     def exists(self) -> bool:
         return self.ca_path.is_file() and self.gateway.certificate_path.is_file()
 
-    def pins(self, codes: list[str]) -> dict[str, str]:
+    def pins(self, codes: Sequence[str]) -> dict[str, str]:
         return {
             code: certificate_sha256(self.participant(code).certificate())
             for code in codes
@@ -110,7 +110,7 @@ class KeyStore:
     def initialise(
         self,
         centre: str,
-        participants: list[str],
+        participants: Sequence[str],
         now: datetime,
         algorithm: str = DEFAULT_KEY_ALGORITHM,
     ) -> None:

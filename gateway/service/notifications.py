@@ -80,9 +80,7 @@ def notices(
         if isinstance(event, NetSettled) and event.amount
     }
     closed_now = {event.session_id for event in listed if isinstance(event, SessionClosed)}
-    participants = directory.participants
-    clearing_banks = [entry.code for entry in participants.direct]
-    with_outbox = [*clearing_banks, *(entry.code for entry in participants.special)]
+    clearing_banks = [entry.code for entry in directory.participants.direct]
     result: list[Notice] = []
     for event in listed:
         if isinstance(event, SessionClosed):
@@ -120,7 +118,7 @@ def notices(
             )
             result.append(Notice(event.participant, SESSION_NOTIFICATION, message_id, net_notice))
         elif isinstance(event, DaySwitched):
-            for recipient in with_outbox:
+            for recipient in directory.connecting:
                 result.append(
                     Notice(recipient, SYSTEM_EVENT, new_message_id(), _day_switched(event))
                 )
@@ -184,7 +182,7 @@ def _net(
                     Entry(
                         amount=abs(net),
                         currency=CURRENCY,
-                        direction="CRDT" if net > 0 else "DBIT",
+                        direction=_direction(net),
                         status=status,
                         booking_date=settlement_date if status == "BOOK" else None,
                         value_date=settlement_date,
@@ -233,7 +231,7 @@ def _balance(code: str, amount: int, at: datetime) -> Balance:
         code=code,
         amount=abs(amount),
         currency=CURRENCY,
-        direction="CRDT" if amount >= 0 else "DBIT",
+        direction=_direction(amount),
         on=at.date(),
     )
 
@@ -242,7 +240,7 @@ def _booking(movement: Movement, zone: tzinfo) -> Entry:
     return Entry(
         amount=abs(movement.amount),
         currency=CURRENCY,
-        direction="CRDT" if movement.amount > 0 else "DBIT",
+        direction=_direction(movement.amount),
         status="BOOK",
         booking_date=movement.at.astimezone(zone).date(),
         value_date=movement.value_date,
@@ -254,3 +252,9 @@ def _booking(movement: Movement, zone: tzinfo) -> Entry:
 def _account_name(directory: ParticipantDirectory, participant: str) -> str:
     name = directory.name(participant) or participant
     return f"{name} settlement account"[:ACCOUNT_NAME_LENGTH]
+
+
+def _direction(amount: int) -> str:
+    """``CdtDbtInd`` of a signed amount (a net, a booking, a balance): positive or nothing
+    credits the settlement account."""
+    return "CRDT" if amount >= 0 else "DBIT"

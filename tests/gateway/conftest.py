@@ -258,21 +258,29 @@ async def serve_bank_endpoint(
     return runner, f"http://127.0.0.1:{port}/inbound"
 
 
+@contextlib.asynccontextmanager
+async def listening(runtime: Runtime, keys: KeyStore) -> AsyncIterator[TlsSite]:
+    """``runtime`` behind the listener isogw serve runs (mutual TLS, handshakes reported), on
+    a free loopback port; the runtime is closed at the end."""
+    from gateway.transport.tls import server_context
+
+    runner = web.AppRunner(build_app(runtime))
+    await runner.setup()
+    try:
+        yield await listen(runner, runtime, server_context(keys), port=0)
+    finally:
+        await runner.cleanup()
+        await runtime.clearing.close()
+
+
 @pytest.fixture
 async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
     clock = ManualClock(START)
     runtime = await open_runtime(CONFIG, clock, run_ticker=False)
     keys = KeyStore(tmp_path)
-    from gateway.transport.tls import server_context
-
-    runner = web.AppRunner(build_app(runtime))
-    await runner.setup()
-    # The listener isogw serve runs (TLS handshakes reported), on a free port.
-    site = await listen(runner, runtime, server_context(keys), port=0)
-    yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
-    await runner.cleanup()
-    await runtime.clearing.close()
+    async with listening(runtime, keys) as site:
+        yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
 
 
 def assert_prometheus_text(text: str) -> None:

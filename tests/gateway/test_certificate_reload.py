@@ -15,16 +15,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway.composition import reload_certificates
 from gateway.configuration.settings import ConfigurationError
-from gateway.security.certificate_validity import known_certificates
 from gateway.security.keys import KeyPair, KeyStore
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
-from gateway.transport.http_app import Runtime, build_app, listen
-from gateway.transport.tls import client_context, server_context
+from gateway.transport.http_app import Runtime
+from gateway.transport.tls import client_context
 from tests.conftest import config_copy
 from tests.gateway.conftest import (
     BOCOM,
@@ -33,11 +31,12 @@ from tests.gateway.conftest import (
     CCB,
     START,
     ServeProcess,
+    listening,
     serve_process,
     wait_until,
     wait_until_serving,
 )
-from tests.gateway.test_certificate_renewal import post, signed
+from tests.gateway.test_certificate_renewal import next_pin, pin_next_certificate, post, signed
 
 
 def with_id(number: int) -> bytes:
@@ -52,14 +51,6 @@ class Serving:
     participants: Path
     """The participants file the gateway was started with (the test edits it)."""
 
-    def pin_next(self, pin: str) -> None:
-        entry = f'code = "{BOCOM}"\n'
-        text = self.participants.read_text()
-        assert entry in text
-        self.participants.write_text(
-            text.replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1)
-        )
-
 
 @pytest.fixture
 async def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Serving]:
@@ -72,23 +63,13 @@ async def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     runtime = await open_runtime(settings, ManualClock(START), run_ticker=False)
     keys = KeyStore(tmp_path / "state")
     keys.issue(BOCOM, START - timedelta(days=1), START + timedelta(days=400), renewal=True)
-    runner = web.AppRunner(build_app(runtime))
-    await runner.setup()
-    site = await listen(runner, runtime, server_context(keys), port=0)
-    yield Serving(
-        runtime,
-        f"https://127.0.0.1:{site.port}",
-        keys,
-        settings.parent / "participants.toml",
-    )
-    await runner.cleanup()
-    await runtime.clearing.close()
-
-
-def next_pin(keys: KeyStore) -> str:
-    pin = known_certificates(keys, "999999999999", [BOCOM])[-1].sha256
-    assert pin is not None
-    return pin
+    async with listening(runtime, keys) as site:
+        yield Serving(
+            runtime,
+            f"https://127.0.0.1:{site.port}",
+            keys,
+            settings.parent / "participants.toml",
+        )
 
 
 async def test_a_bank_renews_and_switches_certificates_without_a_restart(
@@ -100,7 +81,7 @@ async def test_a_bank_renews_and_switches_certificates_without_a_restart(
     # Not pinned yet: the next certificate is refused at the TLS pin.
     status, answer = await post(keys, url, renewal, signed(renewal, with_id(1)))
     assert status == 403 and answer.startswith(b"DS0E the client certificate"), answer
-    serving.pin_next(next_pin(keys))
+    pin_next_certificate(serving.participants, next_pin(keys))
     reloaded = reload_certificates(serving.runtime)
     assert (reloaded.added, reloaded.removed, reloaded.not_applied) == (
         {BOCOM: [next_pin(keys)]},
@@ -117,7 +98,7 @@ async def test_a_bank_renews_and_switches_certificates_without_a_restart(
     renewal.certificate_path.replace(current.certificate_path)
     text = serving.participants.read_text()
     serving.participants.write_text(
-        text.replace(f'next_certificate_sha256 = "{next_pin_of(current)}"\n', "")
+        text.replace(f'next_certificate_sha256 = "{keys.pins([BOCOM])[BOCOM]}"\n', "")
     )
     reloaded = reload_certificates(serving.runtime)
     assert (reloaded.added, reloaded.removed) == ({}, {BOCOM: [old_pin]})
@@ -128,14 +109,8 @@ async def test_a_bank_renews_and_switches_certificates_without_a_restart(
     # /metrics and the certificate watch follow the reload: one BOCOM certificate, the new.
     listed = [entry for entry in serving.runtime.certificates if entry.owner == BOCOM]
     assert [(entry.role, entry.sha256) for entry in listed] == [
-        ("participant", next_pin_of(current))
+        ("participant", keys.pins([BOCOM])[BOCOM])
     ]
-
-
-def next_pin_of(pair: KeyPair) -> str:
-    from gateway.security.keys import certificate_sha256
-
-    return certificate_sha256(pair.certificate())
 
 
 async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
@@ -144,7 +119,7 @@ async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
     keys, url, runtime = serving.keys, serving.url, serving.runtime
     pins = dict(runtime.pins)
     original = serving.participants.read_text()
-    serving.pin_next("ab" * 32)
+    pin_next_certificate(serving.participants, "ab" * 32)
     with pytest.raises(KeyFileError) as failure:
         reload_certificates(runtime)
     assert str(failure.value).startswith(
@@ -169,7 +144,7 @@ async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
     assert dict(runtime.pins) == pins
     # Other changes are not taken, and the reload says so (the pins are).
     serving.participants.write_text(original.replace("China Construction Bank", "CCB", 1))
-    serving.pin_next(next_pin(keys))
+    pin_next_certificate(serving.participants, next_pin(keys))
     reloaded = reload_certificates(runtime)
     assert reloaded.added == {BOCOM: [next_pin(keys)]}
     assert reloaded.not_applied == [
@@ -218,11 +193,7 @@ async def _hang_up(
     await wait_until(both_serve, "the second gateway process to serve")
     keys.issue(BOCOM, START - timedelta(days=1), START + timedelta(days=4000), renewal=True)
     pin = next_pin(keys)
-    participants = settings.parent / "participants.toml"
-    entry = f'code = "{BOCOM}"\n'
-    participants.write_text(
-        participants.read_text().replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1)
-    )
+    pin_next_certificate(settings.parent / "participants.toml", pin)
     server.process.send_signal(signal.SIGHUP)
 
     async def both_reloaded() -> bool:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from lxml import etree
 
 from gateway.composition import open_runtime
@@ -23,10 +22,10 @@ from gateway.security.signatures import (
 )
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
-from gateway.transport.http_app import Runtime, build_app, listen
-from gateway.transport.tls import client_context, server_context
+from gateway.transport.http_app import Runtime
+from gateway.transport.tls import client_context
 from tests.conftest import CONFIG, config_copy
-from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, START
+from tests.gateway.conftest import BOCOM, C100, C100_ID, CCB, START, listening
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 OTHER_ID = "B301290000007202611239998"
@@ -45,14 +44,26 @@ def without_key_info(message: bytes) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def pin_next_certificate(participants: Path, pin: str) -> None:
+    """BOCOM's entry in the participants file ``participants`` also pins its next
+    certificate."""
+    entry = f'code = "{BOCOM}"\n'
+    text = participants.read_text()
+    assert entry in text
+    participants.write_text(text.replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1))
+
+
+def next_pin(keys: KeyStore) -> str:
+    """The pin of BOCOM's next certificate in the key folder."""
+    pin = known_certificates(keys, "999999999999", [BOCOM])[-1].sha256
+    assert pin is not None
+    return pin
+
+
 def renewing(tmp_path: Path, pin: str) -> Path:
     """A configuration copy where BOCOM's entry also pins its next certificate."""
     settings = config_copy(tmp_path, 8443)
-    listed = settings.parent / "participants.toml"
-    entry = f'code = "{BOCOM}"\n'
-    text = listed.read_text()
-    assert entry in text
-    listed.write_text(text.replace(entry, f'{entry}next_certificate_sha256 = "{pin}"\n', 1))
+    pin_next_certificate(settings.parent / "participants.toml", pin)
     return settings
 
 
@@ -72,15 +83,12 @@ async def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KeyStore:
 async def serving(keys: KeyStore, tmp_path: Path) -> AsyncIterator[tuple[Runtime, str]]:
     pin = keys.pins([BOCOM])[BOCOM]
     assert pin  # the current one; the next one's pin:
-    next_pin = known_certificates(keys, "999999999999", [BOCOM])[-1].sha256
-    assert next_pin is not None and next_pin != pin
-    runtime = await open_runtime(renewing(tmp_path, next_pin), ManualClock(START), run_ticker=False)
-    runner = web.AppRunner(build_app(runtime))
-    await runner.setup()
-    site = await listen(runner, runtime, server_context(keys), port=0)
-    yield runtime, f"https://127.0.0.1:{site.port}"
-    await runner.cleanup()
-    await runtime.clearing.close()
+    assert next_pin(keys) != pin
+    runtime = await open_runtime(
+        renewing(tmp_path, next_pin(keys)), ManualClock(START), run_ticker=False
+    )
+    async with listening(runtime, keys) as site:
+        yield runtime, f"https://127.0.0.1:{site.port}"
 
 
 async def post(keys: KeyStore, url: str, pair: KeyPair, body: bytes) -> tuple[int, bytes]:
@@ -146,9 +154,9 @@ async def test_the_next_certificate_is_checked_like_the_current_one(
         f"{settings.parent / 'participants.toml'} (next_certificate_sha256 {'ab' * 32}, the "
         "file's is "
     )
-    pin = known_certificates(keys, "999999999999", [BOCOM])[-1].sha256
+    pin = next_pin(keys)
     renewal.unlink()
-    settings = renewing(tmp_path / "missing", str(pin))
+    settings = renewing(tmp_path / "missing", pin)
     with pytest.raises(KeyFileError) as failure:
         await open_runtime(settings, ManualClock(START), run_ticker=False)
     assert str(failure.value) == (
