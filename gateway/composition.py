@@ -108,7 +108,14 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
     directory = load_participants(settings.resolve(settings.paths.participants))
     clearing_settings = load_clearing_settings(settings.resolve(settings.paths.clearing))
     url = settings.storage.database_url or sqlite_url(state_directory())
-    service = ClearingService(create_engine(url), directory, clearing_settings, clock.now)
+    service = ClearingService(
+        create_engine(url),
+        directory,
+        clearing_settings,
+        clock.now,
+        checkpoint_every_commands=settings.storage.checkpoint_every_commands,
+        checkpoints_kept=settings.storage.checkpoints_kept,
+    )
     try:
         await service.open()
     except StorageError:

@@ -40,7 +40,7 @@ class NettingBook:
         self.levels: dict[str, WarningLevel] = {}
         self._thresholds: dict[str, tuple[int, int]] = {}
         for code in accounts:
-            self._set_thresholds(code)
+            self.set_thresholds(code)
             self.levels[code] = self._level(accounts[code])
 
     # Decisions -------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class NettingBook:
 
     # Warning levels --------------------------------------------------------------------
 
-    def _set_thresholds(self, code: str) -> None:
+    def set_thresholds(self, code: str) -> None:
         cap = self.accounts[code].cap
         warning, critical = self._overrides.get(code, (None, None))
         self._thresholds[code] = (
@@ -140,5 +140,5 @@ class NettingBook:
 
     def refresh_level(self, code: str, events: list[Event]) -> None:
         """After a cap or balance change: thresholds follow the cap."""
-        self._set_thresholds(code)
+        self.set_thresholds(code)
         self._check_level(self.accounts[code], events)

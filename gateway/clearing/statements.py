@@ -30,21 +30,22 @@ class OpenStatement:
 class StatementBook:
     def __init__(self, accounts: Mapping[str, Account], start: datetime) -> None:
         self._accounts = accounts
-        self._open = {
+        self.current = {
             code: OpenStatement(start, account.settlement_balance)
             for code, account in accounts.items()
         }
+        """Each account's open statement: what was booked since its last statement."""
 
     def book(
         self, code: str, at: datetime, amount: int, value_date: date, session_id: str | None
     ) -> None:
         """Record a change of ``code``'s settlement balance (already made on the account)."""
-        self._open[code].movements.append(Movement(at, amount, value_date, session_id))
+        self.current[code].movements.append(Movement(at, amount, value_date, session_id))
 
     def close(self, business_date: date, at: datetime) -> list[StatementClosed]:
         """Every account's statement of ``business_date``, up to ``at``; the next ones open."""
         closed = []
-        for code, statement in sorted(self._open.items()):
+        for code, statement in sorted(self.current.items()):
             closing = self._accounts[code].settlement_balance
             closed.append(
                 StatementClosed(
@@ -58,11 +59,11 @@ class StatementBook:
                     tuple(statement.movements),
                 )
             )
-            self._open[code] = OpenStatement(at, closing, statement.sequence + 1)
+            self.current[code] = OpenStatement(at, closing, statement.sequence + 1)
         return closed
 
     def fingerprint(self) -> tuple[object, ...]:
         return tuple(
             (code, statement.sequence, statement.opening_balance, tuple(statement.movements))
-            for code, statement in sorted(self._open.items())
+            for code, statement in sorted(self.current.items())
         )

@@ -195,6 +195,11 @@ class StorageSettings(StrictModel):
     SQLite in the state folder ($GATEWAY_STATE_DIR, default ./state). SQLite is the only
     database this release supports and tests: a server database (PostgreSQL) is refused here,
     rather than failing when the gateway first connects."""
+    checkpoint_every_commands: int = Field(default=100_000, gt=0, le=100_000_000)
+    """A snapshot of the clearing core is stored after this many commands (and at every day
+    switch), so that a start replays at most about this many commands of the log."""
+    checkpoints_kept: int = Field(default=3, ge=1, le=100)
+    """Snapshots kept (the newest); a start that finds the newest damaged uses the one before."""
 
     @field_validator("database_url")
     @classmethod

@@ -6,12 +6,22 @@ skip a command id already in the log (idempotent), apply the command to the in-m
 append it to the log, commit. If the commit fails the in-memory core is rebuilt from the log,
 so memory never runs ahead of what is on disk. The writer's transactions run on a thread of
 their own (``gateway.store.writer``); reads and replay use the async engine.
+
+Checkpoints: at every day switch, and after every ``checkpoint_every_commands`` commands, the
+writer stores a snapshot of the core (``gateway.clearing.snapshots``) beside the log. A start
+restores the newest checkpoint that is whole (its SHA-256 matches, it is of this release's
+layout and the ledger's rules) and replays only the commands logged after it; one that is not
+is logged and passed over for the one before, down to the genesis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,15 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clearing.commands import ClearingCommand
 from gateway.clearing.core import RULES_VERSION, ClearingCore
-from gateway.clearing.events import Event
+from gateway.clearing.events import DaySwitched, Event
+from gateway.clearing.snapshots import SNAPSHOT_FORMAT, SnapshotError, capture, restore
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.start_errors import StorageError
-from gateway.store.tables import add_missing_columns, command_log, genesis, metadata
+from gateway.store.tables import add_missing_columns, checkpoint, command_log, genesis, metadata
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
+LOG = logging.getLogger("isogw.clearing")
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,9 @@ class ClearingService:
         directory: ParticipantDirectory,
         settings: ClearingSettings,
         start: Callable[[], datetime],
+        *,
+        checkpoint_every_commands: int = 100_000,
+        checkpoints_kept: int = 3,
     ) -> None:
         self._engine = engine
         self._thread = WriterThread(engine.url)
@@ -79,6 +94,13 @@ class ClearingService:
         self._writer: asyncio.Task[None] | None = None
         self.genesis_differs = False
         """The configuration changed since the ledger started: the ledger keeps its genesis."""
+        self._checkpoint_every = checkpoint_every_commands
+        self._checkpoints_kept = checkpoints_kept
+        self._since_checkpoint = 0
+        self.restored_from = 0
+        """The log sequence of the checkpoint the core was last restored from (0: genesis)."""
+        self.replayed = 0
+        """Commands replayed on top of it at that restore."""
 
     @property
     def core(self) -> ClearingCore:
@@ -127,17 +149,74 @@ class ClearingService:
         """The clearing rules version the ledger replays with (``RULES_VERSION``)."""
         return self._genesis[3]
 
-    async def _rebuild(self) -> None:
+    def _genesis_core(self) -> ClearingCore:
         started, participants, settings, rules = self._genesis
-        self._core = ClearingCore(
+        return ClearingCore(
             ParticipantDirectory(ParticipantsFile.model_validate_json(participants)),
             ClearingSettings.model_validate_json(settings),
             started,
             rules,
         )
-        self._sequence = 0
+
+    async def _rebuild(self) -> None:
+        """The core from the newest whole checkpoint, then the log after it."""
+        began = time.monotonic()
         async with self._engine.connect() as connection:
+            self._core, self._sequence = await self._restored(connection)
+            self.restored_from = self._sequence
             await self._catch_up(connection)
+        self.replayed = self._sequence - self.restored_from
+        self._since_checkpoint = 0
+        LOG.info(
+            "event=ledger-restored checkpoint=%d replayed=%d sequence=%d seconds=%.3f",
+            self.restored_from,
+            self.replayed,
+            self._sequence,
+            time.monotonic() - began,
+        )
+
+    async def _restored(self, connection: AsyncConnection) -> tuple[ClearingCore, int]:
+        candidates = (
+            await connection.execute(
+                select(checkpoint.c.sequence, checkpoint.c.format, checkpoint.c.rules)
+                .order_by(checkpoint.c.sequence.desc())
+                .limit(self._checkpoints_kept)
+            )
+        ).all()
+        for sequence, layout, rules in candidates:
+            if layout != SNAPSHOT_FORMAT or rules != self.rules:
+                LOG.info(
+                    "event=checkpoint-passed-over sequence=%d reason=layout %d rules %d, "
+                    "this release restores layout %d of rules %d",
+                    sequence,
+                    layout,
+                    rules,
+                    SNAPSHOT_FORMAT,
+                    self.rules,
+                )
+                continue
+            text, digest = (
+                await connection.execute(
+                    select(checkpoint.c.state, checkpoint.c.state_sha256).where(
+                        checkpoint.c.sequence == sequence
+                    )
+                )
+            ).one()
+            core = self._genesis_core()
+            try:
+                if hashlib.sha256(text.encode()).hexdigest() != digest:
+                    raise SnapshotError("its SHA-256 does not match its text")
+                restore(core, json.loads(text))
+            except (SnapshotError, ValueError) as error:
+                LOG.warning(
+                    "event=checkpoint-unusable sequence=%d reason=%s; the one before it "
+                    "or the log is used",
+                    sequence,
+                    error,
+                )
+                continue
+            return core, int(sequence)
+        return self._genesis_core(), 0
 
     async def _catch_up(self, connection: AsyncConnection) -> None:
         while True:
@@ -210,6 +289,40 @@ class ClearingService:
             for (_, _, future), events in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(events)
+            self._since_checkpoint += len(batch)
+            switched = any(isinstance(event, DaySwitched) for events in results for event in events)
+            if switched or self._since_checkpoint >= self._checkpoint_every:
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> int:
+        """Store a snapshot of the core as it is now; the log sequence it covers. Called by the
+        writer between two transactions (nothing changes the core meanwhile). A failure to
+        store it is logged: it costs the next start time, nothing else."""
+        sequence = self._sequence
+        self._since_checkpoint = 0
+        state = capture(self.core)
+        try:
+            text = json.dumps(state, separators=(",", ":"))
+            row = {
+                "sequence": sequence,
+                "format": SNAPSHOT_FORMAT,
+                "rules": self.rules,
+                "clock": state["clock"],
+                "business_date": state["business_date"],
+                "state": text,
+                "state_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            }
+            await self._thread.save_checkpoint(row, self._checkpoints_kept)
+        except Exception as error:
+            LOG.warning("event=checkpoint-failed sequence=%d reason=%s", sequence, error)
+            return 0
+        LOG.info(
+            "event=checkpoint sequence=%d business_date=%s bytes=%d",
+            sequence,
+            state["business_date"],
+            len(text),
+        )
+        return sequence
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []

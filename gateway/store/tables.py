@@ -56,6 +56,26 @@ command_log = Table(
     Column("payload", Text, nullable=False),
 )
 
+checkpoint = Table(
+    "clearing_checkpoint",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("format", Integer, nullable=False),
+    Column("rules", Integer, nullable=False),
+    Column("clock", String(40), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("state_sha256", String(64), nullable=False),
+)
+"""Snapshots of the core (gateway.clearing.snapshots): its state after the command logged
+with ``sequence``, as JSON, and that text's SHA-256. Derived from the log, never instead of
+it: a start restores the newest one that is whole and replays only the commands after it."""
+
 inbound_message = Table(
     "inbound_message",
     metadata,

@@ -25,11 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Select, select
+from sqlalchemy import URL, Connection, Engine, Select, delete, insert, select
 
 from gateway.store.database import create_writer_engine
 from gateway.store.messages import StoredAnswer, find_inbound_in
-from gateway.store.tables import command_log
+from gateway.store.tables import checkpoint, command_log
 from gateway.store.write_batch import WriteBatch
 
 Result = TypeVar("Result")
@@ -89,11 +89,26 @@ class WriterTransaction:
     def find_inbound(self, sender: str, message_id: str) -> StoredAnswer | None:
         return find_inbound_in(self.connection, sender, message_id)
 
-    def commit(self, writes: WriteBatch) -> int | None:
+    def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
+        """Add a checkpoint (unless one of its sequence is there) and delete all but the
+        ``kept`` newest."""
+        sequence = row["sequence"]
+        present = self.connection.execute(
+            select(checkpoint.c.sequence).where(checkpoint.c.sequence == sequence)
+        ).first()
+        if present is None:
+            self.connection.execute(insert(checkpoint).values(**row))
+        newest = select(checkpoint.c.sequence).order_by(checkpoint.c.sequence.desc()).limit(kept)
+        kept_sequences = [value for (value,) in self.connection.execute(newest)]
+        self.connection.execute(
+            delete(checkpoint).where(checkpoint.c.sequence.not_in(kept_sequences))
+        )
+
+    def commit(self, writes: WriteBatch | None = None) -> int | None:
         """Insert the batch and commit; the last command log sequence written. On failure
         the transaction is rolled back before the lock is let go."""
         try:
-            last = writes.flush(self.connection)
+            last = None if writes is None else writes.flush(self.connection)
             self._transaction.commit()
         except BaseException:
             self.abort()
@@ -162,6 +177,21 @@ class WriterThread:
             # waiting for the lock is cancelled at shutdown), so the lock is let go.
             begun.add_done_callback(_abort_begun)
             raise
+
+    async def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
+        """Write a checkpoint in a transaction of its own, under the lock the processes
+        share."""
+
+        def save() -> None:
+            transaction = WriterTransaction(self._engine, self._lock, self.statistics)
+            try:
+                transaction.save_checkpoint(row, kept)
+            except BaseException:
+                transaction.abort()
+                raise
+            transaction.commit()
+
+        await self.run(save)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

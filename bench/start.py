@@ -1,0 +1,157 @@
+"""Start-up benchmark: how long a gateway process takes to bring its clearing core back.
+
+Builds a ledger of several business days of single-item credits (A100) across 50 direct
+participants through the clearing service (each day ends with the day switch, which stores a
+checkpoint; the last day stops half-way), then opens it:
+  * from the newest checkpoint (what a start does): restore, then replay the rest of the log;
+  * from the genesis (the checkpoints deleted in a copy): replay the whole log;
+each against the baseline measured in the same run: reading the whole command log with plain
+``sqlite3`` (no decoding, no clearing).
+
+Usage: .venv/bin/python bench/start.py [--days 5] [--per-day 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.clearing import SETTINGS, START, directory  # noqa: E402
+from gateway.clearing.commands import AdvanceClock, PackageItem, SubmitPackage  # noqa: E402
+from gateway.service.clearing_service import ClearingService  # noqa: E402
+from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url  # noqa: E402
+
+CONCURRENT = 256
+"""Commands handed to the service at once while building the ledger (one group commit)."""
+
+
+def day_commands(day: int, count: int, banks: list[str], generator: random.Random) -> list:
+    """``count`` credits during business day ``day`` (09:00 on), then the day switch."""
+    opening = START + timedelta(days=day)
+    commands: list = []
+    for number in range(count):
+        sender, receiver = generator.sample(banks, 2)
+        commands.append(
+            SubmitPackage(
+                command_id=f"submit-{day}-{number}",
+                at=opening + timedelta(seconds=number * 7 * 3600 // count),
+                package_id=f"{sender}:D{day:03d}{number:08d}",
+                sender=sender,
+                receiver=receiver,
+                business_type="A100",
+                items=(
+                    PackageItem(
+                        transaction_id="T1",
+                        debtor_agent=sender,
+                        creditor_agent=receiver,
+                        amount=generator.randint(100, 500_000),
+                    ),
+                ),
+            )
+        )
+    return commands
+
+
+def service(folder: Path) -> ClearingService:
+    return ClearingService(
+        create_engine(sqlite_url(folder)),
+        directory(),
+        SETTINGS,
+        lambda: START,
+        checkpoint_every_commands=100_000_000,
+    )
+
+
+async def build(folder: Path, days: int, per_day: int) -> int:
+    banks = [entry.code for entry in directory().participants.direct]
+    generator = random.Random(20022)
+    ledger = service(folder)
+    await ledger.open()
+    written = 0
+    for day in range(days):
+        last = day == days - 1
+        commands = day_commands(day, per_day // 2 if last else per_day, banks, generator)
+        if not last:
+            switch = datetime.combine(
+                (START + timedelta(days=day)).date(), SETTINGS.sessions.day_switch, SETTINGS.zone
+            )
+            commands.append(AdvanceClock(command_id=f"switch-{day}", at=switch + timedelta(1 / 24)))
+        for first in range(0, len(commands), CONCURRENT):
+            await asyncio.gather(*(ledger.execute(c) for c in commands[first : first + CONCURRENT]))
+        written += len(commands)
+    await ledger.close()
+    return written
+
+
+def read_log(folder: Path) -> float:
+    started = time.perf_counter()
+    with sqlite3.connect(folder / DATABASE_FILE) as connection:
+        rows = connection.execute(
+            "SELECT sequence, payload FROM clearing_command_log ORDER BY sequence"
+        ).fetchall()
+    assert rows
+    return time.perf_counter() - started
+
+
+async def open_timed(folder: Path) -> tuple[float, ClearingService]:
+    ledger = service(folder)
+    started = time.perf_counter()
+    await ledger.open()
+    seconds = time.perf_counter() - started
+    await ledger.close()
+    return seconds, ledger
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--per-day", type=int, default=20_000)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name) / "ledger"
+        folder.mkdir()
+        started = time.perf_counter()
+        written = asyncio.run(build(folder, arguments.days, arguments.per_day))
+        print(
+            f"ledger: {written:,} commands over {arguments.days} business days, built in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        with sqlite3.connect(folder / DATABASE_FILE) as connection:
+            sequence, size = connection.execute(
+                "SELECT sequence, length(state) FROM clearing_checkpoint "
+                "ORDER BY sequence DESC LIMIT 1"
+            ).fetchone()
+        baseline = read_log(folder)
+        print(f"plain sqlite3 read of the whole log: {baseline:.2f} s (baseline)")
+
+        seconds, ledger = asyncio.run(open_timed(folder))
+        print(
+            f"start from the newest checkpoint (sequence {sequence:,}, {size / 1e6:.1f} MB, "
+            f"{len(ledger.core.items):,} items in memory) + replay of {ledger.replayed:,} "
+            f"commands: {seconds:.2f} s, ratio {seconds / baseline:.2f}"
+        )
+
+        bare = Path(name) / "genesis"
+        shutil.copytree(folder, bare)
+        with sqlite3.connect(bare / DATABASE_FILE) as connection:
+            connection.execute("DELETE FROM clearing_checkpoint")
+        seconds, ledger = asyncio.run(open_timed(bare))
+        print(
+            f"start from the genesis (replay of {ledger.replayed:,} commands): "
+            f"{seconds:.2f} s, ratio {seconds / baseline:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

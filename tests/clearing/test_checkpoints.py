@@ -1,0 +1,197 @@
+"""Checkpoints: the service stores a snapshot of the core at every day switch and after a set
+number of commands, keeps the newest few, and a start restores the newest whole one and
+replays only the log after it. One that is damaged, or of another layout, is passed over with
+a log line; the state is the same either way."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.clearing.core import RULES_VERSION, ClearingCore
+from gateway.service.clearing_service import ClearingService
+from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
+from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
+
+CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
+
+
+def two_days() -> list[Any]:
+    """Fourteen commands; the thirteenth switches the day (a queue, a receipt, deadlines,
+    a closed session, funds, then the next day's first payment)."""
+    scenario = Scenario(directory=participants(**CAPS))
+    scenario.credit(ICBC, BOC, "150000.00")  # queued
+    scenario.credit(CCB, BOC, "12000.00")
+    package, _ = scenario.submit("B100", BOC, ICBC, (ICBC, BOC, "40.00"), deadline_days=1)
+    scenario.submit("C100", ICBC, BOC, (ICBC, BOC, "5.00"))
+    scenario.advance(to=scenario.at(10, 0))
+    scenario.receipt(package, ICBC, T1=True)
+    scenario.advance(to=scenario.at(11, 30))
+    scenario.credit(BOC, ICBC, "80000.00")
+    scenario.fund(CCB, "5000.00")
+    scenario.credit(ICBC, CCB, "3.00")
+    scenario.advance(to=scenario.at(16, 30))
+    scenario.credit(BOC, CCB, "7.00")
+    scenario.advance(to=scenario.at(17, 1))
+    scenario.credit(CCB, ICBC, "9.00")
+    return scenario.log
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def service_at(folder: Path, **checkpoints: int) -> ClearingService:
+    service = ClearingService(
+        create_engine(sqlite_url(folder)),
+        participants(**CAPS),
+        SETTINGS,
+        lambda: MONDAY,
+        **checkpoints,
+    )
+    await service.open()
+    return service
+
+
+def replayed_from_genesis(commands: list[Any]) -> tuple[object, ...]:
+    core = ClearingCore(participants(**CAPS), SETTINGS, MONDAY)
+    for command in commands:
+        core.execute(command)
+    return core.fingerprint()
+
+
+def checkpoints(folder: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(folder / DATABASE_FILE) as connection:
+        return connection.execute(
+            "SELECT sequence, business_date FROM clearing_checkpoint ORDER BY sequence"
+        ).fetchall()
+
+
+def write(folder: Path, **checkpoints: int) -> list[Any]:
+    """Apply the two days through a service."""
+    commands = two_days()
+
+    async def flow() -> None:
+        service = await service_at(folder, **checkpoints)
+        for command in commands:
+            await service.execute(command)
+        await service.close()
+
+    run(flow())
+    return commands
+
+
+def reopened(folder: Path) -> tuple[int, int, tuple[object, ...]]:
+    async def flow() -> tuple[int, int, tuple[object, ...]]:
+        service = await service_at(folder)
+        figures = (service.restored_from, service.replayed, service.core.fingerprint())
+        await service.close()
+        return figures
+
+    result: tuple[int, int, tuple[object, ...]] = run(flow())
+    return result
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_day_switch_stores_a_checkpoint_and_a_start_replays_only_what_came_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commands = write(tmp_path)
+    assert len(commands) == 14
+    assert checkpoints(tmp_path) == [(13, "2026-11-24")]
+    caplog.set_level(logging.INFO, "isogw.clearing")
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (13, 1)
+    assert fingerprint == replayed_from_genesis(commands)
+    assert "event=ledger-restored checkpoint=13 replayed=1 sequence=14 seconds=" in caplog.text
+
+
+def test_checkpoints_every_n_commands_and_only_the_newest_are_kept(tmp_path: Path) -> None:
+    commands = write(tmp_path, checkpoint_every_commands=4, checkpoints_kept=2)
+    # One transaction per command here: a checkpoint after every fourth (4, 8, 12), and at
+    # the day switch (13); the two newest are kept.
+    assert [sequence for sequence, _ in checkpoints(tmp_path)] == [12, 13]
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (13, 1)
+    assert fingerprint == replayed_from_genesis(commands)
+
+
+def test_a_damaged_checkpoint_is_passed_over_for_the_one_before(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commands = write(tmp_path, checkpoint_every_commands=4, checkpoints_kept=3)
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        connection.execute(
+            "UPDATE clearing_checkpoint SET state = replace(state, '\"funds_credited\":500000', "
+            "'\"funds_credited\":900000') WHERE sequence = 13"
+        )
+        connection.execute("UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 12")
+    caplog.set_level(logging.INFO, "isogw.clearing")
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (8, 6)
+    assert [sequence for sequence, _ in checkpoints(tmp_path)] == [8, 12, 13]
+    assert fingerprint == replayed_from_genesis(commands)
+    assert (
+        "event=checkpoint-unusable sequence=13 reason=its SHA-256 does not match its text; "
+        "the one before it or the log is used"
+    ) in caplog.text
+    assert (
+        f"event=checkpoint-passed-over sequence=12 reason=layout 99 rules {RULES_VERSION}, "
+        f"this release restores layout 1 of rules {RULES_VERSION}"
+    ) in caplog.text
+
+
+def test_a_checkpoint_that_does_not_restore_falls_back_to_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commands = write(tmp_path)
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        # Whole (its digest is recomputed) but of other participants: not this ledger's.
+        connection.create_function("sha256", 1, _sha256)
+        connection.execute(
+            "UPDATE clearing_checkpoint SET state = replace(state, '\"accounts\":{', "
+            '\'"accounts":{"123456789012":[1,0,0,0,0],\')'
+        )
+        connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
+    caplog.set_level(logging.INFO, "isogw.clearing")
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (0, len(commands))
+    assert fingerprint == replayed_from_genesis(commands)
+    assert (
+        "event=checkpoint-unusable sequence=13 reason=its settlement accounts "
+        "are not the genesis participants'"
+    ) in caplog.text
+
+
+def test_a_checkpoint_that_cannot_be_stored_costs_nothing_but_start_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commands = two_days()
+    caplog.set_level(logging.INFO, "isogw.clearing")
+
+    async def flow() -> tuple[object, ...]:
+        service = await service_at(tmp_path, checkpoint_every_commands=4)
+        for command in commands[:2]:
+            await service.execute(command)
+        with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+            connection.execute("DROP TABLE clearing_checkpoint")
+        for command in commands[2:]:
+            await service.execute(command)
+        fingerprint = service.core.fingerprint()
+        await service.close()
+        return fingerprint
+
+    assert run(flow()) == replayed_from_genesis(commands)
+    assert "event=checkpoint-failed sequence=4 reason=" in caplog.text
+    assert "no such table: clearing_checkpoint" in caplog.text
+    # The next start finds no checkpoint (the table is made again) and replays the log.
+    assert reopened(tmp_path)[:2] == (0, len(commands))
