@@ -49,6 +49,7 @@ from gateway.clearing.events import (
 from gateway.clearing.items import ENDED, ItemState, Package, PaymentItem, Receipt
 from gateway.clearing.netting import NettingBook
 from gateway.clearing.refusals import CommandRefusedError
+from gateway.clearing.retirement import retire
 from gateway.clearing.sessions import Session, nets_from_bilateral, nets_from_items, session_id
 from gateway.clearing.statements import StatementBook
 from gateway.configuration.clearing_settings import ClearingSettings
@@ -59,13 +60,16 @@ from gateway.configuration.participants import (
 )
 from gateway.scheme.business_types import BUSINESS_TYPES, Cycle, Direction
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 """The version of the rules a new ledger is replayed with. A ledger keeps the version it
 started with (in its genesis), so an upgrade never changes the history it replays:
 1. the first release;
 2. a scheduled close due on the day after the clock's (the time passed from one evening to the
    next midday in one step, no gateway running overnight) happens; under 1 it was skipped and
-   the session stayed open until the next close that day."""
+   the session stayed open until the next close that day;
+3. finished business is retired from the core ``retention.business_days`` business days after
+   its end of day (``gateway.clearing.retirement``); a reference to it is then refused NOOR.
+   Under 1 and 2 the core keeps everything."""
 MAX_TIME_STEPS_PER_COMMAND = 100_000
 """Bound of the catch-up loop (closes, switches and expiries processed for one command)."""
 
@@ -106,7 +110,8 @@ class ClearingCore:
         self.packages_by_message: dict[str, list[str]] = {}
         """Package ids by the message id they came with (replies name only the message id)."""
         self.receipts: dict[str, Receipt] = {}
-        self.returns: set[str] = set()
+        self.returns: dict[str, date] = {}
+        """Return ids, with the business date they came on."""
         self.statements = StatementBook(self.accounts, start)
         self.netting = NettingBook(
             self.accounts,
@@ -120,7 +125,8 @@ class ClearingCore:
         self.sessions: dict[str, Session] = {}
         self.settlement_queue: deque[tuple[str, str, int]] = deque()
         self.deadlines: list[tuple[datetime, str]] = []
-        self.seen: set[str] = set()
+        self.seen: dict[str, date] = {}
+        """Ids of the commands applied, with the business date each came on."""
         self.funds_credited = 0
         self.clock = start
         local = start.astimezone(self.zone)
@@ -130,6 +136,11 @@ class ClearingCore:
         self.eod_pending: set[date] = set()
         self.awaiting_settlement: list[Session] = []
         self.reported_days: list[date] = []
+        self.retained_days = settings.retention.business_days
+        self.retire_through: date | None = None
+        """Business days up to this one are retired before the next command (rules 3 on)."""
+        self.retired_through: date | None = None
+        """The last business day retired; None while the core has retired nothing."""
         self.open_session = self._open_session(1)
         self._handlers: dict[type[Any], Callable[[Any, list[Event]], None]] = {
             SubmitPackage: self._submit,
@@ -159,7 +170,12 @@ class ClearingCore:
         answers on the command's own (nothing for a command id already applied)."""
         if command.command_id in self.seen:
             return [], []
-        self.seen.add(command.command_id)
+        if self.retire_through is not None:
+            # Before the command, not with the end of day that decided it: the events of that
+            # command may still name what is retired.
+            retire(self, self.retire_through)
+            self.retire_through = None
+        self.seen[command.command_id] = self.business_date
         passed: list[Event] = []
         self._advance(max(command.at, self.clock), passed)
         own: list[Event] = []
@@ -370,6 +386,8 @@ class ClearingCore:
                 events.append(
                     end_of_day_report(day, sessions, self.items, self.packages, self.fees)
                 )
+                if self.rules >= 3 and len(self.reported_days) > self.retained_days:
+                    self.retire_through = sorted(self.reported_days)[-self.retained_days - 1]
 
     # Packages and receipts -------------------------------------------------------------
 
@@ -459,10 +477,20 @@ class ClearingCore:
         payees = [self.items[item_id].payee for item_id in package.item_ids]
         self.netting.release(payees, self.open_session, events)
 
+    def _unknown(self, what: str) -> CommandRefusedError:
+        if self.retired_through is None:
+            return CommandRefusedError("NOOR", f"{what} was never received")
+        return CommandRefusedError(
+            "NOOR",
+            f"{what} is not known: never received, or finished on a business day up to "
+            f"{self.retired_through} and retired (kept {self.retained_days} business days "
+            "after their end of day: clearing setting retention.business_days)",
+        )
+
     def _package(self, package_id: str) -> Package:
         package = self.packages.get(package_id)
         if package is None:
-            raise CommandRefusedError("NOOR", f"package {package_id} was never received")
+            raise self._unknown(f"package {package_id}")
         return package
 
     def _receipt(self, command: RecordReceipt, events: list[Event]) -> None:
@@ -624,9 +652,7 @@ class ClearingCore:
         for reference in command.items:
             item = self.items.get(f"{reference.package_id}/{reference.transaction_id}")
             if item is None:
-                raise CommandRefusedError(
-                    "NOOR", f"{reference.package_id}/{reference.transaction_id} was never received"
-                )
+                raise self._unknown(f"{reference.package_id}/{reference.transaction_id}")
             if item.payee != requester:
                 raise CommandRefusedError(
                     "AG01", f"only the payee's clearing bank {item.payee} returns {item.item_id}"
@@ -638,7 +664,7 @@ class ClearingCore:
                     "AGNT", f"{item.item_id} is {item.state}; only netted payments are returned"
                 )
             originals.append(item)
-        self.returns.add(command.return_id)
+        self.returns[command.return_id] = self.business_date
         for original in originals:
             returned = PaymentItem(
                 f"{command.return_id}/{original.transaction_id}",

@@ -206,7 +206,7 @@ def capture(core: ClearingCore) -> dict[str, Any]:
             [receipt.receipt_id, receipt.sender, receipt.package_id, list(receipt.item_ids)]
             for receipt in core.receipts.values()
         ],
-        "returns": sorted(core.returns),
+        "returns": {key: day.isoformat() for key, day in core.returns.items()},
         "statements": {
             code: _statement(statement) for code, statement in core.statements.current.items()
         },
@@ -215,10 +215,12 @@ def capture(core: ClearingCore) -> dict[str, Any]:
         "awaiting_settlement": [session.session_id for session in core.awaiting_settlement],
         "settlement_queue": [list(entry) for entry in core.settlement_queue],
         "deadlines": [[moment.isoformat(), item_id] for moment, item_id in core.deadlines],
-        "seen": sorted(core.seen),
+        "seen": {key: day.isoformat() for key, day in core.seen.items()},
         "funds_credited": core.funds_credited,
         "end_of_day_pending": sorted(day.isoformat() for day in core.eod_pending),
         "reported_days": [day.isoformat() for day in core.reported_days],
+        "retire_through": _day(core.retire_through),
+        "retired_through": _day(core.retired_through),
     }
 
 
@@ -275,7 +277,7 @@ def _restore(core: ClearingCore, state: dict[str, Any]) -> None:
     core.receipts.clear()
     for receipt_id, sender, package_id, item_ids in state["receipts"]:
         core.receipts[receipt_id] = Receipt(receipt_id, sender, package_id, list(item_ids))
-    core.returns = set(state["returns"])
+    core.returns = {key: date.fromisoformat(day) for key, day in state["returns"].items()}
     for code, value in state["statements"].items():
         core.statements.current[code] = _to_statement(value)
     core.sessions.clear()
@@ -290,7 +292,9 @@ def _restore(core: ClearingCore, state: dict[str, Any]) -> None:
     core.deadlines = [
         (datetime.fromisoformat(moment), item_id) for moment, item_id in state["deadlines"]
     ]
-    core.seen = set(state["seen"])
+    core.seen = {key: date.fromisoformat(day) for key, day in state["seen"].items()}
     core.funds_credited = state["funds_credited"]
     core.eod_pending = {date.fromisoformat(day) for day in state["end_of_day_pending"]}
     core.reported_days = [date.fromisoformat(day) for day in state["reported_days"]]
+    core.retire_through = _to_day(state["retire_through"])
+    core.retired_through = _to_day(state["retired_through"])

@@ -73,12 +73,21 @@ class WarningSettings(_Strict):
         return self
 
 
+class RetentionSettings(_Strict):
+    business_days: int = Field(default=5, ge=1, le=250)
+    """Business days whose finished business the clearing core keeps after their end of day:
+    meanwhile it may be referred to (returned, cancelled, answered late, looked up). Older
+    finished items, packages, receipts, sessions and command ids are retired from its memory
+    (ledgers of rules version 3 on); the log and the audit records keep them."""
+
+
 class ClearingSettings(_Strict):
     time_zone: str = "Asia/Shanghai"
     calendar: CalendarSettings = CalendarSettings()
     sessions: SessionSettings = SessionSettings()
     deadlines: DeadlineSettings = DeadlineSettings()
     warning_levels: WarningSettings = WarningSettings()
+    retention: RetentionSettings = RetentionSettings()
     fees: dict[str, Decimal] = Field(default_factory=dict)
 
     @field_validator("time_zone")

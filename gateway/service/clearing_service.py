@@ -137,9 +137,11 @@ class ClearingService:
                 f"clearing rules version {rules}; this release replays versions 1 to "
                 f"{RULES_VERSION} (start the release that wrote it)"
             )
+        # Compared as settings, not as text: a setting added by a later release (with its
+        # default) is no difference.
         self.genesis_differs = (
-            participants != self._directory.participants.model_dump_json()
-            or settings != self._settings.model_dump_json()
+            ParticipantsFile.model_validate_json(participants) != self._directory.participants
+            or ClearingSettings.model_validate_json(settings) != self._settings
         )
         self._genesis = (started, participants, settings, rules)
         await self._rebuild()

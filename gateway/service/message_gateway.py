@@ -506,7 +506,12 @@ class MessageGateway:
         provenance: Provenance,
     ) -> Answer:
         """``codec``: the message's, with a [decode] section (``submit`` refuses the others)."""
-        if command_id(participant, message_id) in self._clearing.core.seen:
+        core = self._clearing.core
+        if command_id(participant, message_id) in core.seen:
+            return await self._repeated(participant, message_id, content_hash)
+        if core.retired_through is not None and await self._stored(participant, message_id):
+            # The core has forgotten the ids of commands of retired days: the record of every
+            # message submitted (kept for audit) still knows an old message id.
             return await self._repeated(participant, message_id, content_hash)
         message = codec.message
         # The whole tree is in memory already (it was parsed for the signature): decode it
@@ -617,10 +622,13 @@ class MessageGateway:
             sender_text(reject.reason_text),
         )
 
+    async def _stored(self, participant: str, message_id: str) -> messages.StoredAnswer | None:
+        async with self._clearing.engine.connect() as connection:
+            return await messages.find_inbound(connection, participant, message_id)
+
     async def _repeated(self, participant: str, message_id: str, content_hash: str) -> Answer:
         """The original answer for the same content; DU01 for other content."""
-        async with self._clearing.engine.connect() as connection:
-            stored = await messages.find_inbound(connection, participant, message_id)
+        stored = await self._stored(participant, message_id)
         if stored is not None and stored.content_hash == content_hash:
             accepted = stored.status == 200
             code = None if accepted else _rejection_code(stored.answer)

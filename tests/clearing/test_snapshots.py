@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.clearing.core import ClearingCore
+from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.clearing.snapshots import SnapshotError, capture, restore
+from gateway.configuration.clearing_settings import ClearingSettings
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
-from tests.clearing.test_clearing_properties import step
+from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY, step
 from tests.clearing.test_idempotency_and_restart import busy_day
 
 CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
@@ -26,17 +27,26 @@ def through_json(state: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def restored(state: dict[str, Any], **caps: tuple[str, str, str, str]) -> ClearingCore:
-    core = ClearingCore(participants(**caps), SETTINGS, MONDAY)
+def restored(
+    state: dict[str, Any],
+    clearing_settings: ClearingSettings = SETTINGS,
+    **caps: tuple[str, str, str, str],
+) -> ClearingCore:
+    core = ClearingCore(participants(**caps), clearing_settings, MONDAY)
     restore(core, through_json(state))
     return core
 
 
-def continues_alike(commands: list[Any], cut: int, **caps: tuple[str, str, str, str]) -> None:
-    original = ClearingCore(participants(**caps), SETTINGS, MONDAY)
+def continues_alike(
+    commands: list[Any],
+    cut: int,
+    clearing_settings: ClearingSettings = SETTINGS,
+    **caps: tuple[str, str, str, str],
+) -> None:
+    original = ClearingCore(participants(**caps), clearing_settings, MONDAY)
     for command in commands[:cut]:
         original.execute(command)
-    copy = restored(capture(original), **caps)
+    copy = restored(capture(original), clearing_settings, **caps)
     assert capture(copy) == through_json(capture(original))
     for position, command in enumerate(commands[cut:], cut):
         assert copy.execute(command) == original.execute(command), f"command {position}"
@@ -71,15 +81,20 @@ def test_a_snapshot_keeps_warning_levels_returns_receipts_schedule_and_caps() ->
         continues_alike(scenario.log, cut)
 
 
+@pytest.mark.parametrize("clearing_settings", [SETTINGS, KEEPING_ONE_DAY], ids=["5-days", "1-day"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_a_snapshot_of_any_random_history_continues_alike(data: st.DataObject) -> None:
-    scenario = Scenario()
+def test_a_snapshot_of_any_random_history_continues_alike(
+    clearing_settings: ClearingSettings, data: st.DataObject
+) -> None:
+    # Kept one business day, the history retires business (and the snapshot is taken before
+    # or after, or between the end of day that decides it and the command that does it).
+    scenario = Scenario(settings=clearing_settings)
     for _ in range(data.draw(st.integers(5, 40))):
         step(scenario, data)
     scenario.advance(days=2)
     cut = data.draw(st.integers(0, len(scenario.log)))
-    continues_alike(scenario.log, cut)
+    continues_alike(scenario.log, cut, clearing_settings)
 
 
 def test_a_snapshot_of_another_layout_rules_or_participants_is_refused() -> None:
@@ -88,7 +103,7 @@ def test_a_snapshot_of_another_layout_rules_or_participants_is_refused() -> None
     with pytest.raises(SnapshotError, match=r"^layout 99, not 1$"):
         restored(other_layout, **CAPS)
     core = ClearingCore(participants(**CAPS), SETTINGS, MONDAY, rules=1)
-    with pytest.raises(SnapshotError, match=r"^rules version 2, the ledger's is 1$"):
+    with pytest.raises(SnapshotError, match=rf"^rules version {RULES_VERSION}, the ledger's is 1$"):
         restore(core, through_json(state))
     fewer = {**state, "accounts": {ICBC: state["accounts"][ICBC]}}
     with pytest.raises(

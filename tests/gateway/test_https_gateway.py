@@ -26,6 +26,7 @@ from gateway.commands.outbound import MessageReject
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore, read_certificate
 from gateway.service.clock import SystemClock
+from gateway.service.translation import command_id
 from gateway.store.authentication_failures import failing
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
@@ -393,6 +394,26 @@ async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     assert changed != C100
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, changed))
     assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer
+    assert len((await harness.outbox(CCB))["messages"]) == 1
+
+
+async def test_a_message_id_the_core_has_retired_still_gets_its_original_answer(
+    harness: Harness,
+) -> None:
+    """Days after, the core has retired the message's command id (rules 3): the record of the
+    submission answers a repeat, and other content under the id is still DU01."""
+    first = await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    assert first[0] == 200
+    clearing = harness.runtime.clearing
+    core = clearing.core
+    del core.seen[command_id(BOCOM, C100_ID)]  # as retirement does (test_retention.py)
+    core.retired_through = core.business_date - timedelta(days=7)
+    logged = await clearing.logged_commands()
+    assert await harness.post(BOCOM, harness.sign(BOCOM, C100)) == first
+    changed = C100.replace(b"<Ustrd>", b"<Ustrd>X", 1)
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, changed))
+    assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer
+    assert await clearing.logged_commands() == logged
     assert len((await harness.outbox(CCB))["messages"]) == 1
 
 
