@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -70,6 +71,21 @@ PENDING_LIMIT = 4_096
 """Commands waiting for the writer at most; callers wait beyond that."""
 CATCH_UP_BATCH = 1_000
 """Log rows read per query while catching up or replaying."""
+
+
+@contextlib.contextmanager
+def cyclic_collection_paused() -> Iterator[None]:
+    """Restoring or replaying creates an object per item, package and session, none of them
+    garbage: Python's cyclic collector, triggered by the allocations, would scan the growing
+    heap again and again (measured: three quarters of a restore's time). Reference counting
+    still frees what is dropped meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ClearingService:
@@ -164,9 +180,10 @@ class ClearingService:
         """The core from the newest whole checkpoint, then the log after it."""
         began = time.monotonic()
         async with self._engine.connect() as connection:
-            self._core, self._sequence = await self._restored(connection)
-            self.restored_from = self._sequence
-            await self._catch_up(connection)
+            with cyclic_collection_paused():
+                self._core, self._sequence = await self._restored(connection)
+                self.restored_from = self._sequence
+                await self._catch_up(connection)
         self.replayed = self._sequence - self.restored_from
         self._since_checkpoint = 0
         LOG.info(
@@ -302,7 +319,8 @@ class ClearingService:
         store it is logged: it costs the next start time, nothing else."""
         sequence = self._sequence
         self._since_checkpoint = 0
-        state = capture(self.core)
+        with cyclic_collection_paused():
+            state = capture(self.core)
         try:
             text = json.dumps(state, separators=(",", ":"))
             row = {
