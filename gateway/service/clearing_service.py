@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Row, func, insert, select
@@ -113,6 +114,7 @@ class ClearingService:
         self._checkpoint_every = checkpoint_every_commands
         self._checkpoints_kept = checkpoints_kept
         self._since_checkpoint = 0
+        self._storing: asyncio.Task[int] | None = None
         self.restored_from = 0
         """The log sequence of the checkpoint the core was last restored from (0: genesis)."""
         self.replayed = 0
@@ -309,18 +311,26 @@ class ClearingService:
                 if not future.done():
                     future.set_result(events)
             self._since_checkpoint += len(batch)
-            switched = any(isinstance(event, DaySwitched) for events in results for event in events)
-            if switched or self._since_checkpoint >= self._checkpoint_every:
+            if self._since_checkpoint >= self._checkpoint_every or any(
+                isinstance(event, DaySwitched) for events in results for event in events
+            ):
                 await self._checkpoint()
 
-    async def _checkpoint(self) -> int:
-        """Store a snapshot of the core as it is now; the log sequence it covers. Called by the
-        writer between two transactions (nothing changes the core meanwhile). A failure to
-        store it is logged: it costs the next start time, nothing else."""
-        sequence = self._sequence
+    async def _checkpoint(self) -> None:
+        """Take a snapshot of the core as it is now, between two of the writer's transactions
+        (nothing changes the core meanwhile), and store it in a task of its own: the writer
+        goes on, and ``close`` lets the task finish. One is stored at a time: the writer
+        waits for the one before if it is still being stored."""
+        if self._storing is not None:
+            await self._storing
         self._since_checkpoint = 0
         with cyclic_collection_paused():
             state = capture(self.core)
+        self._storing = asyncio.create_task(self._store_checkpoint(self._sequence, state))
+
+    async def _store_checkpoint(self, sequence: int, state: dict[str, Any]) -> int:
+        """Store a snapshot; the log sequence it covers. A failure to store it is logged: it
+        costs the next start time, nothing else."""
         try:
             text = json.dumps(state, separators=(",", ":"))
             row = {
@@ -392,6 +402,17 @@ class ClearingService:
         await self.execute(lambda core: None)
 
     @property
+    def sequence(self) -> int:
+        """The last command of the log the core has applied."""
+        return self._sequence
+
+    async def newest_checkpoint(self) -> int:
+        """The log sequence of the newest checkpoint stored (0: none)."""
+        async with self._engine.connect() as connection:
+            newest = (await connection.execute(select(func.max(checkpoint.c.sequence)))).scalar()
+        return int(newest or 0)
+
+    @property
     def writer_statistics(self) -> WriterStatistics:
         return self._thread.statistics
 
@@ -405,6 +426,9 @@ class ClearingService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        if self._storing is not None:
+            await self._storing  # a checkpoint being stored is finished (it catches its errors)
+            self._storing = None
         await self._thread.close()
         await self._engine.dispose()
 

@@ -585,9 +585,19 @@ async def metrics(request: web.Request) -> web.Response:
     others = runtime.figures_board.others() if runtime.figures_board is not None else []
     lines = process_lines([runtime.figures(now), *others], now)
     lines += _certificate_lines(runtime.certificates)
+    process = f'process="{runtime.slot}"'
+    clearing = runtime.clearing
     lines += [
         "# TYPE isogw_clearing_caught_up gauge",
-        f'isogw_clearing_caught_up{{process="{runtime.slot}"}} {caught_up}',
+        f"isogw_clearing_caught_up{{{process}}} {caught_up}",
+        # The log, the newest checkpoint (a start replays the commands between them) and what
+        # the core holds in memory (bounded by retirement).
+        "# TYPE isogw_clearing_log_sequence gauge",
+        f"isogw_clearing_log_sequence{{{process}}} {clearing.sequence}",
+        "# TYPE isogw_clearing_checkpoint_sequence gauge",
+        f"isogw_clearing_checkpoint_sequence {await clearing.newest_checkpoint()}",
+        "# TYPE isogw_clearing_items_in_memory gauge",
+        f"isogw_clearing_items_in_memory{{{process}}} {len(clearing.core.items)}",
         "# TYPE isogw_outbox_depth gauge",
     ]
     async with runtime.clearing.engine.connect() as connection:
@@ -596,7 +606,7 @@ async def metrics(request: web.Request) -> web.Response:
         f'isogw_outbox_depth{{participant="{code}"}} {depth}'
         for code, depth in sorted(depths.items())
     ]
-    core = runtime.clearing.core
+    core = clearing.core
     accounts = sorted(core.accounts.items())
     queued = {code: core.netting.queued(code) for code, _ in accounts}
     for family, values in (

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
 from gateway.clearing.commands import SubmitPackage
 from gateway.clearing.refusals import CommandRefusedError
@@ -28,6 +29,7 @@ from gateway.security.keys import KeyStore, read_certificate
 from gateway.service.clock import SystemClock
 from gateway.service.translation import command_id
 from gateway.store.authentication_failures import failing
+from gateway.store.tables import command_log
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
 from tests.gateway.conftest import (
@@ -46,6 +48,7 @@ from tests.gateway.conftest import (
     SteadyClock,
     assert_prometheus_text,
     exhaust_rate_limit,
+    operator,
     statuses,
 )
 
@@ -755,6 +758,10 @@ async def test_operations_endpoints(harness: Harness) -> None:
         f'isogw_messages_total{{{process},message="pacs.008.001.08",outcome="accepted"}} 1' in text
     )
     assert f"isogw_clearing_caught_up{{{process}}} 1" in text
+    clearing = harness.runtime.clearing
+    assert f"isogw_clearing_log_sequence{{{process}}} {clearing.sequence}\n" in text
+    assert "isogw_clearing_checkpoint_sequence 0\n" in text  # no day switch yet
+    assert f"isogw_clearing_items_in_memory{{{process}}} 1\n" in text
     assert_prometheus_text(text)
     for role, owner, pair in (
         ("gateway", CENTRE, harness.keys.gateway),
@@ -771,6 +778,21 @@ async def test_operations_endpoints(harness: Harness) -> None:
     assert int(values[f"isogw_writer_commands_total{{{process}}}"]) >= 1  # the credit
     assert int(values[f"isogw_writer_transactions_total{{{process}}}"]) >= 1
     assert float(values[f"isogw_writer_lock_held_seconds_total{{{process}}}"]) > 0
+    # The day switch (an operator's command, in a process of its own) stores a checkpoint.
+    await operator(harness, "day-switch")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(harness.url + "/metrics", ssl=harness.context(CCB)) as response,
+    ):
+        text = await response.text()
+    assert f"isogw_clearing_log_sequence{{{process}}} {clearing.sequence}\n" in text
+    checkpoint = await clearing.newest_checkpoint()
+    assert f"isogw_clearing_checkpoint_sequence {checkpoint}\n" in text
+    async with clearing.engine.connect() as connection:
+        kind = await connection.scalar(
+            select(command_log.c.kind).where(command_log.c.sequence == checkpoint)
+        )
+    assert kind == "switch-day"  # taken right after the command that switched the day
 
 
 def rejection(harness: Harness, answer: bytes) -> tuple[str | None, str | None, str]:
