@@ -76,6 +76,12 @@ def add_core_commands(commands: Any) -> None:
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument("--json", action="store_true", help="print JSON")
+    text = (
+        "replay the whole log and compare each stored checkpoint with the state the log gives "
+        "at its sequence (exit 1 if one differs)"
+    )
+    verify = actions.add_parser("verify-checkpoints", help=text, description=text)
+    verify.add_argument("--json", action="store_true", help="print JSON")
     schedule = actions.add_parser("set-schedule", help="replace today's session times")
     schedule.add_argument("times", nargs="*", metavar="HH:MM")
     schedule.add_argument("--json", action="store_true")
@@ -321,6 +327,8 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: 
             return await _refusals(service, arguments, out)
         if action == "transactions":
             return await _transactions(config, service, arguments, out)
+        if action == "verify-checkpoints":
+            return await _verify_checkpoints(service, arguments, out)
         if action in QUERIES:
             view: Callable[[ClearingCore], Any] = {
                 "status": status,
@@ -424,6 +432,33 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: 
         return 1 if refused else 0
     finally:
         await service.close()
+
+
+async def _verify_checkpoints(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
+    from gateway.service.checkpoint_verification import verify_checkpoints
+
+    verdicts = await verify_checkpoints(service)
+    failed = [verdict for verdict in verdicts if not verdict.matches]
+    if arguments.json:
+        json.dump([asdict(verdict) for verdict in verdicts], out, indent=2)
+        out.write("\n")
+        return 1 if failed else 0
+    for verdict in verdicts:
+        out.write(
+            f"checkpoint {verdict.sequence} (business date {verdict.business_date}): "
+            f"{verdict.verdict}\n"
+        )
+    if not verdicts:
+        out.write("no checkpoint is stored yet (one is stored at every day switch)\n")
+    elif failed:
+        out.write(
+            f"{len(failed)} of {len(verdicts)} checkpoints do not match the log; a start "
+            "restores the newest whole one, so stop the gateway and report this (the log is "
+            "the record, and is unchanged)\n"
+        )
+    else:
+        out.write(f"{len(verdicts)} checkpoints, all match the log\n")
+    return 1 if failed else 0
 
 
 async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:

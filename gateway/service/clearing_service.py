@@ -169,7 +169,8 @@ class ClearingService:
         """The clearing rules version the ledger replays with (``RULES_VERSION``)."""
         return self._genesis[3]
 
-    def _genesis_core(self) -> ClearingCore:
+    def genesis_core(self) -> ClearingCore:
+        """A core as the ledger started: its genesis participants, settings and rules."""
         started, participants, settings, rules = self._genesis
         return ClearingCore(
             ParticipantDirectory(ParticipantsFile.model_validate_json(participants)),
@@ -223,7 +224,7 @@ class ClearingService:
                     )
                 )
             ).one()
-            core = self._genesis_core()
+            core = self.genesis_core()
             try:
                 if hashlib.sha256(text.encode()).hexdigest() != digest:
                     raise SnapshotError("its SHA-256 does not match its text")
@@ -237,7 +238,7 @@ class ClearingService:
                 )
                 continue
             return core, int(sequence)
-        return self._genesis_core(), 0
+        return self.genesis_core(), 0
 
     async def _catch_up(self, connection: AsyncConnection) -> None:
         while True:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -18,6 +19,7 @@ from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.service.clearing_service import ClearingService
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
+from tests.clearing.test_operator_cli import core
 
 CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
 
@@ -195,3 +197,51 @@ def test_a_checkpoint_that_cannot_be_stored_costs_nothing_but_start_time(
     assert "no such table: clearing_checkpoint" in caplog.text
     # The next start finds no checkpoint (the table is made again) and replays the log.
     assert reopened(tmp_path)[:2] == (0, len(commands))
+
+
+def test_verify_checkpoints_replays_the_log_and_says_which_differ(tmp_path: Path) -> None:
+    write(tmp_path, checkpoint_every_commands=4, checkpoints_kept=3)
+    verified = core(tmp_path, "verify-checkpoints")
+    assert (verified.returncode, verified.stdout) == (
+        0,
+        "checkpoint 8 (business date 2026-11-23): matches\n"
+        "checkpoint 12 (business date 2026-11-23): matches\n"
+        "checkpoint 13 (business date 2026-11-24): matches\n"
+        "3 checkpoints, all match the log\n",
+    )
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        # Whole (its digest recomputed), but not what the log gives; and one of another layout.
+        connection.create_function("sha256", 1, _sha256)
+        connection.execute(
+            "UPDATE clearing_checkpoint SET state = replace(state, '\"funds_credited\":500000', "
+            "'\"funds_credited\":900000') WHERE sequence = 12"
+        )
+        connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
+        connection.execute("UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 13")
+    verified = core(tmp_path, "verify-checkpoints", "--json")
+    assert verified.returncode == 1
+    assert json.loads(verified.stdout) == [
+        {"sequence": 8, "business_date": "2026-11-23", "verdict": "matches"},
+        {
+            "sequence": 12,
+            "business_date": "2026-11-23",
+            "verdict": "differs from the log's state in funds_credited",
+        },
+        {
+            "sequence": 13,
+            "business_date": "2026-11-24",
+            "verdict": "layout 99; this release reads layout 1",
+        },
+    ]
+    assert core(tmp_path, "verify-checkpoints").stdout.endswith(
+        "2 of 3 checkpoints do not match the log; a start restores the newest whole one, so "
+        "stop the gateway and report this (the log is the record, and is unchanged)\n"
+    )
+
+
+def test_verify_checkpoints_without_any(tmp_path: Path) -> None:
+    verified = core(tmp_path, "verify-checkpoints")
+    assert (verified.returncode, verified.stdout) == (
+        0,
+        "no checkpoint is stored yet (one is stored at every day switch)\n",
+    )
