@@ -104,6 +104,23 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def replaced(old: str, new: str, sequence: int | None = None) -> str:
+    """SQL that replaces ``old`` by ``new`` in the stored state (of one checkpoint, or all)."""
+    where = "" if sequence is None else f" WHERE sequence = {sequence}"
+    return f"UPDATE clearing_checkpoint SET state = replace(state, '{old}', '{new}'){where}"
+
+
+def edit_checkpoints(folder: Path, *statements: str, rehash: bool = False) -> None:
+    """Change the stored checkpoints as a damaged disk or a defect would; ``rehash``: with
+    their digests recomputed (whole, but not what was stored)."""
+    with sqlite3.connect(folder / DATABASE_FILE) as connection:
+        for statement in statements:
+            connection.execute(statement)
+        if rehash:
+            connection.create_function("sha256", 1, _sha256)
+            connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
+
+
 def test_a_day_switch_stores_a_checkpoint_and_a_start_replays_only_what_came_after(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -131,12 +148,11 @@ def test_a_damaged_checkpoint_is_passed_over_for_the_one_before(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     commands = write(tmp_path, checkpoint_every_commands=4, checkpoints_kept=3)
-    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
-        connection.execute(
-            "UPDATE clearing_checkpoint SET state = replace(state, '\"funds_credited\":500000', "
-            "'\"funds_credited\":900000') WHERE sequence = 13"
-        )
-        connection.execute("UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 12")
+    edit_checkpoints(
+        tmp_path,
+        replaced('"funds_credited":500000', '"funds_credited":900000', sequence=13),
+        "UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 12",
+    )
     caplog.set_level(logging.INFO, "isogw.clearing")
     restored_from, replayed, fingerprint = reopened(tmp_path)
     assert (restored_from, replayed) == (8, 6)
@@ -156,14 +172,10 @@ def test_a_checkpoint_that_does_not_restore_falls_back_to_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     commands = write(tmp_path)
-    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
-        # Whole (its digest is recomputed) but of other participants: not this ledger's.
-        connection.create_function("sha256", 1, _sha256)
-        connection.execute(
-            "UPDATE clearing_checkpoint SET state = replace(state, '\"accounts\":{', "
-            '\'"accounts":{"123456789012":[1,0,0,0,0],\')'
-        )
-        connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
+    # Whole (its digest is recomputed) but of other participants: not this ledger's.
+    edit_checkpoints(
+        tmp_path, replaced('"accounts":{', '"accounts":{"123456789012":[1,0,0,0,0],'), rehash=True
+    )
     caplog.set_level(logging.INFO, "isogw.clearing")
     restored_from, replayed, fingerprint = reopened(tmp_path)
     assert (restored_from, replayed) == (0, len(commands))
@@ -209,15 +221,13 @@ def test_verify_checkpoints_replays_the_log_and_says_which_differ(tmp_path: Path
         "checkpoint 13 (business date 2026-11-24): matches\n"
         "3 checkpoints, all match the log\n",
     )
-    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
-        # Whole (its digest recomputed), but not what the log gives; and one of another layout.
-        connection.create_function("sha256", 1, _sha256)
-        connection.execute(
-            "UPDATE clearing_checkpoint SET state = replace(state, '\"funds_credited\":500000', "
-            "'\"funds_credited\":900000') WHERE sequence = 12"
-        )
-        connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
-        connection.execute("UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 13")
+    # Whole (its digest recomputed), but not what the log gives; and one of another layout.
+    edit_checkpoints(
+        tmp_path,
+        replaced('"funds_credited":500000', '"funds_credited":900000', sequence=12),
+        "UPDATE clearing_checkpoint SET format = 99 WHERE sequence = 13",
+        rehash=True,
+    )
     verified = core(tmp_path, "verify-checkpoints", "--json")
     assert verified.returncode == 1
     assert json.loads(verified.stdout) == [
