@@ -123,7 +123,8 @@ def add_core_commands(commands: Any) -> None:
         "transactions",
         help="payment items with the parties' accounts and names masked, newest first",
         description=(
-            "List the clearing core's payment items, newest first: amount, banks, state, "
+            "List payment items, newest first: those the clearing core holds, then those it "
+            "has retired (from their record, marked retired): amount, banks, state, "
             "session, the payer's and payee's accounts and names masked (first and last four "
             "characters of an account, first character of a name), and where the message they "
             "came in was sent from and how it was verified. The signed message itself, "
@@ -580,12 +581,13 @@ async def _transactions(
         return 0
     for record in records:
         reason = f" {record.reason_code}" if record.reason_code else ""
+        retired = " (retired)" if record.retired else ""
         out.write(
             f"{_local(record.received_at, service.core)} {record.item} {record.business_type} "
             f"{record.amount} CNY {record.payer} {record.payer_account or '-'} "
             f"{record.payer_name or '-'} -> {record.payee} {record.payee_account or '-'} "
             f"{record.payee_name or '-'} {record.state}{reason} session "
-            f"{record.session or '-'} from {record.client_address or '-'}\n"
+            f"{record.session or '-'} from {record.client_address or '-'}{retired}\n"
         )
     if not records:
         out.write("no payment items in the ledger match\n")

@@ -170,13 +170,13 @@ class ClearingCore:
         answers on the command's own (nothing for a command id already applied)."""
         if command.command_id in self.seen:
             return [], []
+        passed: list[Event] = []
         if self.retire_through is not None:
             # Before the command, not with the end of day that decided it: the events of that
             # command may still name what is retired.
-            retire(self, self.retire_through)
+            passed.append(retire(self, self.retire_through))
             self.retire_through = None
         self.seen[command.command_id] = self.business_date
-        passed: list[Event] = []
         self._advance(max(command.at, self.clock), passed)
         own: list[Event] = []
         try:

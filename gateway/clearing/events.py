@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from gateway.clearing.items import PaymentItem
+
 
 @dataclass(slots=True)
 class Event:
@@ -158,3 +160,28 @@ class StatementClosed(Event):
     opening_balance: int
     closing_balance: int
     movements: tuple[Movement, ...]
+
+
+@dataclass(slots=True)
+class BusinessRetired(Event):
+    """The core forgot the finished business of business days up to ``through``
+    (``gateway.clearing.retirement``): ``items`` as they ended (nothing changes them any more),
+    and how many packages, sessions and command ids went with them."""
+
+    kind: ClassVar[str] = "business-retired"
+    through: date
+    items: tuple[PaymentItem, ...]
+    packages: int
+    sessions: int
+    command_ids: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts, not the items (a day's business)."""
+        return {
+            "kind": self.kind,
+            "through": self.through,
+            "items": len(self.items),
+            "packages": self.packages,
+            "sessions": self.sessions,
+            "command_ids": self.command_ids,
+        }

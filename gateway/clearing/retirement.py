@@ -12,35 +12,29 @@ then only
 * sessions that have settled;
 * the ids of commands applied on those days.
 
-The command log and the audit records keep all of it. A later reference to retired business
-is refused (NOOR) as unknown, with a text that says it may have been retired.
+The command log and the audit records keep all of it, and the items retired are reported
+(``BusinessRetired``) so that the service can keep their final records where the operator's
+queries find them. A later reference to retired business is refused (NOOR) as unknown, with a
+text that says it may have been retired.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from gateway.clearing.items import ENDED
+from gateway.clearing.events import BusinessRetired
+from gateway.clearing.items import ENDED, PaymentItem
 
 if TYPE_CHECKING:
     from gateway.clearing.core import ClearingCore
 
 
-@dataclass(frozen=True)
-class Retired:
-    through: date
-    items: int
-    packages: int
-    sessions: int
-    command_ids: int
-
-
-def retire(core: ClearingCore, through: date) -> Retired:
-    """Forget the finished business of business days up to ``through`` (already reported)."""
+def retire(core: ClearingCore, through: date) -> BusinessRetired:
+    """Forget the finished business of business days up to ``through`` (already reported);
+    what was forgotten, the items as they ended."""
     unfinished = core.eod_pending
     sessions = {
         key
@@ -63,11 +57,10 @@ def retire(core: ClearingCore, through: date) -> Retired:
         ):
             kept.add(item.package_id)
     packages = [key for key in groups if key not in kept]
-    items = 0
+    items: list[PaymentItem] = []
     for key in packages:
         for item_id in groups[key]:
-            del core.items[item_id]
-            items += 1
+            items.append(core.items.pop(item_id))
         package = core.packages.pop(key, None)
         if package is not None:
             message_id = key.rpartition(":")[2]
@@ -93,4 +86,4 @@ def retire(core: ClearingCore, through: date) -> Retired:
         del core.seen[key]
     core.reported_days = [day for day in core.reported_days if day > through]
     core.retired_through = through
-    return Retired(through, items, len(packages), len(sessions), len(forgotten))
+    return BusinessRetired(through, tuple(items), len(packages), len(sessions), len(forgotten))

@@ -12,6 +12,10 @@ writer stores a snapshot of the core (``gateway.clearing.snapshots``) beside the
 restores the newest checkpoint that is whole (its SHA-256 matches, it is of this release's
 layout and the ledger's rules) and replays only the commands logged after it; one that is not
 is logged and passed over for the one before, down to the genesis.
+
+Retirement: the items a command's application retires from the core are recorded (table
+``clearing_retired_item``) in that command's transaction, so the operator's transaction
+queries still find them; a replay retires the same items and writes nothing.
 """
 
 from __future__ import annotations
@@ -30,17 +34,25 @@ from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clearing.commands import ClearingCommand
 from gateway.clearing.core import RULES_VERSION, ClearingCore
-from gateway.clearing.events import DaySwitched, Event
+from gateway.clearing.events import BusinessRetired, DaySwitched, Event
 from gateway.clearing.snapshots import SNAPSHOT_FORMAT, SnapshotError, capture, restore
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.start_errors import StorageError
-from gateway.store.tables import add_missing_columns, checkpoint, command_log, genesis, metadata
+from gateway.store.retired_items import retired_item_rows
+from gateway.store.tables import (
+    add_missing_columns,
+    checkpoint,
+    command_log,
+    genesis,
+    metadata,
+    retired_item,
+)
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
 
@@ -128,6 +140,9 @@ class ClearingService:
     async def open(self) -> None:
         """Create the tables if needed, record the genesis once, replay the log."""
         async with self._engine.begin() as connection:
+            recorded_retirements = await connection.run_sync(
+                lambda sync: inspect(sync).has_table(retired_item.name)
+            )
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(add_missing_columns)
             row = (await connection.execute(select(genesis))).first()
@@ -163,6 +178,40 @@ class ClearingService:
         )
         self._genesis = (started, participants, settings, rules)
         await self._rebuild()
+        if not recorded_retirements and self.core.retired_through is not None:
+            await self._record_earlier_retirements()
+
+    async def _record_earlier_retirements(self) -> None:
+        """A ledger whose core retired business before this release recorded retired items:
+        replay the log from its genesis once and record every item it retired (under the
+        writer's lock, and only into an empty record, so that processes starting together
+        record them once)."""
+        began = time.monotonic()
+        rows: list[dict[str, Any]] = []
+        core = self.genesis_core()
+        position = 0
+        async with self._engine.connect() as connection:
+            with cyclic_collection_paused():
+                while position < self._sequence:
+                    read = log_after(position, min(CATCH_UP_BATCH, self._sequence - position))
+                    batch = (await connection.execute(read)).all()
+                    if not batch:
+                        break
+                    for sequence, payload in batch:
+                        if sequence > self._sequence:
+                            break  # logged by another process since this one's restore
+                        passed, _ = core.apply(COMMANDS.validate_json(payload))
+                        for event in passed:
+                            if isinstance(event, BusinessRetired):
+                                rows.extend(retired_item_rows(event))
+                        position = sequence
+        recorded = await self._thread.record_retired_items(rows)
+        LOG.info(
+            "event=retired-items-recorded items=%d replayed=%d seconds=%.3f",
+            recorded,
+            position,
+            time.monotonic() - began,
+        )
 
     @property
     def rules(self) -> int:
@@ -357,6 +406,7 @@ class ClearingService:
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []
+        retirements: list[BusinessRetired] = []
         transaction, rows = await self._thread.begin(self._sequence, CATCH_UP_BATCH)
         try:
             await self._catch_up_in(transaction, rows)
@@ -377,6 +427,10 @@ class ClearingService:
                     results.append([])
                     continue
                 applied = Applied(*self.core.apply(command))
+                for event in applied.passed:
+                    if isinstance(event, BusinessRetired):
+                        writes.retired.extend(retired_item_rows(event))
+                        retirements.append(event)
                 writes.log.append(
                     {
                         "command_id": command.command_id,
@@ -395,6 +449,15 @@ class ClearingService:
             raise
         if last is not None:
             self._sequence = last
+        for retired in retirements:
+            LOG.info(
+                "event=business-retired through=%s items=%d packages=%d sessions=%d command_ids=%d",
+                retired.through,
+                len(retired.items),
+                retired.packages,
+                retired.sessions,
+                retired.command_ids,
+            )
         return results
 
     async def catch_up(self) -> None:

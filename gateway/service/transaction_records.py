@@ -1,9 +1,10 @@
 """Transaction records for audit, with the parties' account details masked.
 
 A record is one payment item of the clearing core (its amount, banks, state, session and
-reason), with what the payer's and payee's accounts and names were (read from the signed
-message the item came in, through the message's codec) and where that message came from and
-how it was verified (the client's address, its certificate, the signature method).
+reason), or one the core has retired (as it ended: ``gateway.store.retired_items``), with
+what the payer's and payee's accounts and names were (read from the signed message the item
+came in, through the message's codec) and where that message came from and how it was
+verified (the client's address, its certificate, the signature method).
 
 Account numbers and names are masked (seed 002, 审计与记录保存: transaction records keep both
 parties' account details 脱敏): an account number shows its first four and last four
@@ -13,7 +14,6 @@ ledger as evidence (``isogw core message``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,6 +28,7 @@ from gateway.iso.converters import from_amount
 from gateway.iso.decoder import DecodingError, decode_tree
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.store.messages import Submission, find_submission
+from gateway.store.retired_items import find_retired_item, find_retired_items
 
 MASK = "*"
 ACCOUNT_SHOWN = 4
@@ -79,6 +80,9 @@ class TransactionRecord:
     certificate_sha256: str | None
     signature_method: str | None
     return_of: str | None
+    retired: bool
+    """The core has retired the item (it ended, and its business day is past the days kept);
+    this is the record kept of how it ended."""
 
 
 @dataclass(frozen=True)
@@ -171,17 +175,28 @@ async def transaction_records(
     business_date: date | None = None,
     state: str | None = None,
 ) -> list[TransactionRecord]:
-    """The core's items, newest first, at most ``limit``, masked: those ``participant`` pays,
-    is paid by or sent, of ``business_date``, in ``state`` (each filter if given)."""
+    """Payment items, masked, at most ``limit``: those ``participant`` pays, is paid by or
+    sent, of ``business_date``, in ``state`` (each filter if given). First the core's, newest
+    first, then those it retired, the last retired first."""
+    held: list[PaymentItem] = []
+    for item in reversed(list(core.items.values())):
+        if len(held) >= limit:
+            break
+        if _selected(item, participant, business_date, state):
+            held.append(item)
+    retired: list[PaymentItem] = []
+    if len(held) < limit and core.retired_through is not None:
+        retired = await find_retired_items(
+            connection, limit - len(held), participant, business_date, state
+        )
     messages = _Messages(connection, codecs)
     records: list[TransactionRecord] = []
-    items: Sequence[PaymentItem] = list(core.items.values())
-    for item in reversed(items):
-        if len(records) >= limit:
-            break
-        if not _selected(item, participant, business_date, state):
-            continue
-        original = core.items.get(item.return_of) if item.return_of else None
+    for item in [*held, *retired]:
+        original = None
+        if item.return_of is not None:
+            original = core.items.get(item.return_of) or await find_retired_item(
+                connection, item.return_of
+            )
         # A return's parties are those of the item it returns, the other way round.
         parties = (
             (await messages.parties(original)).swapped()
@@ -211,6 +226,7 @@ async def transaction_records(
                 certificate_sha256=provenance.certificate_sha256 if provenance else None,
                 signature_method=provenance.signature_method if provenance else None,
                 return_of=item.return_of,
+                retired=item.item_id not in core.items,
             )
         )
     return records

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Integer,
@@ -75,6 +76,32 @@ checkpoint = Table(
 """Snapshots of the core (gateway.clearing.snapshots): its state after the command logged
 with ``sequence``, as JSON, and that text's SHA-256. Derived from the log, never instead of
 it: a start restores the newest one that is whole and replays only the commands after it."""
+
+retired_item = Table(
+    "clearing_retired_item",
+    metadata,
+    _sequence(),
+    Column("item_id", String(200), nullable=False, unique=True),
+    Column("package_id", String(140), nullable=False),
+    Column("sender", String(12), nullable=False, index=True),
+    Column("transaction_id", String(140), nullable=False),
+    Column("business_type", String(4), nullable=False),
+    Column("real_time", Boolean, nullable=False),
+    Column("payer", String(12), nullable=False, index=True),
+    Column("payee", String(12), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("business_date", String(10), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("session_id", String(20), nullable=True),
+    Column("reason_code", String(4), nullable=True),
+    Column("return_of", String(200), nullable=True),
+    Column("returned_by", String(200), nullable=True),
+    Column("retired_through", String(10), nullable=False),
+)
+"""Every payment item the clearing core retired (``gateway.clearing.retirement``), as it ended,
+written with the command whose application retired it: what the operator's transaction
+queries read once the core has forgotten an item. Derived from the log like the checkpoints
+(a replay retires the same items), but kept for as long as the log is."""
 
 inbound_message = Table(
     "inbound_message",

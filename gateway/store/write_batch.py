@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from gateway.store.messages import Provenance, Refusal, StoredAnswer
-from gateway.store.tables import command_log, inbound_message, outbox, refused_submission
+from gateway.store.tables import (
+    command_log,
+    inbound_message,
+    outbox,
+    refused_submission,
+    retired_item,
+)
 
 
 @dataclass
@@ -25,6 +31,8 @@ class WriteBatch:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    retired: list[dict[str, Any]] = field(default_factory=list)
+    """The items the batch's commands retired from the core (``retired_item`` rows)."""
 
     def deliver(
         self, participant: str, message_id: str, message_type: str, payload: bytes, now: datetime
@@ -88,4 +96,6 @@ class WriteBatch:
             connection.execute(insert(inbound_message), self.answers)
         if self.refusals:
             connection.execute(insert(refused_submission), self.refusals)
+        if self.retired:
+            connection.execute(insert(retired_item), self.retired)
         return int(last) if last is not None else None

@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Select, delete, insert, select
+from sqlalchemy import URL, Connection, Engine, Select, delete, func, insert, select
 
 from gateway.store.database import create_writer_engine
 from gateway.store.messages import StoredAnswer, find_inbound_in
-from gateway.store.tables import checkpoint, command_log
+from gateway.store.tables import checkpoint, command_log, retired_item
 from gateway.store.write_batch import WriteBatch
 
 Result = TypeVar("Result")
@@ -192,6 +192,27 @@ class WriterThread:
             transaction.commit()
 
         await self.run(save)
+
+    async def record_retired_items(self, rows: list[dict[str, Any]]) -> int:
+        """Write the record of retired items into an empty record, in a transaction of its
+        own under the lock the processes share; how many rows were written (0: another
+        process had recorded them)."""
+
+        def record() -> int:
+            transaction = WriterTransaction(self._engine, self._lock, self.statistics)
+            try:
+                present = transaction.connection.execute(
+                    select(func.count()).select_from(retired_item)
+                ).scalar_one()
+                if present == 0 and rows:
+                    transaction.connection.execute(insert(retired_item), rows)
+            except BaseException:
+                transaction.abort()
+                raise
+            transaction.commit()
+            return len(rows) if present == 0 else 0
+
+        return await self.run(record)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

@@ -22,7 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.clearing.events import FundsCredited, ItemChanged, NetSettled, StatementClosed
+from gateway.clearing.events import (
+    BusinessRetired,
+    FundsCredited,
+    ItemChanged,
+    NetSettled,
+    StatementClosed,
+)
 from gateway.clearing.items import ENDED, ItemState, PaymentItem
 from gateway.clearing.sessions import Session
 from gateway.configuration.clearing_settings import ClearingSettings
@@ -52,6 +58,7 @@ class Observer:
         self.start = scenario.now
         self.statements: dict[str, StatementClosed] = {}
         self.bookings: dict[str, list[int]] = defaultdict(list)
+        self.retired: set[str] = set()
         netting = scenario.core.netting
         original = netting._net
 
@@ -79,16 +86,26 @@ class Observer:
                 self.bookings[event.participant].append(event.amount)
             if isinstance(event, StatementClosed):
                 self.chain(event)
+            if isinstance(event, BusinessRetired):
+                # Reported once, as it ended, and gone from the core.
+                for item in event.items:
+                    assert item.item_id not in self.scenario.core.items, item
+                    assert item.item_id not in self.retired, item
+                    self.retired.add(item.item_id)
+                    self.observe(item)
         for item in self.scenario.core.items.values():
-            if self.states.get(item.item_id) is not item.state:
-                self.states[item.item_id] = item.state
-                if item.state in ENDED:
-                    self.ended_visits[item.item_id].append(item.state.value)
-            if item.state in (S.NETTED, S.SETTLED, S.RETURNED):
-                record = (item.session_id, item.payer, item.payee, item.amount)
-                assert self.netted.setdefault(item.item_id, record) == record, "netted item changed"
-            else:
-                assert item.item_id not in self.netted, "netted item left netting"
+            self.observe(item)
+
+    def observe(self, item: PaymentItem) -> None:
+        if self.states.get(item.item_id) is not item.state:
+            self.states[item.item_id] = item.state
+            if item.state in ENDED:
+                self.ended_visits[item.item_id].append(item.state.value)
+        if item.state in (S.NETTED, S.SETTLED, S.RETURNED):
+            record = (item.session_id, item.payer, item.payee, item.amount)
+            assert self.netted.setdefault(item.item_id, record) == record, "netted item changed"
+        else:
+            assert item.item_id not in self.netted, "netted item left netting"
 
     def chain(self, statement: StatementClosed) -> None:
         previous = self.statements.get(statement.participant)
@@ -293,9 +310,10 @@ def test_invariants_hold_after_every_step(
             observer.statements[code].closing_balance + sum(observer.bookings.get(code, []))
             == account.settlement_balance
         )
-    # Every item the core ever held (retired ones included: the observer saw them end before
-    # they were retired) has ended.
-    assert set(scenario.core.items) <= set(observer.states)
+    # Every item the core ever held is either still held or was reported retired (as it
+    # ended), and has ended.
+    assert set(scenario.core.items) | observer.retired == set(observer.states)
+    assert not set(scenario.core.items) & observer.retired
     for item_id, state in observer.states.items():
         assert state in ENDED, f"{item_id} is still {state}"
         visits = observer.ended_visits[item_id]

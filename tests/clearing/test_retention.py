@@ -5,11 +5,20 @@ NOOR with a text that says so; a ledger of an earlier rules version keeps everyt
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 
 from gateway.clearing.core import ClearingCore
-from gateway.clearing.events import CommandRefused, EndOfDay
-from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, Scenario, changes, participants
+from gateway.clearing.events import BusinessRetired, CommandRefused, EndOfDay
+from tests.clearing.scenario import (
+    BOC,
+    CCB,
+    ICBC,
+    MONDAY,
+    ZONE,
+    Scenario,
+    changes,
+    participants,
+)
 from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY
 
 TUESDAY = date(2026, 11, 24)
@@ -17,7 +26,8 @@ TUESDAY = date(2026, 11, 24)
 
 def three_days(rules: int = 3) -> tuple[Scenario, dict[str, str]]:
     """Monday: a credit that settles, a return of another, a debit left unanswered (T+3);
-    Tuesday: a credit; both days switched; Wednesday morning."""
+    Tuesday: a credit; both days switched; Wednesday morning (the events of its first command
+    are ``scenario.take_events()``)."""
     scenario = Scenario(settings=KEEPING_ONE_DAY)
     scenario.core = ClearingCore(participants(), KEEPING_ONE_DAY, MONDAY, rules)
     names = {
@@ -32,6 +42,7 @@ def three_days(rules: int = 3) -> tuple[Scenario, dict[str, str]]:
     scenario.advance(to=scenario.at(17, 1))  # Monday's day switch and end of day
     names["tuesday"] = scenario.credit(BOC, CCB, "50.00")  # after the switch: Tuesday's
     scenario.advance(to=scenario.at(17, 1, day=1))  # Tuesday's: Monday is now one business day old
+    scenario.take_events()
     scenario.advance(to=scenario.at(9, 0, day=1))  # the first command after it retires Monday
     return scenario, names
 
@@ -57,6 +68,37 @@ def test_finished_business_of_a_day_is_retired_after_the_days_kept() -> None:
     ]
     assert set(core.seen.values()) == {TUESDAY, date(2026, 11, 25)}
     assert core.reported_days == [TUESDAY]
+
+
+def test_the_items_retired_are_reported_as_they_ended_before_the_command() -> None:
+    """The record of retired items (``clearing_retired_item``) is written from this event."""
+    scenario, names = three_days()
+    retired, *others = scenario.take_events()
+    assert isinstance(retired, BusinessRetired)
+    assert not any(isinstance(event, BusinessRetired) for event in others)
+    ended = {item.item_id: (item.state.value, item.business_date) for item in retired.items}
+    monday = date(2026, 11, 23)
+    assert ended == {
+        names["settled"]: ("settled", monday),
+        names["returned"]: ("returned", monday),
+        names["return"]: ("settled", monday),
+    }
+    assert (retired.through, retired.packages, retired.sessions) == (monday, 3, 7)
+    # Monday's commands: those before its day switch, and the one that switched it.
+    switched = next(
+        index
+        for index, command in enumerate(scenario.log)
+        if command.at > datetime.combine(monday, time(17), ZONE)
+    )
+    assert retired.command_ids == switched + 1
+    assert retired.as_dict() == {
+        "kind": "business-retired",
+        "through": monday,
+        "items": 3,
+        "packages": 3,
+        "sessions": 7,
+        "command_ids": retired.command_ids,
+    }
 
 
 def test_a_reference_to_retired_business_is_refused_as_unknown() -> None:

@@ -7,19 +7,21 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import subprocess
 import sys
 from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
+from gateway.clearing.events import BusinessRetired, Event
 from gateway.operator_cli import _run
 from gateway.participant_cli import envelope
 from gateway.service.clock import SystemClock
 from gateway.service.transaction_records import mask_account, mask_name
-from gateway.store.tables import inbound_message
+from gateway.store.tables import inbound_message, retired_item
 from tests.conftest import CONFIG, PROJECT, SAMPLES
 from tests.gateway.conftest import BOCOM, C100, C100_ID, C100_TX, CCB, ICBC, Harness
 
@@ -117,6 +119,7 @@ async def test_a_real_time_credit_is_listed_masked_with_where_it_came_from(
         "certificate_sha256": pin,
         "signature_method": "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
         "return_of": None,
+        "retired": False,
     }
     assert record["received_at"].startswith("2026-11-23T")
     text = await listing(as_json=False)
@@ -179,6 +182,98 @@ async def test_a_return_shows_the_parties_of_the_item_it_returns_the_other_way_r
     assert (back["payer_account"], back["payer_name"]) == ("6217***********1234", "L*******")
     assert (back["payee_account"], back["payee_name"]) == ("6222***********5432", "Z********")
     assert back["client_address"] == "127.0.0.1"
+
+
+async def retire_the_first_day(harness: Harness) -> list[Event]:
+    """Tick through the business days until the core has retired the first one (the sample
+    configuration keeps 5 business days after their end of day); the events of the tick that
+    retired it."""
+    core = harness.runtime.clearing.core
+    for _ in range(12):
+        harness.clock.advance(days=1)
+        events = await harness.runtime.messages.tick()
+        if core.retired_through is not None:
+            return events
+    raise AssertionError(f"nothing retired by {core.business_date}")
+
+
+async def test_items_the_core_retired_are_listed_from_their_record(harness: Harness) -> None:
+    """Days after, the core has forgotten the items; their record, written with the command
+    that retired them, lists them as they ended, parties and provenance included, after what
+    the core still holds, and the filters apply to it."""
+    for code, path in (
+        (ICBC, "pacs.008.001.08/valid-A100-ordinary-credit.xml"),
+        (BOC, "pacs.004.001.09/valid-return-credit.xml"),
+    ):
+        message = envelope(harness.runtime.gateway, code, (SAMPLES / path).read_bytes())
+        assert (await harness.post(code, harness.sign(code, message)))[0] == 200
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
+    assert (await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP")))[0] == 200
+    core = harness.runtime.clearing.core
+    harness.clock.advance(hours=8, minutes=30)  # Monday's sessions settle, its day switches
+    await harness.runtime.messages.tick()
+    ended = await listing()
+    assert len(ended) == 6
+    assert {record["state"] for record in ended} == {"settled", "returned"}
+    assert not any(record["retired"] for record in ended)
+    events = await retire_the_first_day(harness)
+    [retired] = [event for event in events if isinstance(event, BusinessRetired)]
+    assert (retired.through, len(retired.items), retired.packages) == (date(2026, 11, 23), 6, 3)
+    assert not set(core.items) & {record["item"] for record in ended}
+    assert await listing() == [{**record, "retired": True} for record in ended]
+
+    # The filters, on the record.
+    [credit] = await listing(participant=CCB, state="settled")
+    assert credit["item"] == CREDIT
+    assert len(await listing(participant=ICBC)) == 5
+    assert [record["item"] for record in await listing(state="returned")] == [
+        f"{A100}/1021000999962026112300000004"
+    ]
+    assert len(await listing(date=date(2026, 11, 23))) == 6
+    assert await listing(date=date(2026, 11, 24)) == []
+    # What the core holds comes first; the limit counts both.
+    later = C100.replace(C100_ID.encode(), C100_ID[:-4].encode() + b"0043")
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, later)))[0] == 200
+    first, second = await listing(limit=2)
+    assert (first["retired"], first["state"], first["item"].split("/")[0]) == (
+        False,
+        "awaiting-receipt",
+        f"{BOCOM}:{C100_ID[:-4]}0043",
+    )
+    assert second == {**ended[0], "retired": True}
+    text = await listing(as_json=False, participant=BOCOM, state="settled")
+    assert text == (
+        f"{credit['received_at']} {CREDIT} C100 2000.00 CNY {BOCOM} 6231********3456 赵* -> "
+        f"{CCB} 6217***********5678 孙* settled session {credit['session']} from 127.0.0.1 "
+        "(retired)\n"
+    )
+
+
+async def test_a_ledger_that_retired_before_the_record_existed_records_it_at_its_next_start(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ledger whose core retired items before this release had their record: the next
+    start replays the log once and records every item it retired, as the writer would have."""
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
+    assert (await harness.post(CCB, harness.receipt(CCB, C100_ID, C100_TX, "ACSP")))[0] == 200
+    await retire_the_first_day(harness)
+    engine = harness.runtime.clearing.engine
+    async with engine.connect() as connection:
+        written = (await connection.execute(select(retired_item))).all()
+    assert [row.item_id for row in written] == [CREDIT]
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: retired_item.drop(sync))
+    with caplog.at_level(logging.INFO, logger="isogw.clearing"):
+        [record] = await listing()  # the operator command opens the ledger: a start
+    assert (record["item"], record["state"], record["retired"]) == (CREDIT, "settled", True)
+    [line] = [text for text in caplog.messages if text.startswith("event=retired-items")]
+    assert line.startswith("event=retired-items-recorded items=1 replayed=")
+    async with engine.connect() as connection:
+        recorded = (await connection.execute(select(retired_item))).all()
+    assert [row._asdict() for row in recorded] == [row._asdict() for row in written]
+    await listing()  # a start with the record in place records nothing again
+    async with engine.connect() as connection:
+        assert len((await connection.execute(select(retired_item))).all()) == 1
 
 
 async def test_an_item_whose_message_is_not_kept_is_listed_without_accounts(
