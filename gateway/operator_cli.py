@@ -78,7 +78,8 @@ def add_core_commands(commands: Any) -> None:
         action.add_argument("--json", action="store_true", help="print JSON")
     text = (
         "replay the whole log and compare each stored checkpoint with the state the log gives "
-        "at its sequence (exit 1 if one differs)"
+        "at its sequence, and the record of retired items with the items the log retires "
+        "(exit 1 if one differs)"
     )
     verify = actions.add_parser("verify-checkpoints", help=text, description=text)
     verify.add_argument("--json", action="store_true", help="print JSON")
@@ -436,30 +437,46 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: 
 
 
 async def _verify_checkpoints(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
-    from gateway.service.checkpoint_verification import verify_checkpoints
+    from gateway.service.checkpoint_verification import verify_ledger
 
-    verdicts = await verify_checkpoints(service)
-    failed = [verdict for verdict in verdicts if not verdict.matches]
+    verdicts = await verify_ledger(service)
+    record = verdicts.retired_items
     if arguments.json:
-        json.dump([asdict(verdict) for verdict in verdicts], out, indent=2)
+        json.dump(
+            {
+                "checkpoints": [asdict(verdict) for verdict in verdicts.checkpoints],
+                "retired_items": asdict(record),
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
-        return 1 if failed else 0
-    for verdict in verdicts:
+        return 0 if verdicts.matches else 1
+    for verdict in verdicts.checkpoints:
         out.write(
             f"checkpoint {verdict.sequence} (business date {verdict.business_date}): "
             f"{verdict.verdict}\n"
         )
-    if not verdicts:
+    failed = [verdict for verdict in verdicts.checkpoints if not verdict.matches]
+    if not verdicts.checkpoints:
         out.write("no checkpoint is stored yet (one is stored at every day switch)\n")
     elif failed:
         out.write(
-            f"{len(failed)} of {len(verdicts)} checkpoints do not match the log; a start "
-            "restores the newest whole one, so stop the gateway and report this (the log is "
-            "the record, and is unchanged)\n"
+            f"{len(failed)} of {len(verdicts.checkpoints)} checkpoints do not match the log; a "
+            "start restores the newest whole one, so stop the gateway and report this (the "
+            "log is the record, and is unchanged)\n"
         )
     else:
-        out.write(f"{len(verdicts)} checkpoints, all match the log\n")
-    return 1 if failed else 0
+        out.write(f"{len(verdicts.checkpoints)} checkpoints, all match the log\n")
+    if record.matches:
+        out.write(f"record of retired items: {record.recorded:,} items, as the log retires them\n")
+    else:
+        out.write(
+            f"record of retired items: {record.verdict} ({record.recorded:,} recorded, the "
+            f"log retires {record.retired:,}); `core transactions` shows retired items from "
+            "this record, so report this (the log is the record, and is unchanged)\n"
+        )
+    return 0 if verdicts.matches else 1
 
 
 async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:

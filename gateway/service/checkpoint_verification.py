@@ -1,9 +1,11 @@
-"""Checking the stored checkpoints against the log they were taken from.
+"""Checking what the ledger derives from its log against the log.
 
-A checkpoint is derived data: the log is the record. ``verify_checkpoints`` replays the whole
-log from the genesis, and when the replay reaches a checkpoint's sequence it compares the
-state the log gives with the stored one, part by part, so an operator (or an auditor) can show
-that a start from a checkpoint is a start from the log.
+Checkpoints and the record of retired items are derived data: the log is the record.
+``verify_ledger`` replays the whole log from the genesis. When the replay reaches a
+checkpoint's sequence it compares the state the log gives with the stored one, part by part,
+so an operator (or an auditor) can show that a start from a checkpoint is a start from the
+log; and each time the replay retires items it compares them, in order, with the rows the
+writer recorded, so the transaction records of retired items are those the log gives.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clearing.core import ClearingCore
+from gateway.clearing.events import BusinessRetired
 from gateway.clearing.snapshots import SNAPSHOT_FORMAT, capture
 from gateway.service.clearing_service import COMMANDS, ClearingService, cyclic_collection_paused
-from gateway.store.tables import checkpoint
+from gateway.store.retired_items import retired_item_rows
+from gateway.store.tables import checkpoint, retired_item
 from gateway.store.writer import log_after
 
 REPLAY_BATCH = 1_000
@@ -43,8 +48,97 @@ def _differences(stored: dict[str, Any], replayed: dict[str, Any]) -> list[str]:
     ]
 
 
-async def verify_checkpoints(service: ClearingService) -> list[CheckpointVerdict]:
-    """Every stored checkpoint, oldest first, with its verdict."""
+@dataclass(frozen=True)
+class RecordVerdict:
+    """The record of retired items against the items the log retires, in order."""
+
+    recorded: int
+    retired: int
+    """Items the replay of the log retired."""
+    verdict: str
+    """``matches``, or the first difference."""
+
+    @property
+    def matches(self) -> bool:
+        return self.verdict == "matches"
+
+
+@dataclass(frozen=True)
+class LedgerVerdicts:
+    checkpoints: list[CheckpointVerdict]
+    retired_items: RecordVerdict
+
+    @property
+    def matches(self) -> bool:
+        return self.retired_items.matches and all(verdict.matches for verdict in self.checkpoints)
+
+
+class _RecordCheck:
+    """Compares the rows of ``clearing_retired_item``, read in the order they were written,
+    with the items the replay retires, as the replay reports them (one retirement's rows
+    read at a time)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._after = 0
+        self.recorded = 0
+        self.retired = 0
+        self.difference: str | None = None
+
+    async def compare(self, retired: BusinessRetired) -> None:
+        expected = retired_item_rows(retired)
+        self.retired += len(expected)
+        if self.difference is not None:
+            return
+        rows = (
+            await self._connection.execute(
+                select(retired_item)
+                .where(retired_item.c.sequence > self._after)
+                .order_by(retired_item.c.sequence)
+                .limit(len(expected))
+            )
+        ).all()
+        self.recorded += len(rows)
+        for row, wanted in zip(rows, expected, strict=False):
+            self._after = row.sequence
+            found = {key: value for key, value in row._asdict().items() if key != "sequence"}
+            if found != wanted:
+                if found["item_id"] != wanted["item_id"]:
+                    self.difference = (
+                        f"the log retires {wanted['item_id']} where the record has "
+                        f"{found['item_id']} (row {row.sequence})"
+                    )
+                else:
+                    fields = ", ".join(_differences(found, wanted))
+                    self.difference = (
+                        f"{wanted['item_id']} (row {row.sequence}) differs from how the log "
+                        f"ends it in {fields}"
+                    )
+                return
+        if len(rows) < len(expected):
+            self.difference = (
+                f"the log retires {expected[len(rows)]['item_id']} (through "
+                f"{retired.through}), which the record does not have"
+            )
+
+    async def finish(self) -> RecordVerdict:
+        if self.difference is None:
+            more = (
+                await self._connection.execute(
+                    select(func.count())
+                    .select_from(retired_item)
+                    .where(retired_item.c.sequence > self._after)
+                )
+            ).scalar_one()
+            self.recorded += int(more)
+            if more:
+                self.difference = f"the record has {more} items more than the log retires"
+        return RecordVerdict(self.recorded, self.retired, self.difference or "matches")
+
+
+async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
+    """Replay the whole log from the genesis: every stored checkpoint, oldest first, with its
+    verdict, and the verdict on the record of retired items."""
     async with service.engine.connect() as connection:
         stored = (
             await connection.execute(
@@ -58,21 +152,28 @@ async def verify_checkpoints(service: ClearingService) -> list[CheckpointVerdict
             )
         ).all()
         verdicts: list[CheckpointVerdict] = []
+        record = _RecordCheck(connection)
         core = service.genesis_core()
         position = 0
+
+        async def replay(until: int | None) -> None:
+            """Up to ``until`` (the log's end: None)."""
+            nonlocal position
+            while until is None or position < until:
+                limit = REPLAY_BATCH if until is None else min(REPLAY_BATCH, until - position)
+                rows = (await connection.execute(log_after(position, limit))).all()
+                if not rows:
+                    return
+                for row_sequence, payload in rows:
+                    passed, _ = core.apply(COMMANDS.validate_json(payload))
+                    for event in passed:
+                        if isinstance(event, BusinessRetired):
+                            await record.compare(event)
+                    position = row_sequence
+
         with cyclic_collection_paused():
             for sequence, business_date, layout, text, digest in stored:
-                while position < sequence:
-                    rows = (
-                        await connection.execute(
-                            log_after(position, min(REPLAY_BATCH, sequence - position))
-                        )
-                    ).all()
-                    if not rows:
-                        break
-                    for row_sequence, payload in rows:
-                        core.execute(COMMANDS.validate_json(payload))
-                        position = row_sequence
+                await replay(sequence)
                 verdicts.append(
                     CheckpointVerdict(
                         sequence,
@@ -80,7 +181,8 @@ async def verify_checkpoints(service: ClearingService) -> list[CheckpointVerdict
                         _verdict(sequence, position, layout, text, digest, core),
                     )
                 )
-    return verdicts
+            await replay(None)
+        return LedgerVerdicts(verdicts, await record.finish())
 
 
 def _verdict(

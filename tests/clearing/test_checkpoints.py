@@ -19,7 +19,9 @@ from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.service.clearing_service import ClearingService
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
+from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY
 from tests.clearing.test_operator_cli import core
+from tests.clearing.test_retention import three_days
 
 CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
 
@@ -219,7 +221,8 @@ def test_verify_checkpoints_replays_the_log_and_says_which_differ(tmp_path: Path
         "checkpoint 8 (business date 2026-11-23): matches\n"
         "checkpoint 12 (business date 2026-11-23): matches\n"
         "checkpoint 13 (business date 2026-11-24): matches\n"
-        "3 checkpoints, all match the log\n",
+        "3 checkpoints, all match the log\n"
+        "record of retired items: 0 items, as the log retires them\n",
     )
     # Whole (its digest recomputed), but not what the log gives; and one of another layout.
     edit_checkpoints(
@@ -230,22 +233,26 @@ def test_verify_checkpoints_replays_the_log_and_says_which_differ(tmp_path: Path
     )
     verified = core(tmp_path, "verify-checkpoints", "--json")
     assert verified.returncode == 1
-    assert json.loads(verified.stdout) == [
-        {"sequence": 8, "business_date": "2026-11-23", "verdict": "matches"},
-        {
-            "sequence": 12,
-            "business_date": "2026-11-23",
-            "verdict": "differs from the log's state in funds_credited",
-        },
-        {
-            "sequence": 13,
-            "business_date": "2026-11-24",
-            "verdict": "layout 99; this release reads layout 1",
-        },
-    ]
+    assert json.loads(verified.stdout) == {
+        "checkpoints": [
+            {"sequence": 8, "business_date": "2026-11-23", "verdict": "matches"},
+            {
+                "sequence": 12,
+                "business_date": "2026-11-23",
+                "verdict": "differs from the log's state in funds_credited",
+            },
+            {
+                "sequence": 13,
+                "business_date": "2026-11-24",
+                "verdict": "layout 99; this release reads layout 1",
+            },
+        ],
+        "retired_items": {"recorded": 0, "retired": 0, "verdict": "matches"},
+    }
     assert core(tmp_path, "verify-checkpoints").stdout.endswith(
         "2 of 3 checkpoints do not match the log; a start restores the newest whole one, so "
         "stop the gateway and report this (the log is the record, and is unchanged)\n"
+        "record of retired items: 0 items, as the log retires them\n"
     )
 
 
@@ -253,5 +260,78 @@ def test_verify_checkpoints_without_any(tmp_path: Path) -> None:
     verified = core(tmp_path, "verify-checkpoints")
     assert (verified.returncode, verified.stdout) == (
         0,
-        "no checkpoint is stored yet (one is stored at every day switch)\n",
+        "no checkpoint is stored yet (one is stored at every day switch)\n"
+        "record of retired items: 0 items, as the log retires them\n",
     )
+
+
+def retiring(folder: Path) -> list[Any]:
+    """Three days of commands through a service keeping one business day
+    (tests/clearing/test_retention.py): the third day's first command retires Monday."""
+    scenario, _ = three_days()
+
+    async def flow() -> None:
+        service = ClearingService(
+            create_engine(sqlite_url(folder)), participants(), KEEPING_ONE_DAY, lambda: MONDAY
+        )
+        await service.open()
+        for command in scenario.log:
+            await service.execute(command)
+        await service.close()
+
+    run(flow())
+    return scenario.log
+
+
+def test_verify_checkpoints_compares_the_record_of_retired_items_with_the_log(
+    tmp_path: Path,
+) -> None:
+    retiring(tmp_path)
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        recorded = connection.execute(
+            "SELECT item_id, state FROM clearing_retired_item ORDER BY sequence"
+        ).fetchall()
+    assert [state for _, state in recorded] == ["settled", "returned", "settled"]
+    verified = core(tmp_path, "verify-checkpoints")
+    assert verified.returncode == 0
+    assert verified.stdout.endswith("record of retired items: 3 items, as the log retires them\n")
+    first, second, third = (item_id for item_id, _ in recorded)
+    for case, (statement, verdict) in enumerate(
+        (
+            (
+                f"UPDATE clearing_retired_item SET state = 'rejected' WHERE item_id = '{second}'",
+                f"{second} (row 2) differs from how the log ends it in state",
+            ),
+            (
+                f"DELETE FROM clearing_retired_item WHERE item_id = '{second}'",
+                f"the log retires {second} where the record has {third} (row 3)",
+            ),
+            (
+                f"DELETE FROM clearing_retired_item WHERE item_id = '{third}'",
+                f"the log retires {third} (through 2026-11-23), which the record does not have",
+            ),
+            (
+                "INSERT INTO clearing_retired_item SELECT 4, item_id || 'X', package_id, sender, "
+                "transaction_id, business_type, real_time, payer, payee, amount, business_date, "
+                "state, session_id, reason_code, return_of, returned_by, retired_through "
+                f"FROM clearing_retired_item WHERE item_id = '{first}'",
+                "the record has 1 items more than the log retires",
+            ),
+        ),
+    ):
+        folder = tmp_path / f"case-{case}"
+        folder.mkdir()
+        retiring(folder)
+        with sqlite3.connect(folder / DATABASE_FILE) as connection:
+            connection.execute(statement)
+        verified = core(folder, "verify-checkpoints", "--json")
+        assert verified.returncode == 1
+        record = json.loads(verified.stdout)["retired_items"]
+        assert record["verdict"] == verdict
+        assert record["retired"] == 3
+        text = core(folder, "verify-checkpoints").stdout
+        assert text.endswith(
+            f"record of retired items: {verdict} ({record['recorded']} recorded, the log "
+            "retires 3); `core transactions` shows retired items from this record, so report "
+            "this (the log is the record, and is unchanged)\n"
+        )
