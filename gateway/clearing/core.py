@@ -49,7 +49,7 @@ from gateway.clearing.events import (
 from gateway.clearing.items import ENDED, ItemState, Package, PaymentItem, Receipt
 from gateway.clearing.netting import NettingBook
 from gateway.clearing.refusals import CommandRefusedError
-from gateway.clearing.retirement import retire
+from gateway.clearing.retirement import retire, retire_some
 from gateway.clearing.sessions import Session, nets_from_bilateral, nets_from_items, session_id
 from gateway.clearing.statements import StatementBook
 from gateway.configuration.clearing_settings import ClearingSettings
@@ -60,7 +60,7 @@ from gateway.configuration.participants import (
 )
 from gateway.scheme.business_types import BUSINESS_TYPES, Cycle, Direction
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 """The version of the rules a new ledger is replayed with. A ledger keeps the version it
 started with (in its genesis), so an upgrade never changes the history it replays:
 1. the first release;
@@ -69,7 +69,10 @@ started with (in its genesis), so an upgrade never changes the history it replay
    the session stayed open until the next close that day;
 3. finished business is retired from the core ``retention.business_days`` business days after
    its end of day (``gateway.clearing.retirement``); a reference to it is then refused NOOR.
-   Under 1 and 2 the core keeps everything."""
+   Under 1 and 2 the core keeps everything;
+4. retirement is spread over the clock's ticks (``AdvanceClock``: the gateway's, each second)
+   after that end of day, at most ``retention.items_per_tick`` items before each (a package
+   whole), instead of a day's business at once before the first command after it."""
 MAX_TIME_STEPS_PER_COMMAND = 100_000
 """Bound of the catch-up loop (closes, switches and expiries processed for one command)."""
 
@@ -110,6 +113,8 @@ class ClearingCore:
         self.packages_by_message: dict[str, list[str]] = {}
         """Package ids by the message id they came with (replies name only the message id)."""
         self.receipts: dict[str, Receipt] = {}
+        self.receipts_by_package: dict[str, list[str]] = {}
+        """Receipt ids by the package they answer (derived from ``receipts``)."""
         self.returns: dict[str, date] = {}
         """Return ids, with the business date they came on."""
         self.statements = StatementBook(self.accounts, start)
@@ -137,6 +142,7 @@ class ClearingCore:
         self.awaiting_settlement: list[Session] = []
         self.reported_days: list[date] = []
         self.retained_days = settings.retention.business_days
+        self.retire_per_tick = settings.retention.items_per_tick
         self.retire_through: date | None = None
         """Business days up to this one are retired before the next command (rules 3 on)."""
         self.retired_through: date | None = None
@@ -174,8 +180,17 @@ class ClearingCore:
         if self.retire_through is not None:
             # Before the command, not with the end of day that decided it: the events of that
             # command may still name what is retired.
-            passed.append(retire(self, self.retire_through))
-            self.retire_through = None
+            if self.rules >= 4:
+                # Housekeeping on the clock's ticks, a part at each: never before a payment.
+                if isinstance(command, AdvanceClock):
+                    retired = retire_some(self, self.retire_through, self.retire_per_tick)
+                    if retired is not None:
+                        passed.append(retired)
+                    if retired is None or retired.complete:
+                        self.retire_through = None
+            else:
+                passed.append(retire(self, self.retire_through))
+                self.retire_through = None
         self.seen[command.command_id] = self.business_date
         self._advance(max(command.at, self.clock), passed)
         own: list[Event] = []
@@ -513,6 +528,7 @@ class ClearingCore:
             answers.append((item, answer))
         receipt = Receipt(command.receipt_id, command.sender, package.package_id)
         self.receipts[receipt.receipt_id] = receipt
+        self.receipts_by_package.setdefault(package.package_id, []).append(receipt.receipt_id)
         payees = []
         for item, answer in answers:
             if item.state != S.AWAITING_RECEIPT:

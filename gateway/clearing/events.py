@@ -164,7 +164,7 @@ class StatementClosed(Event):
 
 @dataclass(slots=True)
 class BusinessRetired(Event):
-    """The core forgot the finished business of business days up to ``through``
+    """The core forgot (some of) the finished business of business days up to ``through``
     (``gateway.clearing.retirement``): ``items`` as they ended (nothing changes them any more),
     and how many packages, sessions and command ids went with them."""
 
@@ -174,6 +174,8 @@ class BusinessRetired(Event):
     packages: int
     sessions: int
     command_ids: int
+    complete: bool
+    """All of it is retired (rules version 4 retires a bounded part at each command)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Counts, not the items (a day's business)."""
@@ -184,4 +186,5 @@ class BusinessRetired(Event):
             "packages": self.packages,
             "sessions": self.sessions,
             "command_ids": self.command_ids,
+            "complete": self.complete,
         }

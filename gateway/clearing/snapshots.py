@@ -275,8 +275,10 @@ def _restore(core: ClearingCore, state: dict[str, Any]) -> None:
         {message: list(packages) for message, packages in state["packages_by_message"].items()}
     )
     core.receipts.clear()
+    core.receipts_by_package.clear()
     for receipt_id, sender, package_id, item_ids in state["receipts"]:
         core.receipts[receipt_id] = Receipt(receipt_id, sender, package_id, list(item_ids))
+        core.receipts_by_package.setdefault(package_id, []).append(receipt_id)
     core.returns = {key: date.fromisoformat(day) for key, day in state["returns"].items()}
     for code, value in state["statements"].items():
         core.statements.current[code] = _to_statement(value)

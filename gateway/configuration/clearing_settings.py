@@ -79,6 +79,11 @@ class RetentionSettings(_Strict):
     meanwhile it may be referred to (returned, cancelled, answered late, looked up). Older
     finished items, packages, receipts, sessions and command ids are retired from its memory
     (ledgers of rules version 3 on); the log and the audit records keep them."""
+    items_per_tick: int = Field(default=1_000, ge=1, le=1_000_000)
+    """Items (and command ids) retired at one tick of the clock at most (ledgers of rules
+    version 4 on): a day's business is retired over the ticks after its end of day (the
+    gateway ticks each second), never before a payment, so that no payment waits long for it.
+    A package is retired whole, so one larger than this goes alone."""
 
 
 class ClearingSettings(_Strict):

@@ -333,8 +333,10 @@ class ClearingService:
         return await future
 
     async def _write_forever(self) -> None:
+        carried: list[Pending] = []
         while True:
-            batch = [await self._pending.get()]
+            batch = carried or [await self._pending.get()]
+            carried = []
             while len(batch) < GROUP_COMMIT_LIMIT and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
             try:
@@ -357,6 +359,9 @@ class ClearingService:
                         await self._rebuild()
                         entry[2].set_exception(single)
                 continue
+            # A transaction that retired business ends with the command that did (its record
+            # is written with it): the commands after it go in the next transaction.
+            batch, carried = batch[: len(results)], batch[len(results) :]
             for (_, _, future), events in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(events)
@@ -427,10 +432,10 @@ class ClearingService:
                     results.append([])
                     continue
                 applied = Applied(*self.core.apply(command))
-                for event in applied.passed:
-                    if isinstance(event, BusinessRetired):
-                        writes.retired.extend(retired_item_rows(event))
-                        retirements.append(event)
+                retiring = [event for event in applied.passed if isinstance(event, BusinessRetired)]
+                for event in retiring:
+                    writes.retired.extend(retired_item_rows(event))
+                retirements += retiring
                 writes.log.append(
                     {
                         "command_id": command.command_id,
@@ -442,8 +447,12 @@ class ClearingService:
                 if after is not None:
                     await after(writes, applied)
                 results.append(applied.events)
+                if retiring:
+                    # The core retires at most retention.items_per_tick items at a tick; ticks
+                    # waiting together would retire in one transaction what they each may.
+                    break
             last = await self._thread.run(partial(transaction.commit, writes))
-            self._thread.statistics.commands += len(batch)
+            self._thread.statistics.commands += len(results)
         except BaseException:
             await self._thread.run(transaction.abort)
             raise
@@ -451,12 +460,14 @@ class ClearingService:
             self._sequence = last
         for retired in retirements:
             LOG.info(
-                "event=business-retired through=%s items=%d packages=%d sessions=%d command_ids=%d",
+                "event=business-retired through=%s items=%d packages=%d sessions=%d "
+                "command_ids=%d complete=%s",
                 retired.through,
                 len(retired.items),
                 retired.packages,
                 retired.sessions,
                 retired.command_ids,
+                "yes" if retired.complete else "no",
             )
         return results
 

@@ -21,7 +21,7 @@ from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
 from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY
 from tests.clearing.test_operator_cli import core
-from tests.clearing.test_retention import three_days
+from tests.clearing.test_retention import retired_until_complete, three_days
 
 CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
 
@@ -266,9 +266,11 @@ def test_verify_checkpoints_without_any(tmp_path: Path) -> None:
 
 
 def retiring(folder: Path) -> list[Any]:
-    """Three days of commands through a service keeping one business day
-    (tests/clearing/test_retention.py): the third day's first command retires Monday."""
-    scenario, _ = three_days()
+    """Three days of commands through a service keeping one business day, retiring one item
+    at each tick (tests/clearing/test_retention.py): the third day's first ticks retire
+    Monday."""
+    scenario, _ = three_days(rules=RULES_VERSION)
+    retired_until_complete(scenario)
 
     async def flow() -> None:
         service = ClearingService(

@@ -270,9 +270,12 @@ def step(scenario: Scenario, data: st.DataObject) -> None:
 
 
 KEEPING_ONE_DAY = SETTINGS.model_copy(
-    update={"retention": SETTINGS.retention.model_copy(update={"business_days": 1})}
+    update={
+        "retention": SETTINGS.retention.model_copy(update={"business_days": 1, "items_per_tick": 1})
+    }
 )
-"""Finished business retired one business day after its end of day: retirement in most runs."""
+"""Finished business retired one business day after its end of day: retirement in most runs,
+one package (and one command id) at each tick, so that it spans several."""
 
 
 @pytest.mark.parametrize("clearing_settings", [SETTINGS, KEEPING_ONE_DAY], ids=["5-days", "1-day"])
