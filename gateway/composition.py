@@ -115,6 +115,7 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
         clock.now,
         checkpoint_every_commands=settings.storage.checkpoint_every_commands,
         checkpoints_kept=settings.storage.checkpoints_kept,
+        checkpoint_part_bytes=settings.storage.checkpoint_part_bytes,
     )
     try:
         await service.open()

@@ -200,6 +200,9 @@ class StorageSettings(StrictModel):
     switch), so that a start replays at most about this many commands of the log."""
     checkpoints_kept: int = Field(default=3, ge=1, le=100)
     """Snapshots kept (the newest); a start that finds the newest damaged uses the one before."""
+    checkpoint_part_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
+    """A snapshot is stored in parts of this size, each in a transaction of its own between the
+    writer's, so that storing one never holds the writer for long."""
 
     @field_validator("database_url")
     @classmethod

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import BusinessRetired
-from gateway.clearing.snapshots import SNAPSHOT_FORMAT, capture
+from gateway.clearing.snapshots import SNAPSHOT_FORMAT, SnapshotError, capture
 from gateway.service.clearing_service import COMMANDS, ClearingService, cyclic_collection_paused
+from gateway.store.checkpoint_texts import checkpoint_text
 from gateway.store.retired_items import retired_item_rows
 from gateway.store.tables import checkpoint, retired_item
 from gateway.store.writer import log_after
@@ -143,11 +144,7 @@ async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
         stored = (
             await connection.execute(
                 select(
-                    checkpoint.c.sequence,
-                    checkpoint.c.business_date,
-                    checkpoint.c.format,
-                    checkpoint.c.state,
-                    checkpoint.c.state_sha256,
+                    checkpoint.c.sequence, checkpoint.c.business_date, checkpoint.c.format
                 ).order_by(checkpoint.c.sequence)
             )
         ).all()
@@ -172,15 +169,14 @@ async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
                     position = row_sequence
 
         with cyclic_collection_paused():
-            for sequence, business_date, layout, text, digest in stored:
+            for sequence, business_date, layout in stored:
                 await replay(sequence)
-                verdicts.append(
-                    CheckpointVerdict(
-                        sequence,
-                        business_date,
-                        _verdict(sequence, position, layout, text, digest, core),
-                    )
-                )
+                try:
+                    text, digest = await checkpoint_text(connection, sequence)
+                    verdict = _verdict(sequence, position, layout, text, digest, core)
+                except SnapshotError as error:
+                    verdict = str(error)
+                verdicts.append(CheckpointVerdict(sequence, business_date, verdict))
             await replay(None)
         return LedgerVerdicts(verdicts, await record.finish())
 

@@ -8,7 +8,9 @@ so memory never runs ahead of what is on disk. The writer's transactions run on 
 their own (``gateway.store.writer``); reads and replay use the async engine.
 
 Checkpoints: at every day switch, and after every ``checkpoint_every_commands`` commands, the
-writer stores a snapshot of the core (``gateway.clearing.snapshots``) beside the log. A start
+writer takes a snapshot of the core (``gateway.clearing.snapshots``) and a task stores it beside
+the log: made into JSON a slice at a time and written in parts of ``checkpoint_part_bytes``,
+each in a transaction of its own between the writer's, so that payments go on meanwhile. A start
 restores the newest checkpoint that is whole (its SHA-256 matches, it is of this release's
 layout and the ledger's rules) and replays only the commands logged after it; one that is not
 is logged and passed over for the one before, down to the genesis.
@@ -31,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -44,6 +47,7 @@ from gateway.clearing.snapshots import SNAPSHOT_FORMAT, SnapshotError, capture, 
 from gateway.configuration.clearing_settings import ClearingSettings
 from gateway.configuration.participants import ParticipantDirectory, ParticipantsFile
 from gateway.start_errors import StorageError
+from gateway.store.checkpoint_texts import checkpoint_text
 from gateway.store.retired_items import retired_item_rows
 from gateway.store.tables import (
     add_missing_columns,
@@ -101,6 +105,41 @@ def cyclic_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+SERIALIZED_SLICE = 2_000
+"""Entries of a snapshot's long lists and maps turned into JSON at a time, the event loop
+running between two slices (about a millisecond each)."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def serialized(state: dict[str, Any]) -> str:
+    """``state`` as compact JSON, the text ``json.dumps`` gives, made a slice of each long
+    list or map at a time so that the event loop (the writer, the connections) runs
+    meanwhile: a checkpoint of 55,000 items took 0.15 to 0.3 s in one piece."""
+    parts = ["{"]
+    for number, (key, value) in enumerate(state.items()):
+        parts.append(("," if number else "") + _compact(key) + ":")
+        if isinstance(value, list | dict) and len(value) > SERIALIZED_SLICE:
+            entries = iter(value.items() if isinstance(value, dict) else value)
+            slices: list[str] = []
+            while chunk := list(islice(entries, SERIALIZED_SLICE)):
+                # A slice of a list, or of a map's entries, without its brackets.
+                slices.append(_compact(dict(chunk) if isinstance(value, dict) else chunk)[1:-1])
+                await asyncio.sleep(0)
+            opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+            parts.append(opening + ",".join(slices) + closing)
+        else:
+            parts.append(_compact(value))
+    parts.append("}")
+    return "".join(parts)
+
+
 class ClearingService:
     def __init__(
         self,
@@ -111,6 +150,7 @@ class ClearingService:
         *,
         checkpoint_every_commands: int = 100_000,
         checkpoints_kept: int = 3,
+        checkpoint_part_bytes: int = 1_000_000,
     ) -> None:
         self._engine = engine
         self._thread = WriterThread(engine.url)
@@ -125,6 +165,11 @@ class ClearingService:
         """The configuration changed since the ledger started: the ledger keeps its genesis."""
         self._checkpoint_every = checkpoint_every_commands
         self._checkpoints_kept = checkpoints_kept
+        self._checkpoint_part = checkpoint_part_bytes
+        self._transactions = asyncio.Lock()
+        """One write transaction at a time in this process: a checkpoint's parts are written
+        between the writer's transactions (the lock file the processes share does not keep two
+        of one process apart, and SQLite would refuse the second while the first is open)."""
         self._since_checkpoint = 0
         self._storing: asyncio.Task[int] | None = None
         self.restored_from = 0
@@ -266,15 +311,9 @@ class ClearingService:
                     self.rules,
                 )
                 continue
-            text, digest = (
-                await connection.execute(
-                    select(checkpoint.c.state, checkpoint.c.state_sha256).where(
-                        checkpoint.c.sequence == sequence
-                    )
-                )
-            ).one()
             core = self.genesis_core()
             try:
+                text, digest = await checkpoint_text(connection, sequence)
                 if hashlib.sha256(text.encode()).hexdigest() != digest:
                     raise SnapshotError("its SHA-256 does not match its text")
                 restore(core, json.loads(text))
@@ -387,17 +426,26 @@ class ClearingService:
         """Store a snapshot; the log sequence it covers. A failure to store it is logged: it
         costs the next start time, nothing else."""
         try:
-            text = json.dumps(state, separators=(",", ":"))
+            text = await serialized(state)
+            digest = await asyncio.to_thread(_sha256, text.encode())  # hashlib lets go of the GIL
+            # ASCII (json.dumps escapes the rest): a part of so many characters is as many bytes.
+            size = self._checkpoint_part
+            parts = [text[start : start + size] for start in range(0, len(text), size)]
+            for number, part in enumerate(parts):
+                async with self._transactions:
+                    await self._thread.save_checkpoint_part(sequence, number, part)
             row = {
                 "sequence": sequence,
                 "format": SNAPSHOT_FORMAT,
                 "rules": self.rules,
                 "clock": state["clock"],
                 "business_date": state["business_date"],
-                "state": text,
-                "state_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "state": "",
+                "state_sha256": digest,
+                "parts": len(parts),
             }
-            await self._thread.save_checkpoint(row, self._checkpoints_kept)
+            async with self._transactions:
+                await self._thread.save_checkpoint(row, self._checkpoints_kept)
         except Exception as error:
             LOG.warning("event=checkpoint-failed sequence=%d reason=%s", sequence, error)
             return 0
@@ -410,6 +458,10 @@ class ClearingService:
         return sequence
 
     async def _write(self, batch: list[Pending]) -> list[list[Event]]:
+        async with self._transactions:
+            return await self._write_alone(batch)
+
+    async def _write_alone(self, batch: list[Pending]) -> list[list[Event]]:
         results: list[list[Event]] = []
         retirements: list[BusinessRetired] = []
         transaction, rows = await self._thread.begin(self._sequence, CATCH_UP_BATCH)

@@ -72,10 +72,29 @@ checkpoint = Table(
     Column("business_date", String(10), nullable=False),
     Column("state", Text, nullable=False),
     Column("state_sha256", String(64), nullable=False),
+    Column("parts", Integer, nullable=True),
 )
 """Snapshots of the core (gateway.clearing.snapshots): its state after the command logged
 with ``sequence``, as JSON, and that text's SHA-256. Derived from the log, never instead of
-it: a start restores the newest one that is whole and replays only the commands after it."""
+it: a start restores the newest one that is whole and replays only the commands after it.
+The text is in ``parts`` rows of ``clearing_checkpoint_part`` (``state`` is then empty), or,
+in a checkpoint stored before parts (``parts`` empty), in ``state``. This row is written
+after its parts: a checkpoint without it is not one."""
+
+checkpoint_part = Table(
+    "clearing_checkpoint_part",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("part", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+"""The text of a checkpoint, part by part (numbered from 0), each written in a transaction of
+its own."""
 
 retired_item = Table(
     "clearing_retired_item",
@@ -127,6 +146,7 @@ rows written before the gateway kept them."""
 ADDED_COLUMNS = {
     "inbound_message": ("body", "client_address", "certificate_sha256", "signature_method"),
     "clearing_genesis": ("rules",),
+    "clearing_checkpoint": ("parts",),
 }
 """Columns added to a table since it was first released: nullable, added in place."""
 

@@ -29,7 +29,7 @@ from sqlalchemy import URL, Connection, Engine, Select, delete, func, insert, se
 
 from gateway.store.database import create_writer_engine
 from gateway.store.messages import StoredAnswer, find_inbound_in
-from gateway.store.tables import checkpoint, command_log, retired_item
+from gateway.store.tables import checkpoint, checkpoint_part, command_log, retired_item
 from gateway.store.write_batch import WriteBatch
 
 Result = TypeVar("Result")
@@ -90,8 +90,9 @@ class WriterTransaction:
         return find_inbound_in(self.connection, sender, message_id)
 
     def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
-        """Add a checkpoint (unless one of its sequence is there) and delete all but the
-        ``kept`` newest."""
+        """Add a checkpoint (unless one of its sequence is there; its parts are written
+        already) and delete all but the ``kept`` newest, with their parts, and the parts of
+        any older checkpoint whose storing stopped before its row was written."""
         sequence = row["sequence"]
         present = self.connection.execute(
             select(checkpoint.c.sequence).where(checkpoint.c.sequence == sequence)
@@ -102,6 +103,21 @@ class WriterTransaction:
         kept_sequences = [value for (value,) in self.connection.execute(newest)]
         self.connection.execute(
             delete(checkpoint).where(checkpoint.c.sequence.not_in(kept_sequences))
+        )
+        # Parts above the newest checkpoint may be another process's, being stored.
+        self.connection.execute(
+            delete(checkpoint_part).where(
+                checkpoint_part.c.sequence.not_in(kept_sequences),
+                checkpoint_part.c.sequence < max(kept_sequences),
+            )
+        )
+
+    def save_checkpoint_part(self, sequence: int, part: int, text: str) -> None:
+        """Write one part of a checkpoint's text (again, if a storing that stopped wrote it)."""
+        key = (checkpoint_part.c.sequence == sequence) & (checkpoint_part.c.part == part)
+        self.connection.execute(delete(checkpoint_part).where(key))
+        self.connection.execute(
+            insert(checkpoint_part).values(sequence=sequence, part=part, text=text)
         )
 
     def commit(self, writes: WriteBatch | None = None) -> int | None:
@@ -179,19 +195,28 @@ class WriterThread:
             raise
 
     async def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
-        """Write a checkpoint in a transaction of its own, under the lock the processes
-        share."""
+        """Write a checkpoint's row (after its parts) in a transaction of its own, under the
+        lock the processes share."""
+        await self._alone(lambda transaction: transaction.save_checkpoint(row, kept))
 
-        def save() -> None:
+    async def save_checkpoint_part(self, sequence: int, part: int, text: str) -> None:
+        """Write one part of a checkpoint's text in a transaction of its own, under the lock
+        the processes share: the writer's transactions go between two parts."""
+        await self._alone(
+            lambda transaction: transaction.save_checkpoint_part(sequence, part, text)
+        )
+
+    async def _alone(self, work: Callable[[WriterTransaction], None]) -> None:
+        def run() -> None:
             transaction = WriterTransaction(self._engine, self._lock, self.statistics)
             try:
-                transaction.save_checkpoint(row, kept)
+                work(transaction)
             except BaseException:
                 transaction.abort()
                 raise
             transaction.commit()
 
-        await self.run(save)
+        await self.run(run)
 
     async def record_retired_items(self, rows: list[dict[str, Any]]) -> int:
         """Write the record of retired items into an empty record, in a transaction of its

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,18 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
+PART_BYTES = 1_000
+"""Checkpoints here are stored in parts of this size (a checkpoint of the two days is about
+twelve of them)."""
+
+
 async def service_at(folder: Path, **checkpoints: int) -> ClearingService:
     service = ClearingService(
         create_engine(sqlite_url(folder)),
         participants(**CAPS),
         SETTINGS,
         lambda: MONDAY,
-        **checkpoints,
+        **{"checkpoint_part_bytes": PART_BYTES, **checkpoints},
     )
     await service.open()
     return service
@@ -106,21 +112,56 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def replaced(old: str, new: str, sequence: int | None = None) -> str:
-    """SQL that replaces ``old`` by ``new`` in the stored state (of one checkpoint, or all)."""
-    where = "" if sequence is None else f" WHERE sequence = {sequence}"
-    return f"UPDATE clearing_checkpoint SET state = replace(state, '{old}', '{new}'){where}"
+Edit = str | Callable[[sqlite3.Connection], None]
+"""SQL, or a function of the connection."""
 
 
-def edit_checkpoints(folder: Path, *statements: str, rehash: bool = False) -> None:
+def stored_texts(connection: sqlite3.Connection) -> dict[int, str]:
+    """Each checkpoint's text, its parts joined."""
+    texts: dict[int, list[str]] = {}
+    for sequence, text in connection.execute(
+        "SELECT sequence, text FROM clearing_checkpoint_part ORDER BY sequence, part"
+    ):
+        texts.setdefault(sequence, []).append(text)
+    return {sequence: "".join(parts) for sequence, parts in texts.items()}
+
+
+def replaced(old: str, new: str, sequence: int | None = None) -> Edit:
+    """Replace ``old`` by ``new`` in the stored text (of one checkpoint, or all); the edited
+    text is stored as one part."""
+
+    def edit(connection: sqlite3.Connection) -> None:
+        for number, text in stored_texts(connection).items():
+            if sequence is None or number == sequence:
+                connection.execute(
+                    "DELETE FROM clearing_checkpoint_part WHERE sequence = ?", (number,)
+                )
+                connection.execute(
+                    "INSERT INTO clearing_checkpoint_part VALUES (?, 0, ?)",
+                    (number, text.replace(old, new)),
+                )
+                connection.execute(
+                    "UPDATE clearing_checkpoint SET parts = 1 WHERE sequence = ?", (number,)
+                )
+
+    return edit
+
+
+def edit_checkpoints(folder: Path, *edits: Edit, rehash: bool = False) -> None:
     """Change the stored checkpoints as a damaged disk or a defect would; ``rehash``: with
     their digests recomputed (whole, but not what was stored)."""
     with sqlite3.connect(folder / DATABASE_FILE) as connection:
-        for statement in statements:
-            connection.execute(statement)
+        for edit in edits:
+            if isinstance(edit, str):
+                connection.execute(edit)
+            else:
+                edit(connection)
         if rehash:
-            connection.create_function("sha256", 1, _sha256)
-            connection.execute("UPDATE clearing_checkpoint SET state_sha256 = sha256(state)")
+            for sequence, text in stored_texts(connection).items():
+                connection.execute(
+                    "UPDATE clearing_checkpoint SET state_sha256 = ? WHERE sequence = ?",
+                    (_sha256(text), sequence),
+                )
 
 
 def test_a_day_switch_stores_a_checkpoint_and_a_start_replays_only_what_came_after(
@@ -168,6 +209,51 @@ def test_a_damaged_checkpoint_is_passed_over_for_the_one_before(
         f"event=checkpoint-passed-over sequence=12 reason=layout 99 rules {RULES_VERSION}, "
         f"this release restores layout 1 of rules {RULES_VERSION}"
     ) in caplog.text
+
+
+def test_a_checkpoint_is_stored_in_parts_and_one_with_a_part_missing_is_passed_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each part in a transaction of its own (the writer's go between them), the checkpoint's
+    row last; a start joins the parts, and passes over a checkpoint that lacks one."""
+    commands = write(tmp_path, checkpoint_every_commands=4, checkpoints_kept=3)
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        layout = connection.execute(
+            "SELECT c.sequence, c.parts, count(p.part), max(length(p.text)), "
+            "sum(length(p.text)), c.state FROM clearing_checkpoint c "
+            "JOIN clearing_checkpoint_part p ON p.sequence = c.sequence GROUP BY c.sequence"
+        ).fetchall()
+        texts = stored_texts(connection)
+    assert [sequence for sequence, *_ in layout] == [8, 12, 13]
+    for sequence, parts, count, longest, total, inline in layout:
+        assert parts == count == -(-total // PART_BYTES) > 1
+        assert longest == PART_BYTES and total == len(texts[sequence]) and inline == ""
+    assert json.loads(texts[13])["business_date"] == "2026-11-24"
+    # Parts of the checkpoints no longer kept were deleted with them.
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        sequences = connection.execute(
+            "SELECT DISTINCT sequence FROM clearing_checkpoint_part ORDER BY sequence"
+        ).fetchall()
+    assert sequences == [(8,), (12,), (13,)]
+    edit_checkpoints(
+        tmp_path, "DELETE FROM clearing_checkpoint_part WHERE sequence = 13 AND part = 2"
+    )
+    caplog.set_level(logging.INFO, "isogw.clearing")
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (12, 2)
+    assert fingerprint == replayed_from_genesis(commands)
+    parts = layout[-1][1]
+    assert (
+        f"event=checkpoint-unusable sequence=13 reason=parts 2 of its {parts} are missing; "
+        "the one before it or the log is used"
+    ) in caplog.text
+    verified = core(tmp_path, "verify-checkpoints", "--json")
+    assert verified.returncode == 1
+    assert json.loads(verified.stdout)["checkpoints"][-1] == {
+        "sequence": 13,
+        "business_date": "2026-11-24",
+        "verdict": f"parts 2 of its {parts} are missing",
+    }
 
 
 def test_a_checkpoint_that_does_not_restore_falls_back_to_the_log(

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.clearing.snapshots import SnapshotError, capture, restore
 from gateway.configuration.clearing_settings import ClearingSettings
+from gateway.service import clearing_service
+from gateway.service.clearing_service import serialized
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
 from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY, step
 from tests.clearing.test_idempotency_and_restart import busy_day
@@ -113,3 +115,19 @@ def test_a_snapshot_of_another_layout_rules_or_participants_is_refused() -> None
     broken = {**state, "items": [["only an id"]]}
     with pytest.raises(SnapshotError, match=r"^it does not restore: ValueError: not enough"):
         restored(broken, **CAPS)
+
+
+async def test_a_snapshot_is_serialized_a_slice_at_a_time_as_json_dumps_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service writes a snapshot's long lists and maps a slice at a time (the event loop
+    runs between slices); the text is exactly the one ``json.dumps`` gives at once."""
+    state = capture(busy_day().core)
+    whole = json.dumps(state, separators=(",", ":"))
+    assert await serialized(state) == whole  # shorter than a slice: in one piece
+    monkeypatch.setattr(clearing_service, "SERIALIZED_SLICE", 3)
+    long_ones = [key for key, value in state.items() if isinstance(value, list | dict)]
+    assert {"items", "seen", "packages", "sessions"} <= {
+        key for key in long_ones if len(state[key]) > 3
+    }
+    assert await serialized(state) == whole
