@@ -46,7 +46,17 @@ def _to_day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _item(item: PaymentItem) -> list[Any]:
+class _DayTexts(dict[date, str]):
+    """The ISO text of each date, made once per capture: a snapshot names the same few dates
+    tens of thousands of times (taking the capture's time, which the writer waits for)."""
+
+    def __missing__(self, day: date) -> str:
+        text = self[day] = day.isoformat()
+        return text
+
+
+def _item(item: PaymentItem, days: _DayTexts) -> list[Any]:
+    deadline = item.deadline
     return [
         item.item_id,
         item.package_id,
@@ -56,10 +66,10 @@ def _item(item: PaymentItem) -> list[Any]:
         item.payer,
         item.payee,
         item.amount,
-        item.business_date.isoformat(),
-        item.state.value,
+        days[item.business_date],
+        item.state,  # a str (StrEnum): its value in JSON
         item.session_id,
-        _moment(item.deadline),
+        None if deadline is None else deadline.isoformat(),
         item.reason_code,
         item.returned_by,
         item.return_of,
@@ -168,6 +178,7 @@ def _to_statement(value: dict[str, Any]) -> OpenStatement:
 def capture(core: ClearingCore) -> dict[str, Any]:
     """The core's state after the last command it applied, as JSON values that share nothing
     with the core (so they may be written out while the core goes on)."""
+    days = _DayTexts()
     return {
         "format": SNAPSHOT_FORMAT,
         "rules": core.rules,
@@ -186,7 +197,7 @@ def capture(core: ClearingCore) -> dict[str, Any]:
         },
         "levels": {code: level.value for code, level in core.netting.levels.items()},
         "queues": {code: list(queue) for code, queue in core.netting.queues.items()},
-        "items": [_item(item) for item in core.items.values()],
+        "items": [_item(item, days) for item in core.items.values()],
         "packages": [
             [
                 package.package_id,
@@ -206,7 +217,7 @@ def capture(core: ClearingCore) -> dict[str, Any]:
             [receipt.receipt_id, receipt.sender, receipt.package_id, list(receipt.item_ids)]
             for receipt in core.receipts.values()
         ],
-        "returns": {key: day.isoformat() for key, day in core.returns.items()},
+        "returns": {key: days[day] for key, day in core.returns.items()},
         "statements": {
             code: _statement(statement) for code, statement in core.statements.current.items()
         },
@@ -215,7 +226,7 @@ def capture(core: ClearingCore) -> dict[str, Any]:
         "awaiting_settlement": [session.session_id for session in core.awaiting_settlement],
         "settlement_queue": [list(entry) for entry in core.settlement_queue],
         "deadlines": [[moment.isoformat(), item_id] for moment, item_id in core.deadlines],
-        "seen": {key: day.isoformat() for key, day in core.seen.items()},
+        "seen": {key: days[day] for key, day in core.seen.items()},
         "funds_credited": core.funds_credited,
         "end_of_day_pending": sorted(day.isoformat() for day in core.eod_pending),
         "reported_days": [day.isoformat() for day in core.reported_days],
