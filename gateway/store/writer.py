@@ -91,8 +91,7 @@ class WriterTransaction:
 
     def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
         """Add a checkpoint (unless one of its sequence is there; its parts are written
-        already) and delete all but the ``kept`` newest, with their parts, and the parts of
-        any older checkpoint whose storing stopped before its row was written."""
+        already) and delete all but the ``kept`` newest (their parts: ``delete_unkept_part``)."""
         sequence = row["sequence"]
         present = self.connection.execute(
             select(checkpoint.c.sequence).where(checkpoint.c.sequence == sequence)
@@ -104,13 +103,29 @@ class WriterTransaction:
         self.connection.execute(
             delete(checkpoint).where(checkpoint.c.sequence.not_in(kept_sequences))
         )
-        # Parts above the newest checkpoint may be another process's, being stored.
+
+    def delete_unkept_part(self) -> bool:
+        """Delete one part of a checkpoint no longer kept, or of an older one whose storing
+        stopped before its row was written (parts above the newest checkpoint may be another
+        process's, being stored); False when there is none."""
+        newest = select(func.max(checkpoint.c.sequence)).scalar_subquery()
+        found = self.connection.execute(
+            select(checkpoint_part.c.sequence, checkpoint_part.c.part)
+            .where(
+                checkpoint_part.c.sequence.not_in(select(checkpoint.c.sequence)),
+                checkpoint_part.c.sequence < newest,
+            )
+            .limit(1)
+        ).first()
+        if found is None:
+            return False
         self.connection.execute(
             delete(checkpoint_part).where(
-                checkpoint_part.c.sequence.not_in(kept_sequences),
-                checkpoint_part.c.sequence < max(kept_sequences),
+                (checkpoint_part.c.sequence == found.sequence)
+                & (checkpoint_part.c.part == found.part)
             )
         )
+        return True
 
     def save_checkpoint_part(self, sequence: int, part: int, text: str) -> None:
         """Write one part of a checkpoint's text (again, if a storing that stopped wrote it)."""
@@ -206,17 +221,23 @@ class WriterThread:
             lambda transaction: transaction.save_checkpoint_part(sequence, part, text)
         )
 
-    async def _alone(self, work: Callable[[WriterTransaction], None]) -> None:
-        def run() -> None:
+    async def delete_unkept_part(self) -> bool:
+        """Delete one part of a checkpoint no longer kept, in a transaction of its own under
+        the lock the processes share; False when there is none."""
+        return await self._alone(lambda transaction: transaction.delete_unkept_part())
+
+    async def _alone(self, work: Callable[[WriterTransaction], Result]) -> Result:
+        def run() -> Result:
             transaction = WriterTransaction(self._engine, self._lock, self.statistics)
             try:
-                work(transaction)
+                result = work(transaction)
             except BaseException:
                 transaction.abort()
                 raise
             transaction.commit()
+            return result
 
-        await self.run(run)
+        return await self.run(run)
 
     async def record_retired_items(self, rows: list[dict[str, Any]]) -> int:
         """Write the record of retired items into an empty record, in a transaction of its

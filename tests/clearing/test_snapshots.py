@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.clearing.snapshots import SnapshotError, capture, restore
 from gateway.configuration.clearing_settings import ClearingSettings
-from gateway.service import clearing_service
-from gateway.service.clearing_service import serialized
+from gateway.service import snapshot_text
+from gateway.service.snapshot_text import serialized
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
 from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY, step
 from tests.clearing.test_idempotency_and_restart import busy_day
@@ -125,7 +125,7 @@ async def test_a_snapshot_is_serialized_a_slice_at_a_time_as_json_dumps_would(
     state = capture(busy_day().core)
     whole = json.dumps(state, separators=(",", ":"))
     assert await serialized(state) == whole  # shorter than a slice: in one piece
-    monkeypatch.setattr(clearing_service, "SERIALIZED_SLICE", 3)
+    monkeypatch.setattr(snapshot_text, "SERIALIZED_SLICE", 3)
     long_ones = [key for key, value in state.items() if isinstance(value, list | dict)]
     assert {"items", "seen", "packages", "sessions"} <= {
         key for key in long_ones if len(state[key]) > 3
