@@ -146,6 +146,7 @@ class ClearingService:
         of one process apart, and SQLite would refuse the second while the first is open)."""
         self._since_checkpoint = 0
         self._storing: asyncio.Task[int] | None = None
+        self._checkpoint_due = False
         self.restored_from = 0
         """The log sequence of the checkpoint the core was last restored from (0: genesis)."""
         self.replayed = 0
@@ -382,15 +383,17 @@ class ClearingService:
             if self._since_checkpoint >= self._checkpoint_every or any(
                 isinstance(event, DaySwitched) for events in results for event in events
             ):
-                await self._checkpoint()
+                self._checkpoint_due = True
+            if self._checkpoint_due and (self._storing is None or self._storing.done()):
+                # One stored at a time; one due meanwhile is taken after the batch that
+                # follows the end of the storing (the writer never waits for a storing).
+                self._checkpoint()
 
-    async def _checkpoint(self) -> None:
+    def _checkpoint(self) -> None:
         """Take a snapshot of the core as it is now, between two of the writer's transactions
         (nothing changes the core meanwhile), and store it in a task of its own: the writer
-        goes on, and ``close`` lets the task finish. One is stored at a time: the writer
-        waits for the one before if it is still being stored."""
-        if self._storing is not None:
-            await self._storing
+        goes on, and ``close`` lets the task finish."""
+        self._checkpoint_due = False
         self._since_checkpoint = 0
         with cyclic_collection_paused():
             state = capture(self.core)
@@ -505,6 +508,11 @@ class ClearingService:
         """Bring the in-memory core up to date with what every gateway process committed
         (through the writer, which replays the log under the lock the processes share)."""
         await self.execute(lambda core: None)
+
+    async def checkpoint_stored(self) -> None:
+        """Wait until the checkpoint being stored, if any, is stored (or has failed)."""
+        if self._storing is not None:
+            await self._storing
 
     @property
     def sequence(self) -> int:

@@ -91,6 +91,7 @@ def write(folder: Path, **checkpoints: int) -> list[Any]:
         service = await service_at(folder, **checkpoints)
         for command in commands:
             await service.execute(command)
+            await service.checkpoint_stored()  # each due one taken at once (see below)
         await service.close()
 
     run(flow())
@@ -254,6 +255,37 @@ def test_a_checkpoint_is_stored_in_parts_and_one_with_a_part_missing_is_passed_o
         "business_date": "2026-11-24",
         "verdict": f"parts 2 of its {parts} are missing",
     }
+
+
+def test_the_writer_never_waits_for_a_checkpoint_being_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint falls due while the one before is still being stored: the commands go on,
+    and it is taken after the first batch that follows the end of that storing."""
+    commands = two_days()
+    release = asyncio.Event()
+    store = ClearingService._store_checkpoint
+
+    async def held(self: ClearingService, sequence: int, state: dict[str, Any]) -> int:
+        await release.wait()
+        return await store(self, sequence, state)
+
+    monkeypatch.setattr(ClearingService, "_store_checkpoint", held)
+
+    async def flow() -> None:
+        service = await service_at(tmp_path, checkpoint_every_commands=4)
+        for command in commands[:10]:  # due at 4 (held), at 8 (deferred)
+            await asyncio.wait_for(service.execute(command), 5)
+        assert checkpoints(tmp_path) == []
+        release.set()
+        await service.checkpoint_stored()
+        assert [sequence for sequence, _ in checkpoints(tmp_path)] == [4]
+        await service.execute(commands[10])  # the deferred one, after this batch
+        await service.checkpoint_stored()
+        await service.close()
+
+    run(flow())
+    assert [sequence for sequence, _ in checkpoints(tmp_path)] == [4, 11]
 
 
 def test_a_checkpoint_that_does_not_restore_falls_back_to_the_log(
