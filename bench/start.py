@@ -2,9 +2,11 @@
 
 Builds a ledger of several working days of single-item credits (A100) across 50 direct
 participants through the clearing service (each day ends with the day switch, which stores a
-checkpoint; the last day stops half-way), timing the command that retires a day's items (the
-first after a day switch once the days kept have passed: it writes their record) against the
-one after it, then opens it:
+checkpoint; the last day stops half-way), with the clock's ticks among the payments. Commands
+are sent together up to 256 with at most one tick, and each one's wait is timed: once the days
+kept have passed, the first ticks of a day retire an earlier day (and write its record), and
+the waits of the commands sent with them are set against the others'. Then it opens the
+ledger:
   * from the newest checkpoint (what a start does): restore, then replay the rest of the log;
   * from the genesis (the checkpoints deleted in a copy): replay the whole log;
 each against the baseline measured in the same run: reading the whole command log with plain
@@ -33,19 +35,28 @@ sys.path.insert(0, str(ROOT))
 from bench.clearing import SETTINGS, START, directory  # noqa: E402
 from gateway.clearing.calendar import BusinessCalendar  # noqa: E402
 from gateway.clearing.commands import AdvanceClock, PackageItem, SubmitPackage  # noqa: E402
+from gateway.clearing.events import BusinessRetired  # noqa: E402
 from gateway.service.clearing_service import ClearingService  # noqa: E402
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url  # noqa: E402
 from gateway.store.retired_items import find_retired_items  # noqa: E402
 
 CONCURRENT = 256
-"""Commands handed to the service at once while building the ledger (one group commit)."""
+"""Commands handed to the service at once while building the ledger (one group commit) at
+most."""
+TICK_SECONDS = 60
+"""The clock's ticks among a day's payments (the gateway ticks each second: this is 60 times
+fewer, and still retires a day in its first half hour)."""
 
 
 def day_commands(
     day: int, opening: datetime, count: int, banks: list[str], generator: random.Random
 ) -> list:
-    """``count`` credits during business day ``day`` (from ``opening`` on, for 7 hours)."""
-    commands: list = []
+    """``count`` credits during business day ``day`` (from ``opening`` on, for 7 hours), and
+    the clock's ticks among them, one each ``TICK_SECONDS``."""
+    commands: list = [
+        AdvanceClock(command_id=f"tick-{day}-{second}", at=opening + timedelta(seconds=second))
+        for second in range(0, 7 * 3600, TICK_SECONDS)
+    ]
     for number in range(count):
         sender, receiver = generator.sample(banks, 2)
         commands.append(
@@ -66,7 +77,7 @@ def day_commands(
                 ),
             )
         )
-    return commands
+    return sorted(commands, key=lambda command: command.at)
 
 
 def service(folder: Path) -> ClearingService:
@@ -91,37 +102,71 @@ def working_days(count: int) -> list[datetime]:
     return days
 
 
-async def build(
-    folder: Path, days: int, per_day: int
-) -> tuple[int, list[tuple[int, float, float]]]:
-    """The commands written, and for each day whose first command retired items: how many,
-    that command's seconds and the next one's (each alone)."""
+async def timed(ledger: ClearingService, command: object) -> tuple[float, bool]:
+    """How long ``command`` waited for its commit, and whether it retired business."""
+    started = time.perf_counter()
+    events = await ledger.execute(command)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    return seconds, any(isinstance(event, BusinessRetired) for event in events)
+
+
+async def build(folder: Path, days: int, per_day: int) -> tuple[int, dict[str, list[float]]]:
+    """The commands written, and the waits of each command: those sent together with a tick
+    that retired business, those sent first after a day switch, and the others."""
     banks = [entry.code for entry in directory().participants.direct]
     generator = random.Random(20022)
     ledger = service(folder)
     await ledger.open()
     written = 0
-    retirements: list[tuple[int, float, float]] = []
-    openings = working_days(days)
-    for day, opening in enumerate(openings):
+    retiring: list[float] = []
+    checkpointing: list[float] = []
+    others: list[float] = []
+    for day, opening in enumerate(working_days(days)):
         last = day == days - 1
         commands = day_commands(day, opening, per_day // 2 if last else per_day, banks, generator)
         if not last:
             switch = datetime.combine(opening.date(), SETTINGS.sessions.day_switch, SETTINGS.zone)
             commands.append(AdvanceClock(command_id=f"switch-{day}", at=switch + timedelta(1 / 24)))
-        held = len(ledger.core.items) if day else 0
-        seconds = []
-        for command in commands[:2]:
-            started = time.perf_counter()
-            await ledger.execute(command)
-            seconds.append(time.perf_counter() - started)
-        if day and len(ledger.core.items) < held:
-            retirements.append((held + 2 - len(ledger.core.items), seconds[0], seconds[1]))
-        for first in range(2, len(commands), CONCURRENT):
-            await asyncio.gather(*(ledger.execute(c) for c in commands[first : first + CONCURRENT]))
+        for number, group in enumerate(groups(commands)):
+            results = await asyncio.gather(*(timed(ledger, command) for command in group))
+            waits = [seconds for seconds, _ in results]
+            if day and not number:
+                checkpointing.extend(waits)  # behind the checkpoint of the day switch
+            elif any(retired for _, retired in results):
+                retiring.extend(waits)
+            else:
+                others.extend(waits)
         written += len(commands)
     await ledger.close()
-    return written, retirements
+    return written, {
+        "sent with a tick that retired": retiring,
+        "sent first after a day switch (its checkpoint)": checkpointing,
+        "the others": others,
+    }
+
+
+def groups(commands: list) -> list[list]:
+    """The commands sent together: at most ``CONCURRENT``, and at most one tick (as from a
+    gateway that ticks each second)."""
+    sent: list[list] = [[]]
+    for command in commands:
+        if len(sent[-1]) == CONCURRENT or (
+            isinstance(command, AdvanceClock) and any(isinstance(c, AdvanceClock) for c in sent[-1])
+        ):
+            sent.append([])
+        sent[-1].append(command)
+    return sent
+
+
+def percentiles(waits: list[float]) -> str:
+    ordered = sorted(waits)
+    if not ordered:
+        return "none"
+    return (
+        f"p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, p99 "
+        f"{ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)] * 1000:.0f} ms, max "
+        f"{ordered[-1] * 1000:.0f} ms ({len(ordered):,} commands)"
+    )
 
 
 async def query_record(folder: Path) -> list[tuple[str, int, float]]:
@@ -176,21 +221,21 @@ def main() -> None:
         folder = Path(name) / "ledger"
         folder.mkdir()
         started = time.perf_counter()
-        written, retirements = asyncio.run(build(folder, arguments.days, arguments.per_day))
+        written, waits = asyncio.run(build(folder, arguments.days, arguments.per_day))
         print(
             f"ledger: {written:,} commands over {arguments.days} working days (the core keeps "
-            f"{SETTINGS.retention.business_days} days after their end of day), built in "
-            f"{time.perf_counter() - started:.1f} s"
+            f"{SETTINGS.retention.business_days} days after their end of day, retires at most "
+            f"{SETTINGS.retention.items_per_tick:,} items at a tick), built in "
+            f"{time.perf_counter() - started:.1f} s; commands sent together, up to {CONCURRENT} "
+            "with at most one tick"
         )
-        for items, retiring, after in retirements:
-            print(
-                f"  the command that retired {items:,} items and wrote their record: "
-                f"{retiring * 1000:.0f} ms; the command after it: {after * 1000:.1f} ms"
-            )
+        for what, seconds in waits.items():
+            print(f"  waits of the commands {what}: {percentiles(seconds)}")
         with sqlite3.connect(folder / DATABASE_FILE) as connection:
             sequence, size = connection.execute(
-                "SELECT sequence, length(state) FROM clearing_checkpoint "
-                "ORDER BY sequence DESC LIMIT 1"
+                "SELECT c.sequence, (SELECT sum(length(p.text)) FROM clearing_checkpoint_part p "
+                "WHERE p.sequence = c.sequence) FROM clearing_checkpoint c "
+                "ORDER BY c.sequence DESC LIMIT 1"
             ).fetchone()
         baseline = read_log(folder)
         print(f"plain sqlite3 read of the whole log: {baseline:.2f} s (baseline)")
