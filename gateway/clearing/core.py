@@ -144,7 +144,8 @@ class ClearingCore:
         self.retained_days = settings.retention.business_days
         self.retire_per_tick = settings.retention.items_per_tick
         self.retire_through: date | None = None
-        """Business days up to this one are retired before the next command (rules 3 on)."""
+        """Business days up to this one are to be retired: before the next command (rules 3),
+        over the next ticks (rules 4)."""
         self.retired_through: date | None = None
         """The last business day retired; None while the core has retired nothing."""
         self.open_session = self._open_session(1)

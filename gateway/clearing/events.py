@@ -175,7 +175,7 @@ class BusinessRetired(Event):
     sessions: int
     command_ids: int
     complete: bool
-    """All of it is retired (rules version 4 retires a bounded part at each command)."""
+    """All of it is retired (rules version 4 retires a bounded part at each tick)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Counts, not the items (a day's business)."""

@@ -42,15 +42,7 @@ def retire(core: ClearingCore, through: date) -> BusinessRetired:
     """Forget the finished business of business days up to ``through`` (already reported);
     what was forgotten, the items as they ended."""
     unfinished = core.eod_pending
-    sessions = {
-        key
-        for key, session in core.sessions.items()
-        if session.business_date <= through
-        and session.business_date not in unfinished
-        and session.closed
-        and session.settlement_date is not None
-        and not session.unsettled
-    }
+    sessions = _retirable_sessions(core, through)
     groups: dict[str, list[str]] = defaultdict(list)
     kept: set[str] = set()
     for item_id, item in core.items.items():
@@ -67,28 +59,12 @@ def retire(core: ClearingCore, through: date) -> BusinessRetired:
     for key in packages:
         for item_id in groups[key]:
             items.append(core.items.pop(item_id))
-        package = core.packages.pop(key, None)
-        if package is not None:
-            message_id = key.rpartition(":")[2]
-            listed = core.packages_by_message.get(message_id, [])
-            if key in listed:
-                listed.remove(key)
-            if not listed:
-                core.packages_by_message.pop(message_id, None)
-    retired_packages = set(packages)
-    for receipt_id in [
-        key for key, receipt in core.receipts.items() if receipt.package_id in retired_packages
-    ]:
-        del core.receipts[receipt_id]
-    for key in retired_packages:
-        core.receipts_by_package.pop(key, None)
+        _forget_package(core, key)
     for return_id in [key for key, day in core.returns.items() if day <= through]:
         del core.returns[return_id]
     for key in sessions:
         del core.sessions[key]
-    if any(item_id not in core.items for _, item_id in core.deadlines):
-        core.deadlines = [entry for entry in core.deadlines if entry[1] in core.items]
-        heapq.heapify(core.deadlines)
+    _forget_deadlines(core)
     forgotten = [key for key, day in core.seen.items() if day <= through]
     for key in forgotten:
         del core.seen[key]
@@ -109,6 +85,28 @@ def _retirable_sessions(core: ClearingCore, through: date) -> set[str]:
         and session.settlement_date is not None
         and not session.unsettled
     }
+
+
+def _forget_package(core: ClearingCore, key: str) -> None:
+    """Forget a package (or return) whose items are retired, and its receipts."""
+    package = core.packages.pop(key, None)
+    if package is not None:
+        message_id = key.rpartition(":")[2]
+        listed = core.packages_by_message.get(message_id, [])
+        if key in listed:
+            listed.remove(key)
+        if not listed:
+            core.packages_by_message.pop(message_id, None)
+    for receipt_id in core.receipts_by_package.pop(key, []):
+        core.receipts.pop(receipt_id, None)
+
+
+def _forget_deadlines(core: ClearingCore) -> None:
+    """Drop the deadlines of retired items (entries of items that moved on stay in the heap
+    until they come up; the core looks those items up)."""
+    if any(item_id not in core.items for _, item_id in core.deadlines):
+        core.deadlines = [entry for entry in core.deadlines if entry[1] in core.items]
+        heapq.heapify(core.deadlines)
 
 
 def _groups(items: Iterable[PaymentItem]) -> Iterator[list[PaymentItem]]:
@@ -165,22 +163,10 @@ def retire_some(core: ClearingCore, through: date, budget: int) -> BusinessRetir
             forgotten += len(group)
     items: list[PaymentItem] = []
     for group in chosen:
-        key = group[0].package_id
         for item in group:
             items.append(core.items.pop(item.item_id))
-        package = core.packages.pop(key, None)
-        if package is not None:
-            message_id = key.rpartition(":")[2]
-            listed = core.packages_by_message.get(message_id, [])
-            if key in listed:
-                listed.remove(key)
-            if not listed:
-                core.packages_by_message.pop(message_id, None)
-        for receipt_id in core.receipts_by_package.pop(key, []):
-            core.receipts.pop(receipt_id, None)
-    if any(item_id not in core.items for _, item_id in core.deadlines):
-        core.deadlines = [entry for entry in core.deadlines if entry[1] in core.items]
-        heapq.heapify(core.deadlines)
+        _forget_package(core, group[0].package_id)
+    _forget_deadlines(core)
     left = max(budget - forgotten, 0)
     command_ids, ids_done = _oldest(core.seen, through, left)
     for key in command_ids:

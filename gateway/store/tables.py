@@ -25,13 +25,14 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
-def _sequence() -> Column[int]:
-    """An increasing integer key (SQLite's rowid, a sequence elsewhere)."""
+def _sequence(generated: bool = True) -> Column[int]:
+    """An increasing integer key: generated (SQLite's rowid, a sequence elsewhere), or given
+    (the command log sequence a checkpoint covers)."""
     return Column(
         "sequence",
         BigInteger().with_variant(Integer, "sqlite"),
         primary_key=True,
-        autoincrement=True,
+        autoincrement=generated,
     )
 
 
@@ -60,12 +61,7 @@ command_log = Table(
 checkpoint = Table(
     "clearing_checkpoint",
     metadata,
-    Column(
-        "sequence",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _sequence(generated=False),
     Column("format", Integer, nullable=False),
     Column("rules", Integer, nullable=False),
     Column("clock", String(40), nullable=False),
@@ -84,12 +80,7 @@ after its parts: a checkpoint without it is not one."""
 checkpoint_part = Table(
     "clearing_checkpoint_part",
     metadata,
-    Column(
-        "sequence",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _sequence(generated=False),
     Column("part", Integer, primary_key=True, autoincrement=False),
     Column("text", Text, nullable=False),
 )

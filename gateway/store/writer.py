@@ -244,21 +244,16 @@ class WriterThread:
         own under the lock the processes share; how many rows were written (0: another
         process had recorded them)."""
 
-        def record() -> int:
-            transaction = WriterTransaction(self._engine, self._lock, self.statistics)
-            try:
-                present = transaction.connection.execute(
-                    select(func.count()).select_from(retired_item)
-                ).scalar_one()
-                if present == 0 and rows:
-                    transaction.connection.execute(insert(retired_item), rows)
-            except BaseException:
-                transaction.abort()
-                raise
-            transaction.commit()
-            return len(rows) if present == 0 else 0
+        def record(transaction: WriterTransaction) -> int:
+            connection = transaction.connection
+            present = connection.execute(select(func.count()).select_from(retired_item))
+            if present.scalar_one():
+                return 0
+            if rows:
+                connection.execute(insert(retired_item), rows)
+            return len(rows)
 
-        return await self.run(record)
+        return await self._alone(record)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)
