@@ -38,7 +38,7 @@ from gateway.clearing.commands import AdvanceClock, PackageItem, SubmitPackage  
 from gateway.clearing.events import BusinessRetired  # noqa: E402
 from gateway.service.clearing_service import ClearingService  # noqa: E402
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url  # noqa: E402
-from gateway.store.retired_items import find_retired_items  # noqa: E402
+from gateway.store.retired_items import ItemFilter, find_retired_items  # noqa: E402
 
 CONCURRENT = 256
 """Commands handed to the service at once while building the ledger (one group commit) at
@@ -177,17 +177,20 @@ async def query_record(folder: Path) -> list[tuple[str, int, float]]:
     day = working_days(1)[0].date()
     figures = []
     async with ledger.engine.connect() as connection:
-        for what, filters in (
-            (f"--participant {some_bank} --limit 1000", {"participant": some_bank}),
-            (f"--date {day} --limit 10000", {"business_date": day}),
+        [sample] = await find_retired_items(connection, 1, ItemFilter(participant=some_bank))
+        package = sample.package_id
+        for what, wanted in (
+            (f"--participant {some_bank} --limit 1000", ItemFilter(participant=some_bank)),
+            (f"--date {day} --limit 10000", ItemFilter(business_date=day)),
             (
                 f"--participant {some_bank} --state settled --limit 10000",
-                {"participant": some_bank, "state": "settled"},
+                ItemFilter(participant=some_bank, state="settled"),
             ),
+            (f"--message {package.replace(':', ' ')} --limit 50", ItemFilter(package=package)),
         ):
             limit = int(what.rpartition(" ")[2])
             started = time.perf_counter()
-            found = await find_retired_items(connection, limit, **filters)
+            found = await find_retired_items(connection, limit, wanted)
             figures.append((what, len(found), time.perf_counter() - started))
     await ledger.close()
     return figures

@@ -141,6 +141,12 @@ def add_core_commands(commands: Any) -> None:
     transactions.add_argument(
         "--state", choices=[state.value for state in ItemState], help="only items in this state"
     )
+    transactions.add_argument(
+        "--message",
+        nargs=2,
+        metavar=("SENDER", "MESSAGE_ID"),
+        help="only the items of this message (the sender's bank code, AppHdr/BizMsgIdr)",
+    )
     _add_limit(transactions)
     transactions.add_argument("--json", action="store_true", help="print JSON")
     funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
@@ -580,6 +586,7 @@ async def _transactions(
     # The codecs read the accounts from the kept messages; storage: not loaded by validate.
     from gateway.composition import build_gateway
     from gateway.service.transaction_records import transaction_records
+    from gateway.store.retired_items import ItemFilter
 
     codecs = build_gateway(config, check_sample_files=False).codecs
     async with service.engine.connect() as connection:
@@ -588,9 +595,12 @@ async def _transactions(
             connection,
             codecs,
             arguments.limit,
-            participant=arguments.participant,
-            business_date=arguments.date,
-            state=arguments.state,
+            ItemFilter(
+                arguments.participant,
+                arguments.date,
+                arguments.state,
+                ":".join(arguments.message) if arguments.message else None,
+            ),
         )
     if arguments.json:
         json.dump([asdict(record) for record in records], out, ensure_ascii=False, indent=2)

@@ -15,7 +15,6 @@ ledger as evidence (``isogw core message``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from lxml import etree
 from pydantic import BaseModel
@@ -28,7 +27,7 @@ from gateway.iso.converters import from_amount
 from gateway.iso.decoder import DecodingError, decode_tree
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 from gateway.store.messages import Submission, find_submission
-from gateway.store.retired_items import find_retired_item, find_retired_items
+from gateway.store.retired_items import ItemFilter, find_retired_item, find_retired_items
 
 MASK = "*"
 ACCOUNT_SHOWN = 4
@@ -149,46 +148,24 @@ class _Messages:
         }
 
 
-def _selected(
-    item: PaymentItem,
-    participant: str | None,
-    business_date: date | None,
-    state: str | None,
-) -> bool:
-    if participant is not None and participant not in (
-        item.payer,
-        item.payee,
-        item.package_id.partition(":")[0],
-    ):
-        return False
-    if business_date is not None and item.business_date != business_date:
-        return False
-    return state is None or item.state.value == state
-
-
 async def transaction_records(
     core: ClearingCore,
     connection: AsyncConnection,
     codecs: CodecCatalogue,
     limit: int,
-    participant: str | None = None,
-    business_date: date | None = None,
-    state: str | None = None,
+    wanted: ItemFilter,
 ) -> list[TransactionRecord]:
-    """Payment items, masked, at most ``limit``: those ``participant`` pays, is paid by or
-    sent, of ``business_date``, in ``state`` (each filter if given). First the core's, newest
-    first, then those it retired, the last retired first."""
+    """Payment items that ``wanted`` selects, masked, at most ``limit``: first the core's,
+    newest first, then those it retired, the last retired first."""
     held: list[PaymentItem] = []
     for item in reversed(list(core.items.values())):
         if len(held) >= limit:
             break
-        if _selected(item, participant, business_date, state):
+        if wanted.selects(item):
             held.append(item)
     retired: list[PaymentItem] = []
     if len(held) < limit and core.retired_through is not None:
-        retired = await find_retired_items(
-            connection, limit - len(held), participant, business_date, state
-        )
+        retired = await find_retired_items(connection, limit - len(held), wanted)
     messages = _Messages(connection, codecs)
     records: list[TransactionRecord] = []
     for item in [*held, *retired]:

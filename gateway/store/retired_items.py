@@ -3,6 +3,7 @@ retired them, read by the operator's transaction queries (portable SQL)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -12,6 +13,31 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.clearing.events import BusinessRetired
 from gateway.clearing.items import ItemState, PaymentItem
 from gateway.store.tables import retired_item
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Which payment items an operator asks for (each condition if given)."""
+
+    participant: str | None = None
+    """Items this bank pays, is paid by or sent."""
+    business_date: date | None = None
+    state: str | None = None
+    package: str | None = None
+    """Items of this package or return (``SENDER:MESSAGE_ID``)."""
+
+    def selects(self, item: PaymentItem) -> bool:
+        if self.participant is not None and self.participant not in (
+            item.payer,
+            item.payee,
+            item.package_id.partition(":")[0],
+        ):
+            return False
+        if self.business_date is not None and item.business_date != self.business_date:
+            return False
+        if self.package is not None and item.package_id != self.package:
+            return False
+        return self.state is None or item.state.value == self.state
 
 
 def retired_item_rows(retired: BusinessRetired) -> list[dict[str, Any]]:
@@ -60,27 +86,29 @@ def _item(row: Row[Any]) -> PaymentItem:
 
 
 async def find_retired_items(
-    connection: AsyncConnection,
-    limit: int,
-    participant: str | None = None,
-    business_date: date | None = None,
-    state: str | None = None,
+    connection: AsyncConnection, limit: int, wanted: ItemFilter
 ) -> list[PaymentItem]:
-    """Retired items, the last retired first, at most ``limit``: those ``participant`` pays,
-    is paid by or sent, of ``business_date``, in ``state`` (each filter if given)."""
+    """Retired items that ``wanted`` selects, the last retired first, at most ``limit``."""
     query = select(retired_item).order_by(retired_item.c.sequence.desc()).limit(limit)
-    if participant is not None:
+    if wanted.participant is not None:
         query = query.where(
             or_(
-                retired_item.c.payer == participant,
-                retired_item.c.payee == participant,
-                retired_item.c.sender == participant,
+                retired_item.c.payer == wanted.participant,
+                retired_item.c.payee == wanted.participant,
+                retired_item.c.sender == wanted.participant,
             )
         )
-    if business_date is not None:
-        query = query.where(retired_item.c.business_date == business_date.isoformat())
-    if state is not None:
-        query = query.where(retired_item.c.state == state)
+    if wanted.business_date is not None:
+        query = query.where(retired_item.c.business_date == wanted.business_date.isoformat())
+    if wanted.state is not None:
+        query = query.where(retired_item.c.state == wanted.state)
+    if wanted.package is not None:
+        # An item's id is its package's and "/" and its transaction id: a range of the
+        # item id's unique index ("0" follows "/").
+        query = query.where(
+            retired_item.c.item_id >= wanted.package + "/",
+            retired_item.c.item_id < wanted.package + "0",
+        )
     return [_item(row) for row in await connection.execute(query)]
 
 

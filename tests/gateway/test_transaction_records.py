@@ -80,6 +80,7 @@ async def listing(as_json: bool = True, **filters: Any) -> Any:
         participant=filters.get("participant"),
         date=filters.get("date"),
         state=filters.get("state"),
+        message=filters.get("message"),
         limit=filters.get("limit", 50),
         json=as_json,
     )
@@ -156,6 +157,9 @@ async def test_filters_and_order(harness: Harness) -> None:
     assert [record["item"] for record in await listing(participant=CCB)] == [CREDIT]
     assert len(await listing(participant=ICBC)) == 4
     assert [record["item"] for record in await listing(state="rejected")] == [CREDIT]
+    assert [record["item"] for record in await listing(message=[BOCOM, C100_ID])] == [CREDIT]
+    assert len(await listing(message=A100.split(":"))) == 4
+    assert await listing(message=[ICBC, C100_ID]) == []
     assert await listing(state="settled") == []
     assert len(await listing(date=harness.runtime.clearing.core.business_date)) == 5
     assert await listing(date=date(2026, 11, 24)) == []
@@ -231,6 +235,17 @@ async def test_items_the_core_retired_are_listed_from_their_record(harness: Harn
     ]
     assert len(await listing(date=date(2026, 11, 23))) == 6
     assert await listing(date=date(2026, 11, 24)) == []
+    # One message's items, from the record; a message id that is only the start of another's
+    # takes nothing.
+    [by_message] = await listing(message=[BOCOM, C100_ID])
+    assert by_message == credit
+    assert [record["item"] for record in await listing(message=A100.split(":"))] == [
+        f"{A100}/1021000999962026112300000004",
+        f"{A100}/1021000999962026112300000003",
+        f"{A100}/1021000999962026112300000002",
+        f"{A100}/1021000999962026112300000001",
+    ]
+    assert await listing(message=[BOCOM, C100_ID[:-1]]) == []
     # What the core holds comes first; the limit counts both.
     later = C100.replace(C100_ID.encode(), C100_ID[:-4].encode() + b"0043")
     assert (await harness.post(BOCOM, harness.sign(BOCOM, later)))[0] == 200
@@ -309,6 +324,7 @@ CORE_TRANSACTIONS = (
         (["--limit", "0"], "argument --limit: '0' is not a whole number from 1 to 10000"),
         (["--date", "23/11/2026"], "argument --date: '23/11/2026' is not a date (YYYY-MM-DD)"),
         (["--state", "paid"], "argument --state: invalid choice: 'paid'"),
+        (["--message", "301290000007"], "argument --message: expected 2 arguments"),
     ],
 )
 def test_a_bad_argument_is_named(arguments: list[str], problem: str) -> None:
