@@ -203,29 +203,45 @@ class ClearingService:
 
     async def _record_earlier_retirements(self) -> None:
         """A ledger whose core retired business before this release recorded retired items:
-        replay the log from its genesis once and record every item it retired (under the
-        writer's lock, and only into an empty record, so that processes starting together
-        record them once)."""
+        replay the log from its genesis once and record every item it retired, as the replay
+        goes (each part under the writer's lock, and only onto what this process recorded, so
+        that of processes starting together one records them)."""
         began = time.monotonic()
         rows: list[dict[str, Any]] = []
+        recorded = 0
+
+        async def record() -> bool:
+            nonlocal recorded
+            if not await self._thread.record_retired_items(rows, recorded):
+                LOG.info("event=retired-items-recorded-by-another-process")
+                return False
+            recorded += len(rows)
+            rows.clear()
+            return True
+
         core = self.genesis_core()
         position = 0
-        async with self._engine.connect() as connection:
-            with cyclic_collection_paused():
-                while position < self._sequence:
-                    read = log_after(position, min(CATCH_UP_BATCH, self._sequence - position))
+        with cyclic_collection_paused():
+            while position < self._sequence:
+                read = log_after(position, min(CATCH_UP_BATCH, self._sequence - position))
+                # A connection per read: one left open would keep the writer's lock from the
+                # record's writes (every transaction here begins as an immediate one).
+                async with self._engine.connect() as connection:
                     batch = (await connection.execute(read)).all()
-                    if not batch:
-                        break
-                    for sequence, payload in batch:
-                        if sequence > self._sequence:
-                            break  # logged by another process since this one's restore
-                        passed, _ = core.apply(COMMANDS.validate_json(payload))
-                        for event in passed:
-                            if isinstance(event, BusinessRetired):
-                                rows.extend(retired_item_rows(event))
-                        position = sequence
-        recorded = await self._thread.record_retired_items(rows)
+                if not batch:
+                    break
+                for sequence, payload in batch:
+                    if sequence > self._sequence:
+                        break  # logged by another process since this one's restore
+                    passed, _ = core.apply(COMMANDS.validate_json(payload))
+                    for event in passed:
+                        if isinstance(event, BusinessRetired):
+                            rows.extend(retired_item_rows(event))
+                    position = sequence
+                if len(rows) >= CATCH_UP_BATCH and not await record():
+                    return
+        if not await record():
+            return
         LOG.info(
             "event=retired-items-recorded items=%d replayed=%d seconds=%.3f",
             recorded,

@@ -239,19 +239,19 @@ class WriterThread:
 
         return await self.run(run)
 
-    async def record_retired_items(self, rows: list[dict[str, Any]]) -> int:
-        """Write the record of retired items into an empty record, in a transaction of its
-        own under the lock the processes share; how many rows were written (0: another
-        process had recorded them)."""
+    async def record_retired_items(self, rows: list[dict[str, Any]], after: int) -> bool:
+        """Add ``rows`` to the record of retired items if it holds ``after`` rows, in a
+        transaction of its own under the lock the processes share; False (nothing written)
+        when it holds another number: another process is recording them."""
 
-        def record(transaction: WriterTransaction) -> int:
+        def record(transaction: WriterTransaction) -> bool:
             connection = transaction.connection
             present = connection.execute(select(func.count()).select_from(retired_item))
-            if present.scalar_one():
-                return 0
+            if present.scalar_one() != after:
+                return False
             if rows:
                 connection.execute(insert(retired_item), rows)
-            return len(rows)
+            return True
 
         return await self._alone(record)
 

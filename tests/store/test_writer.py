@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.store.database import create_writer_engine, sqlite_url
-from gateway.store.tables import command_log, metadata
+from gateway.store.tables import command_log, metadata, retired_item
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterThread
 
@@ -142,3 +142,46 @@ def test_a_transaction_that_cannot_begin_lets_the_lock_go(tmp_path: Path) -> Non
         await writer.close()
 
     asyncio.run(scenario())
+
+
+def test_retired_items_are_recorded_only_onto_the_record_the_recorder_expects(
+    folder: Path,
+) -> None:
+    """Processes starting together each replay a ledger that retired before its record
+    existed: the first part written decides which one records the rest."""
+    row = {
+        "item_id": "102100099996:B1/T1",
+        "package_id": "102100099996:B1",
+        "sender": "102100099996",
+        "transaction_id": "T1",
+        "business_type": "A100",
+        "real_time": False,
+        "payer": "102100099996",
+        "payee": "104100000004",
+        "amount": 10000,
+        "business_date": "2026-11-23",
+        "state": "settled",
+        "session_id": "20261123-01",
+        "reason_code": None,
+        "return_of": None,
+        "returned_by": None,
+        "retired_through": "2026-11-23",
+    }
+    second = {**row, "item_id": "102100099996:B1/T2", "transaction_id": "T2"}
+
+    async def flow() -> list[bool]:
+        writer = WriterThread(sqlite_url(folder))
+        outcomes = [
+            await writer.record_retired_items([row], 0),  # the first process's first part
+            await writer.record_retired_items([row], 0),  # another's: it finds one row there
+            await writer.record_retired_items([second], 1),  # the first's next part
+        ]
+        await writer.close()
+        return outcomes
+
+    assert asyncio.run(flow()) == [True, False, True]
+    engine = create_writer_engine(sqlite_url(folder))
+    with engine.connect() as connection:
+        items = [value for (value,) in connection.execute(select(retired_item.c.item_id))]
+    engine.dispose()
+    assert items == ["102100099996:B1/T1", "102100099996:B1/T2"]
