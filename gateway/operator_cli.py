@@ -197,7 +197,16 @@ def status(core: ClearingCore) -> dict[str, Any]:
         ],
         "end_of_day_pending": [day.isoformat() for day in sorted(core.eod_pending)],
         "rules_version": core.rules,
+        # Retirement: what the core holds, the last business day it retired business of, and
+        # the day it is retiring through at the clock's ticks (None: nothing left to retire).
+        "items_in_memory": len(core.items),
+        "retired_through": _day_text(core.retired_through),
+        "retiring_through": _day_text(core.retire_through),
     }
+
+
+def _day_text(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def positions(core: ClearingCore) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import pytest
 from gateway.clearing.commands import AdvanceClock
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import BusinessRetired, CommandRefused, EndOfDay
+from gateway.operator_cli import status
 from gateway.service.clearing_service import ClearingService
 from gateway.store.database import create_engine, sqlite_url
 from gateway.store.write_batch import WriteBatch
@@ -230,6 +231,16 @@ def test_version_4_never_retires_before_a_payment() -> None:
         event for event in scenario.advance(minutes=1) if isinstance(event, BusinessRetired)
     ]
     assert [item.item_id for item in retired.items] == [names["returned"]]
+
+
+def test_the_operator_status_shows_how_far_retirement_has_gone() -> None:
+    scenario, _ = three_days(rules=4)
+    first = status(scenario.core)
+    assert (first["retired_through"], first["retiring_through"]) == ("2026-11-23", "2026-11-23")
+    retired_until_complete(scenario)
+    done = status(scenario.core)
+    assert (done["retired_through"], done["retiring_through"]) == ("2026-11-23", None)
+    assert done["items_in_memory"] == len(scenario.core.items) == first["items_in_memory"] - 2
 
 
 def test_version_4_retires_a_package_whole_even_over_the_bound() -> None:
