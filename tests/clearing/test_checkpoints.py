@@ -257,6 +257,24 @@ def test_a_checkpoint_is_stored_in_parts_and_one_with_a_part_missing_is_passed_o
     }
 
 
+def test_a_checkpoint_stored_before_parts_existed_still_restores(tmp_path: Path) -> None:
+    """Its JSON in the checkpoint's own row, no parts (``parts`` empty): read as it was."""
+    commands = write(tmp_path)
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+        [(sequence, text)] = stored_texts(connection).items()
+        connection.execute(
+            "UPDATE clearing_checkpoint SET state = ?, parts = NULL WHERE sequence = ?",
+            (text, sequence),
+        )
+        connection.execute("DELETE FROM clearing_checkpoint_part")
+    restored_from, replayed, fingerprint = reopened(tmp_path)
+    assert (restored_from, replayed) == (13, 1)
+    assert fingerprint == replayed_from_genesis(commands)
+    verified = core(tmp_path, "verify-checkpoints")
+    assert verified.returncode == 0
+    assert "checkpoint 13 (business date 2026-11-24): matches\n" in verified.stdout
+
+
 def test_the_writer_never_waits_for_a_checkpoint_being_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
