@@ -16,19 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import BusinessRetired
 from gateway.clearing.snapshots import SNAPSHOT_FORMAT, SnapshotError, capture
-from gateway.service.clearing_service import COMMANDS, ClearingService, cyclic_collection_paused
+from gateway.service.clearing_service import ClearingService, cyclic_collection_paused
 from gateway.store.checkpoint_texts import checkpoint_text
 from gateway.store.retired_items import retired_item_rows
 from gateway.store.tables import checkpoint, retired_item
-from gateway.store.writer import log_after
-
-REPLAY_BATCH = 1_000
-"""Log rows read per query while replaying."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +73,10 @@ class LedgerVerdicts:
 class _RecordCheck:
     """Compares the rows of ``clearing_retired_item``, read in the order they were written,
     with the items the replay retires, as the replay reports them (one retirement's rows
-    read at a time)."""
+    read at a time, each on a connection of its own: see ``ClearingService.replay``)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._after = 0
         self.recorded = 0
         self.retired = 0
@@ -91,14 +87,15 @@ class _RecordCheck:
         self.retired += len(expected)
         if self.difference is not None:
             return
-        rows = (
-            await self._connection.execute(
-                select(retired_item)
-                .where(retired_item.c.sequence > self._after)
-                .order_by(retired_item.c.sequence)
-                .limit(len(expected))
-            )
-        ).all()
+        async with self._engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(retired_item)
+                    .where(retired_item.c.sequence > self._after)
+                    .order_by(retired_item.c.sequence)
+                    .limit(len(expected))
+                )
+            ).all()
         self.recorded += len(rows)
         for row, wanted in zip(rows, expected, strict=False):
             self._after = row.sequence
@@ -124,13 +121,14 @@ class _RecordCheck:
 
     async def finish(self) -> RecordVerdict:
         if self.difference is None:
-            more = (
-                await self._connection.execute(
-                    select(func.count())
-                    .select_from(retired_item)
-                    .where(retired_item.c.sequence > self._after)
-                )
-            ).scalar_one()
+            async with self._engine.connect() as connection:
+                more = (
+                    await connection.execute(
+                        select(func.count())
+                        .select_from(retired_item)
+                        .where(retired_item.c.sequence > self._after)
+                    )
+                ).scalar_one()
             self.recorded += int(more)
             if more:
                 self.difference = f"the record has {more} items more than the log retires"
@@ -139,7 +137,8 @@ class _RecordCheck:
 
 async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
     """Replay the whole log from the genesis: every stored checkpoint, oldest first, with its
-    verdict, and the verdict on the record of retired items."""
+    verdict, and the verdict on the record of retired items. Nothing is read on a connection
+    held through the replay, so a serving gateway goes on meanwhile."""
     async with service.engine.connect() as connection:
         stored = (
             await connection.execute(
@@ -148,37 +147,31 @@ async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
                 ).order_by(checkpoint.c.sequence)
             )
         ).all()
-        verdicts: list[CheckpointVerdict] = []
-        record = _RecordCheck(connection)
-        core = service.genesis_core()
-        position = 0
+    verdicts: list[CheckpointVerdict] = []
+    record = _RecordCheck(service.engine)
+    core = service.genesis_core()
+    position = 0
 
-        async def replay(until: int | None) -> None:
-            """Up to ``until`` (the log's end: None)."""
-            nonlocal position
-            while until is None or position < until:
-                limit = REPLAY_BATCH if until is None else min(REPLAY_BATCH, until - position)
-                rows = (await connection.execute(log_after(position, limit))).all()
-                if not rows:
-                    return
-                for row_sequence, payload in rows:
-                    passed, _ = core.apply(COMMANDS.validate_json(payload))
-                    for event in passed:
-                        if isinstance(event, BusinessRetired):
-                            await record.compare(event)
-                    position = row_sequence
+    async def replay(until: int | None) -> None:
+        nonlocal position
+        async for sequence, passed in service.replay(core, position, until):
+            position = sequence
+            for event in passed:
+                if isinstance(event, BusinessRetired):
+                    await record.compare(event)
 
-        with cyclic_collection_paused():
-            for sequence, business_date, layout in stored:
-                await replay(sequence)
-                try:
+    with cyclic_collection_paused():
+        for sequence, business_date, layout in stored:
+            await replay(sequence)
+            try:
+                async with service.engine.connect() as connection:
                     text, digest = await checkpoint_text(connection, sequence)
-                    verdict = _verdict(sequence, position, layout, text, digest, core)
-                except SnapshotError as error:
-                    verdict = str(error)
-                verdicts.append(CheckpointVerdict(sequence, business_date, verdict))
-            await replay(None)
-        return LedgerVerdicts(verdicts, await record.finish())
+                verdict = _verdict(sequence, position, layout, text, digest, core)
+            except SnapshotError as error:
+                verdict = str(error)
+            verdicts.append(CheckpointVerdict(sequence, business_date, verdict))
+        await replay(None)
+    return LedgerVerdicts(verdicts, await record.finish())
 
 
 def _verdict(

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -219,25 +219,14 @@ class ClearingService:
             rows.clear()
             return True
 
-        core = self.genesis_core()
         position = 0
         with cyclic_collection_paused():
-            while position < self._sequence:
-                read = log_after(position, min(CATCH_UP_BATCH, self._sequence - position))
-                # A connection per read: one left open would keep the writer's lock from the
-                # record's writes (every transaction here begins as an immediate one).
-                async with self._engine.connect() as connection:
-                    batch = (await connection.execute(read)).all()
-                if not batch:
-                    break
-                for sequence, payload in batch:
-                    if sequence > self._sequence:
-                        break  # logged by another process since this one's restore
-                    passed, _ = core.apply(COMMANDS.validate_json(payload))
-                    for event in passed:
-                        if isinstance(event, BusinessRetired):
-                            rows.extend(retired_item_rows(event))
-                    position = sequence
+            # Up to what this process restored: the rest is logged (and recorded) by others.
+            async for sequence, passed in self.replay(self.genesis_core(), until=self._sequence):
+                position = sequence
+                for event in passed:
+                    if isinstance(event, BusinessRetired):
+                        rows.extend(retired_item_rows(event))
                 if len(rows) >= CATCH_UP_BATCH and not await record():
                     return
         if not await record():
@@ -248,6 +237,28 @@ class ClearingService:
             position,
             time.monotonic() - began,
         )
+
+    async def replay(
+        self, core: ClearingCore, after: int = 0, until: int | None = None
+    ) -> AsyncIterator[tuple[int, list[Event]]]:
+        """Apply to ``core`` the commands logged after ``after``, up to ``until`` (None: the
+        log's end), in order; yield each one's sequence and what the time passing up to it
+        caused. Each batch is read on a connection of its own: every transaction here begins
+        as an immediate one, so a connection held through a replay would keep the writers of
+        the gateway processes out."""
+        position = after
+        while until is None or position < until:
+            limit = CATCH_UP_BATCH if until is None else min(CATCH_UP_BATCH, until - position)
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(log_after(position, limit))).all()
+            if not rows:
+                return
+            for sequence, payload in rows:
+                if until is not None and sequence > until:
+                    return
+                passed, _ = core.apply(COMMANDS.validate_json(payload))
+                position = sequence
+                yield sequence, passed
 
     @property
     def rules(self) -> int:

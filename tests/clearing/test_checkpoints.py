@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gateway.clearing.commands import AdvanceClock
 from gateway.clearing.core import RULES_VERSION, ClearingCore
 from gateway.service.clearing_service import ClearingService
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
@@ -273,6 +274,27 @@ def test_a_checkpoint_stored_before_parts_existed_still_restores(tmp_path: Path)
     verified = core(tmp_path, "verify-checkpoints")
     assert verified.returncode == 0
     assert "checkpoint 13 (business date 2026-11-24): matches\n" in verified.stdout
+
+
+def test_a_replay_of_the_log_holds_no_connection_the_writer_would_wait_for(
+    tmp_path: Path,
+) -> None:
+    """``verify-checkpoints`` and the recording of earlier retirements replay the log while a
+    gateway may serve: between two commands of the replay, the writer commits at once."""
+    commands = write(tmp_path)
+
+    async def flow() -> list[int]:
+        service = await service_at(tmp_path)
+        replayed = []
+        async for sequence, _ in service.replay(service.genesis_core()):
+            replayed.append(sequence)
+            if sequence == 3:
+                tick = AdvanceClock(command_id="while-replaying", at=commands[-1].at)
+                await asyncio.wait_for(service.execute(tick), 2)
+        await service.close()
+        return replayed
+
+    assert run(flow()) == list(range(1, len(commands) + 2))
 
 
 def test_the_writer_never_waits_for_a_checkpoint_being_stored(
