@@ -41,18 +41,12 @@ if TYPE_CHECKING:
 def retire(core: ClearingCore, through: date) -> BusinessRetired:
     """Forget the finished business of business days up to ``through`` (already reported);
     what was forgotten, the items as they ended."""
-    unfinished = core.eod_pending
     sessions = _retirable_sessions(core, through)
     groups: dict[str, list[str]] = defaultdict(list)
     kept: set[str] = set()
     for item_id, item in core.items.items():
         groups[item.package_id].append(item_id)
-        if (
-            item.state not in ENDED
-            or item.business_date > through
-            or item.business_date in unfinished
-            or (item.session_id in core.sessions and item.session_id not in sessions)
-        ):
+        if not _retirable(core, item, through, sessions):
             kept.add(item.package_id)
     packages = [key for key in groups if key not in kept]
     items: list[PaymentItem] = []
@@ -85,6 +79,18 @@ def _retirable_sessions(core: ClearingCore, through: date) -> set[str]:
         and session.settlement_date is not None
         and not session.unsettled
     }
+
+
+def _retirable(core: ClearingCore, item: PaymentItem, through: date, sessions: set[str]) -> bool:
+    """Whether nothing can change ``item`` any more: it ended, on a business day up to
+    ``through`` whose end of day was reported, and its session (if the core still has it) is
+    one of ``sessions``, those that may be retired."""
+    return (
+        item.state in ENDED
+        and item.business_date <= through
+        and item.business_date not in core.eod_pending
+        and (item.session_id not in core.sessions or item.session_id in sessions)
+    )
 
 
 def _forget_package(core: ClearingCore, key: str) -> None:
@@ -143,7 +149,6 @@ def retire_some(core: ClearingCore, through: date, budget: int) -> BusinessRetir
     last stopped; ``complete`` in the event says whether this one finished. None: nothing to
     forget (what is left can still change)."""
     sessions = _retirable_sessions(core, through)
-    unfinished = core.eod_pending
     chosen: list[list[PaymentItem]] = []
     forgotten = 0
     items_done = True
@@ -153,12 +158,7 @@ def retire_some(core: ClearingCore, through: date, budget: int) -> BusinessRetir
         if forgotten >= budget:
             items_done = False
             break
-        if all(
-            item.state in ENDED
-            and item.business_date not in unfinished
-            and (item.session_id not in core.sessions or item.session_id in sessions)
-            for item in group
-        ):
+        if all(_retirable(core, item, through, sessions) for item in group):
             chosen.append(group)
             forgotten += len(group)
     items: list[PaymentItem] = []
@@ -179,11 +179,10 @@ def retire_some(core: ClearingCore, through: date, budget: int) -> BusinessRetir
         del core.sessions[key]
     if not (items or command_ids or returns or complete):
         return None
-    if items or command_ids or returns:
-        core.retired_through = max(core.retired_through or through, through)
+    # From the first part on: a reference to what it retired is refused as retired.
+    core.retired_through = through
     if complete:
         core.reported_days = [day for day in core.reported_days if day > through]
-        core.retired_through = through
     return BusinessRetired(
         through,
         tuple(items),

@@ -158,7 +158,7 @@ async def transaction_records(
     """Payment items that ``wanted`` selects, masked, at most ``limit``: first the core's,
     newest first, then those it retired, the last retired first."""
     held: list[PaymentItem] = []
-    for item in reversed(list(core.items.values())):
+    for item in reversed(core.items.values()):
         if len(held) >= limit:
             break
         if wanted.selects(item):
