@@ -11,7 +11,9 @@ ledger:
   * from the genesis (the checkpoints deleted in a copy): replay the whole log;
 each against the baseline measured in the same run: reading the whole command log with plain
 ``sqlite3`` (no decoding, no clearing). Last, the operator's queries of the record of retired
-items (``core transactions --participant``, ``--date``).
+items (``core transactions --participant``, ``--date``), and what a process serving the ledger
+waits for while another process starts on it (a worker restarted, say), from the checkpoint and
+from the genesis: the serving process's commands, one after another, timed until each commit.
 
 Usage: .venv/bin/python bench/start.py [--days 10] [--per-day 10000]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import shutil
 import sqlite3
@@ -215,11 +218,60 @@ async def open_timed(folder: Path) -> tuple[float, ClearingService]:
     return seconds, ledger
 
 
+async def open_alone(folder: Path) -> None:
+    """The other process of ``serving_while_another_starts``: open the ledger, print seconds."""
+    seconds, _ = await open_timed(folder)
+    print(f"{seconds:.3f}")
+
+
+async def serving_while_another_starts(folder: Path, days: int) -> tuple[float, list[float]]:
+    """The seconds another process took to open the ledger in ``folder``, and the waits of
+    the commands this process committed meanwhile (one at a time, every 5 ms)."""
+    banks = [entry.code for entry in directory().participants.direct]
+    at = working_days(days)[-1] + timedelta(hours=4)
+    ledger = service(folder)
+    await ledger.open()
+    await ledger.execute(AdvanceClock(command_id="serving-tick", at=at))
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--open-alone", str(folder), stdout=asyncio.subprocess.PIPE
+    )
+    waits: list[float] = []
+    number = 0
+    while other.returncode is None:
+        number += 1
+        credit = SubmitPackage(
+            command_id=f"serving-{number}",
+            at=at,
+            package_id=f"{banks[0]}:SERVING{number:08d}",
+            sender=banks[0],
+            receiver=banks[1],
+            business_type="A100",
+            items=(
+                PackageItem(
+                    transaction_id="T1", debtor_agent=banks[0], creditor_agent=banks[1], amount=100
+                ),
+            ),
+        )
+        seconds, _ = await timed(ledger, credit)
+        waits.append(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(other.wait(), 0.005)
+    output, _ = await other.communicate()
+    await ledger.close()
+    if other.returncode:
+        raise SystemExit("the other process failed to open the ledger")
+    return float(output.decode().strip()), waits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--per-day", type=int, default=10_000)
+    parser.add_argument("--open-alone", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.open_alone:
+        asyncio.run(open_alone(arguments.open_alone))
+        return
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name) / "ledger"
         folder.mkdir()
@@ -268,6 +320,12 @@ def main() -> None:
         print(f"record of retired items: {recorded:,} items")
         for what, found, seconds in asyncio.run(query_record(folder)):
             print(f"  core transactions {what}: {found:,} retired items in {seconds * 1000:.0f} ms")
+        for what, ledger_folder in (("the newest checkpoint", folder), ("the genesis", bare)):
+            opened, waits = asyncio.run(serving_while_another_starts(ledger_folder, arguments.days))
+            print(
+                f"a process serving while another starts from {what} ({opened:.2f} s): "
+                f"its commands waited {percentiles(waits)}"
+            )
 
 
 if __name__ == "__main__":

@@ -498,7 +498,7 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
     # Storage: not loaded by validate.
     from gateway.store.messages import Provenance, find_submission
 
-    async with service.engine.connect() as connection:
+    async with service.reader.connect() as connection:
         found = await find_submission(connection, arguments.participant, arguments.message_id)
     if found is None:
         out.write(
@@ -544,7 +544,7 @@ async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> 
 async def _refusals(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:
     from gateway.store.messages import read_refusals  # storage: not loaded by validate
 
-    async with service.engine.connect() as connection:
+    async with service.reader.connect() as connection:
         found = await read_refusals(connection, arguments.participant, arguments.limit)
     if arguments.json:
         listed = []
@@ -598,7 +598,7 @@ async def _transactions(
     from gateway.store.retired_items import ItemFilter
 
     codecs = build_gateway(config, check_sample_files=False).codecs
-    async with service.engine.connect() as connection:
+    async with service.reader.connect() as connection:
         records = await transaction_records(
             service.core,
             connection,

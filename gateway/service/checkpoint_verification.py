@@ -73,7 +73,7 @@ class LedgerVerdicts:
 class _RecordCheck:
     """Compares the rows of ``clearing_retired_item``, read in the order they were written,
     with the items the replay retires, as the replay reports them (one retirement's rows
-    read at a time, each on a connection of its own: see ``ClearingService.replay``)."""
+    read at a time, through the reading engine: see ``ClearingService.replay``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -137,9 +137,9 @@ class _RecordCheck:
 
 async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
     """Replay the whole log from the genesis: every stored checkpoint, oldest first, with its
-    verdict, and the verdict on the record of retired items. Nothing is read on a connection
-    held through the replay, so a serving gateway goes on meanwhile."""
-    async with service.engine.connect() as connection:
+    verdict, and the verdict on the record of retired items. Everything is read through the
+    reading engine, so a serving gateway goes on writing meanwhile."""
+    async with service.reader.connect() as connection:
         stored = (
             await connection.execute(
                 select(
@@ -148,7 +148,7 @@ async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
             )
         ).all()
     verdicts: list[CheckpointVerdict] = []
-    record = _RecordCheck(service.engine)
+    record = _RecordCheck(service.reader)
     core = service.genesis_core()
     position = 0
 
@@ -164,7 +164,7 @@ async def verify_ledger(service: ClearingService) -> LedgerVerdicts:
         for sequence, business_date, layout in stored:
             await replay(sequence)
             try:
-                async with service.engine.connect() as connection:
+                async with service.reader.connect() as connection:
                     text, digest = await checkpoint_text(connection, sequence)
                 verdict = _verdict(sequence, position, layout, text, digest, core)
             except SnapshotError as error:

@@ -5,7 +5,8 @@ commands other processes logged since (so several gateway processes can share on
 skip a command id already in the log (idempotent), apply the command to the in-memory core,
 append it to the log, commit. If the commit fails the in-memory core is rebuilt from the log,
 so memory never runs ahead of what is on disk. The writer's transactions run on a thread of
-their own (``gateway.store.writer``); reads and replay use the async engine.
+their own (``gateway.store.writer``); reads and replay use the reading engine, whose
+transactions keep no writer waiting (``gateway.store.database``).
 
 Checkpoints: at every day switch, and after every ``checkpoint_every_commands`` commands, the
 writer takes a snapshot of the core (``gateway.clearing.snapshots``) and a task stores it beside
@@ -48,6 +49,7 @@ from gateway.configuration.participants import ParticipantDirectory, Participant
 from gateway.service.snapshot_text import serialized
 from gateway.start_errors import StorageError
 from gateway.store.checkpoint_texts import checkpoint_text
+from gateway.store.database import create_reading_engine
 from gateway.store.retired_items import retired_item_rows
 from gateway.store.tables import (
     add_missing_columns,
@@ -127,6 +129,7 @@ class ClearingService:
         checkpoint_part_bytes: int = 1_000_000,
     ) -> None:
         self._engine = engine
+        self._reader = create_reading_engine(engine.url)
         self._thread = WriterThread(engine.url)
         self._directory = directory
         self._settings = settings
@@ -243,13 +246,13 @@ class ClearingService:
     ) -> AsyncIterator[tuple[int, list[Event]]]:
         """Apply to ``core`` the commands logged after ``after``, up to ``until`` (None: the
         log's end), in order; yield each one's sequence and what the time passing up to it
-        caused. Each batch is read on a connection of its own: every transaction here begins
-        as an immediate one, so a connection held through a replay would keep the writers of
-        the gateway processes out."""
+        caused. Each batch is read in a transaction of its own, so that a long replay (of a
+        ledger verified while a gateway serves it) does not keep one snapshot of the database
+        from being checkpointed meanwhile."""
         position = after
         while until is None or position < until:
             limit = CATCH_UP_BATCH if until is None else min(CATCH_UP_BATCH, until - position)
-            async with self._engine.connect() as connection:
+            async with self._reader.connect() as connection:
                 rows = (await connection.execute(log_after(position, limit))).all()
             if not rows:
                 return
@@ -276,13 +279,17 @@ class ClearingService:
         )
 
     async def _rebuild(self) -> None:
-        """The core from the newest whole checkpoint, then the log after it."""
+        """The core from the newest whole checkpoint, then the log after it. Read with the
+        reading engine: the other gateway processes go on writing while this one starts (a
+        process restarted while the others serve), and what they write meanwhile is caught up
+        by the writer's next transaction."""
         began = time.monotonic()
-        async with self._engine.connect() as connection:
-            with cyclic_collection_paused():
+        with cyclic_collection_paused():
+            async with self._reader.connect() as connection:
                 self._core, self._sequence = await self._restored(connection)
-                self.restored_from = self._sequence
-                await self._catch_up(connection)
+            self.restored_from = self._sequence
+            async for sequence, _ in self.replay(self._core, after=self._sequence):
+                self._sequence = sequence
         self.replayed = self._sequence - self.restored_from
         self._since_checkpoint = 0
         LOG.info(
@@ -329,12 +336,6 @@ class ClearingService:
                 continue
             return core, int(sequence)
         return self.genesis_core(), 0
-
-    async def _catch_up(self, connection: AsyncConnection) -> None:
-        while True:
-            rows = (await connection.execute(log_after(self._sequence, CATCH_UP_BATCH))).all()
-            if self._replay(rows) < CATCH_UP_BATCH:
-                return
 
     async def _catch_up_in(
         self, transaction: WriterTransaction, rows: list[tuple[int, str]]
@@ -548,7 +549,7 @@ class ClearingService:
 
     async def newest_checkpoint(self) -> int:
         """The log sequence of the newest checkpoint stored (0: none)."""
-        async with self._engine.connect() as connection:
+        async with self._reader.connect() as connection:
             newest = (await connection.execute(select(func.max(checkpoint.c.sequence)))).scalar()
         return int(newest or 0)
 
@@ -558,7 +559,13 @@ class ClearingService:
 
     @property
     def engine(self) -> AsyncEngine:
+        """For writes outside the clearing writer (each transaction an immediate one)."""
         return self._engine
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """For reads: deferred transactions, which keep no writer waiting."""
+        return self._reader
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -571,9 +578,10 @@ class ClearingService:
             self._storing = None
         await self._thread.close()
         await self._engine.dispose()
+        await self._reader.dispose()
 
     async def logged_commands(self) -> int:
-        async with self._engine.connect() as connection:
+        async with self._reader.connect() as connection:
             return int(
                 (
                     await connection.execute(select(func.count()).select_from(command_log))

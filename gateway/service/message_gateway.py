@@ -623,7 +623,7 @@ class MessageGateway:
         )
 
     async def _stored(self, participant: str, message_id: str) -> messages.StoredAnswer | None:
-        async with self._clearing.engine.connect() as connection:
+        async with self._clearing.reader.connect() as connection:
             return await messages.find_inbound(connection, participant, message_id)
 
     async def _repeated(self, participant: str, message_id: str, content_hash: str) -> Answer:

@@ -2,9 +2,12 @@
 in WAL mode with ``synchronous=FULL`` (nothing acknowledged is lost), and every write
 transaction starts with ``BEGIN IMMEDIATE`` so writers are serialized up front.
 
-Two engines on the same database: the async one (aiosqlite) for reads and the occasional
-write, and a synchronous one (the standard library's sqlite3) for the clearing writer, which
-runs its transactions on a thread of its own (``gateway.store.writer``)."""
+Three engines on the same database: a synchronous one (the standard library's sqlite3) for
+the clearing writer, which runs its transactions on a thread of its own
+(``gateway.store.writer``); an async one (aiosqlite) for the occasional write outside it; and
+an async one for reads only, whose transactions are deferred: in WAL mode a reader sees the
+database as it was at its first read, never waits for a writer and never holds one up, however
+long it reads (a start replaying the log, an operator's query of a whole day)."""
 
 from __future__ import annotations
 
@@ -58,6 +61,16 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def create_reading_engine(url: str | URL) -> AsyncEngine:
+    """An engine for reads only, on the database ``url`` names. On SQLite each transaction
+    begins as a deferred one (a snapshot of the database; writers go on meanwhile), and the
+    connection is ``query_only``: a write through it is an error rather than a lock taken."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite_reads(engine.sync_engine)
+    return engine
+
+
 def create_writer_engine(url: str | URL) -> Engine:
     """A synchronous engine on the database ``url`` names (whatever its async driver)."""
     parsed = make_url(url)
@@ -85,3 +98,19 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _configure_sqlite_reads(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(connection: Any, _: Any) -> None:
+        connection.isolation_level = None
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        # A reader waits only while a file is being recovered or its WAL reset.
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        # Deferred: the snapshot is taken at the first read, and no lock a writer needs.
+        connection.exec_driver_sql("BEGIN")

@@ -149,7 +149,7 @@ class AuthenticationMonitor:
             )
 
     async def _clear(self, source: str) -> None:
-        async with self._clearing.engine.connect() as connection:
+        async with self._clearing.reader.connect() as connection:
             if not await failing(connection, source):
                 return
 

@@ -469,7 +469,7 @@ async def _read_outbox(request: web.Request, runtime: Runtime, participant: str)
     waiter = runtime.waiters.setdefault(participant, asyncio.Event())
     while True:
         waiter.clear()
-        async with runtime.clearing.engine.connect() as connection:
+        async with runtime.clearing.reader.connect() as connection:
             found = await messages.read_outbox(
                 connection, participant, after, settings.outbox_batch
             )
@@ -559,7 +559,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     try:
-        async with _runtime(request).clearing.engine.connect() as connection:
+        async with _runtime(request).clearing.reader.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:
         return web.json_response({"status": "not ready", "reason": str(error)}, status=503)
@@ -600,7 +600,7 @@ async def metrics(request: web.Request) -> web.Response:
         f"isogw_clearing_items_in_memory{{{process}}} {len(clearing.core.items)}",
         "# TYPE isogw_outbox_depth gauge",
     ]
-    async with runtime.clearing.engine.connect() as connection:
+    async with runtime.clearing.reader.connect() as connection:
         depths = await messages.outbox_depths(connection)
     lines += [
         f'isogw_outbox_depth{{participant="{code}"}} {depth}'

@@ -52,7 +52,7 @@ class Pusher:
 
     async def run_once(self, session: aiohttp.ClientSession) -> bool:
         """Push what is waiting; False when a message could not be delivered."""
-        async with self._clearing.engine.connect() as connection:
+        async with self._clearing.reader.connect() as connection:
             waiting = await messages.read_outbox(
                 connection, self.participant, 0, self._settings.batch
             )

@@ -6,6 +6,7 @@ a log line; the state is the same either way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import pytest
 
 from gateway.clearing.commands import AdvanceClock
 from gateway.clearing.core import RULES_VERSION, ClearingCore
+from gateway.service import clearing_service
 from gateway.service.clearing_service import ClearingService
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
@@ -295,6 +297,43 @@ def test_a_replay_of_the_log_holds_no_connection_the_writer_would_wait_for(
         return replayed
 
     assert run(flow()) == list(range(1, len(commands) + 2))
+
+
+def test_a_start_keeps_no_writer_of_another_process_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that starts while others serve the ledger (a worker restarted, say) reads
+    the checkpoint and replays the log after it without a lock their writers need: in the
+    middle of the restore, and of the replay, another connection begins an immediate
+    transaction at once."""
+    commands = write(tmp_path)
+    written: list[str] = []
+
+    def write_meanwhile(where: str) -> None:
+        with contextlib.closing(
+            sqlite3.connect(tmp_path / DATABASE_FILE, timeout=0.5, isolation_level=None)
+        ) as connection:
+            connection.execute("BEGIN IMMEDIATE")  # "database is locked" after 0.5 s if held
+            connection.execute("ROLLBACK")
+        written.append(where)
+
+    restore = clearing_service.restore
+    apply = ClearingCore.apply
+
+    def restoring(core: ClearingCore, state: dict[str, Any]) -> None:
+        write_meanwhile("restore")
+        restore(core, state)
+
+    def replaying(core: ClearingCore, command: Any) -> Any:
+        write_meanwhile(f"replay of {command.command_id}")
+        return apply(core, command)
+
+    monkeypatch.setattr(clearing_service, "restore", restoring)
+    monkeypatch.setattr(ClearingCore, "apply", replaying)
+    restored_from, replayed, _ = reopened(tmp_path)
+    # The checkpoint of the day switch (the thirteenth command), then the fourteenth.
+    assert (restored_from, replayed) == (13, 1)
+    assert written == ["restore", f"replay of {commands[-1].command_id}"]
 
 
 def test_the_writer_never_waits_for_a_checkpoint_being_stored(
