@@ -424,10 +424,10 @@ def _key_status(
 ) -> int:
     from datetime import timedelta
 
-    from gateway.security.certificate_validity import ATTENTION
+    from gateway.security.certificate_validity import ATTENTION, validities
 
     warning = timedelta(days=warning_days)
-    states = [entry.validity(now, warning) for entry in certificates]
+    states = validities(certificates, now, warning)
     attention = sum(state in ATTENTION for state in states)
     if as_json:
         listed = [
@@ -457,7 +457,8 @@ def _key_status(
         )
     out.write(
         f"{len(certificates)} certificates; {attention} need attention (expired, not yet "
-        f"valid, or ending within {warning_days} days: setting http.certificate_warning_days)\n"
+        f"valid, or ending within {warning_days} days: setting http.certificate_warning_days; "
+        "a participant's that is renewing to a valid next one does not)\n"
     )
     return 1 if attention else EXIT_VALID
 

@@ -29,6 +29,10 @@ class Validity(StrEnum):
     NOT_YET_VALID = "not-yet-valid"
     NONE = "none"
     """A participant without a certificate (not connected yet): nothing to check."""
+    RENEWING = "renewing"
+    """A participant's certificate that ends within the warning period, or has ended, while the
+    one it renews to (``participant-next``) is valid beyond it: the bank switches (or has)
+    without a gap, so nothing needs attention; the next one is promoted once it has."""
 
 
 ATTENTION = frozenset({Validity.EXPIRING, Validity.EXPIRED, Validity.NOT_YET_VALID})
@@ -59,6 +63,28 @@ class KnownCertificate:
     def days_left(self, now: datetime) -> int | None:
         """Whole days until the end of validity (negative once past it)."""
         return None if self.not_after is None else (self.not_after - now) // timedelta(days=1)
+
+
+def validities(
+    certificates: Sequence[KnownCertificate], now: datetime, warning: timedelta
+) -> list[Validity]:
+    """Each certificate's validity, in order: as ``KnownCertificate.validity`` says, except
+    that a participant's ending or ended certificate is ``RENEWING`` while its next one is
+    ``VALID``."""
+    states = [certificate.validity(now, warning) for certificate in certificates]
+    renewed = {
+        certificate.owner
+        for certificate, state in zip(certificates, states, strict=True)
+        if certificate.role == "participant-next" and state is Validity.VALID
+    }
+    return [
+        Validity.RENEWING
+        if certificate.role == "participant"
+        and certificate.owner in renewed
+        and state in (Validity.EXPIRING, Validity.EXPIRED)
+        else state
+        for certificate, state in zip(certificates, states, strict=True)
+    ]
 
 
 def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
@@ -111,8 +137,8 @@ class CertificateWatch:
     def check(self, now: datetime) -> list[KnownCertificate]:
         """The certificates logged this time."""
         logged = []
-        for certificate in self._certificates:
-            validity = certificate.validity(now, self._warning)
+        states = validities(self._certificates, now, self._warning)
+        for certificate, validity in zip(self._certificates, states, strict=True):
             if validity not in ATTENTION:
                 self._logged.pop(certificate.path, None)
                 continue

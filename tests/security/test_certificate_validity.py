@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gateway.security.certificate_validity import (
     KnownCertificate,
     Validity,
     known_certificates,
+    validities,
 )
 from gateway.security.keys import KeyStore
 
@@ -44,6 +46,54 @@ def test_validity_at_its_bounds(
 def test_a_participant_without_a_certificate_has_nothing_to_check() -> None:
     known = KnownCertificate("participant", ICBC, "/keys/x.pem")
     assert (known.validity(NOW, WARNING), known.days_left(NOW)) == (Validity.NONE, None)
+
+
+def certificate(role: str, owner: str, days: float) -> KnownCertificate:
+    """Valid since yesterday, for ``days`` more (negative: ended)."""
+    return KnownCertificate(
+        role, owner, f"/keys/{owner}-{role}.pem", NOW - timedelta(days=400), NOW + timedelta(days)
+    )
+
+
+def test_a_participant_renewing_to_a_valid_certificate_needs_no_attention() -> None:
+    listed = [
+        certificate("ca", "", 5),  # not a participant's: the rule does not apply
+        certificate("participant", ICBC, 5),
+        certificate("participant-next", ICBC, 400),
+        certificate("participant", CCB, -1),  # ended: the bank has switched, or must
+        certificate("participant-next", CCB, 400),
+        certificate("participant", NEW_BANK, 5),
+        certificate("participant-next", NEW_BANK, 20),  # ends within the warning period too
+        certificate("gateway", CENTRE, 5),
+        certificate("participant", "301290000007", 5),
+        replace(certificate("participant-next", "301290000007", 400), not_before=NOW + WARNING),
+    ]
+    assert validities(listed, NOW, WARNING) == [
+        Validity.EXPIRING,
+        Validity.RENEWING,
+        Validity.VALID,
+        Validity.RENEWING,
+        Validity.VALID,
+        Validity.EXPIRING,
+        Validity.EXPIRING,
+        Validity.EXPIRING,
+        Validity.EXPIRING,  # its next one is not valid yet: a gap until it is
+        Validity.NOT_YET_VALID,
+    ]
+
+
+def test_the_watch_does_not_log_a_certificate_that_is_renewing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="isogw.keys")
+    current = certificate("participant", ICBC, 5)
+    renewal = certificate("participant-next", ICBC, 400)
+    watch = CertificateWatch([current, renewal], WARNING)
+    assert watch.check(NOW) == []
+    assert caplog.records == []
+    watch.follow([current])  # the next one withdrawn, and reloaded: the end is near again
+    assert watch.check(NOW) == [current]
+    assert caplog.records[0].getMessage().startswith("event=certificate-expiring ")
 
 
 def test_the_watch_logs_each_certificate_again_only_when_its_days_left_change(
@@ -126,7 +176,8 @@ def test_keys_status_lists_every_certificate_and_fails_when_one_needs_attention(
     assert f"sha256:{keys.pins([CCB])[CCB]}" in line
     assert (
         "; 1 need attention (expired, not yet valid, or ending within 30 days: setting "
-        "http.certificate_warning_days)" in out
+        "http.certificate_warning_days; a participant's that is renewing to a valid next one "
+        "does not)" in out
     )
     assert main(["keys", "status", "--json"]) == 1
     listed = json.loads(capsys.readouterr().out)
@@ -136,3 +187,13 @@ def test_keys_status_lists_every_certificate_and_fails_when_one_needs_attention(
         "expiring",
         5,
     )
+    # CCB renews: with its next certificate valid, the ending one no longer needs attention.
+    keys.issue(CCB, now - timedelta(days=1), now + timedelta(days=400, hours=12), renewal=True)
+    assert main(["keys", "status"]) == 0
+    out = capsys.readouterr().out
+    listed_lines = [line.split() for line in out.splitlines() if f" {CCB} " in line]
+    assert [line[:1] + line[3:5] for line in listed_lines] == [
+        ["participant", "5", "renewing"],
+        ["participant-next", "400", "valid"],
+    ]
+    assert "; 0 need attention" in out
