@@ -252,6 +252,8 @@ def run_serve(arguments: argparse.Namespace) -> int:
                 slot=arguments.process_slot,
             )
             runtime.workers = supervisor
+            # Before any reload: a renewed gateway certificate is loaded into it too.
+            runtime.gateway_contexts.append(tls)
             loop.add_signal_handler(signal.SIGHUP, _reload_certificates, runtime)
             if hangup.pending:
                 _reload_certificates(runtime)
@@ -337,10 +339,11 @@ def _reload_certificates(runtime: Runtime) -> None:
         )
     else:
         log.info(
-            "event=certificates-reloaded process=%d added=%s removed=%s",
+            "event=certificates-reloaded process=%d added=%s removed=%s gateway_certificate=%s",
             runtime.slot,
             _pins_text(reloaded.added),
             _pins_text(reloaded.removed),
+            reloaded.gateway_certificate or "-",
         )
         for note in reloaded.not_applied:
             log.warning(

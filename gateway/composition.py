@@ -229,6 +229,8 @@ async def open_runtime(
         run_ticker=run_ticker,
         slot=slot,
         figures_board=figures_board(slot),
+        certificate_authority=anchor,
+        gateway_contexts=[tls],
     )
     for entry in (*participants.direct, *participants.special):
         if push and entry.push_url:
@@ -250,6 +252,8 @@ class CertificateReload:
     added: dict[str, list[str]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
     not_applied: list[str] = field(default_factory=list)
+    gateway_certificate: str | None = None
+    """The pin (SHA-256) of the gateway's renewed certificate, when it was taken."""
 
 
 PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
@@ -258,16 +262,20 @@ PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
 def reload_certificates(runtime: Runtime) -> CertificateReload:
     """Read the participants file and the key folder again, and from now on accept the
     participants' certificates they pin, on new requests (TLS pin) and signatures alike: a bank
-    renews its certificate, or one is withdrawn, without a restart.
+    renews its certificate, or one is withdrawn, without a restart. A renewed gateway
+    certificate is presented on the TLS connections made from then on (the listener's, the
+    pushes'), and signs everything the gateway sends.
 
     Raises ``ConfigurationError`` or ``KeyFileError`` and changes nothing when the files
     cannot be used as they are (the checks of the start: a pin without its certificate, a
-    certificate that is not the pinned one, a key that cannot check signatures), or when
-    participants were added or removed (that takes a restart: the ledger and the rate limits
-    know the participants of the start). A changed CA or gateway certificate, and changes of
-    the participants file other than pins, are reported in ``not_applied``: they take effect
-    at the next start."""
+    certificate that is not the pinned one, a key that cannot check signatures; a gateway
+    certificate that is not its key's, not issued by the CA the gateway runs with, or not
+    valid now), or when participants were added or removed (that takes a restart: the ledger
+    and the rate limits know the participants of the start). A changed CA certificate (and a
+    gateway certificate that changed with it), and changes of the participants file other than
+    pins, are reported in ``not_applied``: they take effect at the next start."""
     from gateway.security.certificate_validity import known_certificates
+    from gateway.security.gateway_certificate import renewed_gateway_signer
     from gateway.security.keys import KeyStore
     from gateway.security.participant_certificates import participant_certificates
 
@@ -286,24 +294,54 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     certificates, pins = participant_certificates(directory, listed, keys)
     known = known_certificates(keys, directory.centre_member_id, found)
     not_applied = []
-    kept = [entry for entry in runtime.certificates if entry.role in ("ca", "gateway")]
-    for loaded in kept:
-        on_disk = next(entry for entry in known if entry.role == loaded.role)
-        if on_disk.sha256 != loaded.sha256:
-            not_applied.append(
-                f"the {loaded.role} certificate ({loaded.path}) changed: TLS and signatures "
-                "use the one loaded at start until the next start"
+    loaded = {entry.role: entry for entry in runtime.certificates}
+    on_disk = {entry.role: entry for entry in known}
+    authority, gateway_certificate = loaded["ca"], loaded["gateway"]
+    renewed_signer = None
+    if on_disk["ca"].sha256 != authority.sha256:
+        not_applied.append(
+            f"the CA certificate ({authority.path}) changed: TLS and signatures use the one "
+            "loaded at start until the next start"
+            + (
+                ", and so does the gateway's certificate, which changed with it"
+                if on_disk["gateway"].sha256 != gateway_certificate.sha256
+                else ""
             )
+        )
+    elif on_disk["gateway"].sha256 != gateway_certificate.sha256:
+        assert runtime.certificate_authority is not None, "open_runtime loads the CA"
+        renewed_signer = renewed_gateway_signer(
+            keys.gateway, runtime.certificate_authority, runtime.messages.now()
+        )
+        gateway_certificate = on_disk["gateway"]
     if _without_pins(gateway.directory) != _without_pins(directory):
         not_applied.append(
             f"{listed}: changes other than certificate pins take effect at the next start"
         )
     before = _pins_by_participant(runtime.pins)
     after = _pins_by_participant(pins)
+    if renewed_signer is not None:
+        pair = keys.gateway
+        for context in runtime.gateway_contexts:
+            context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
+        runtime.messages.use_signer(renewed_signer)
     runtime.pins = pins
     runtime.messages.use_certificates(certificates)
-    runtime.certificates = [*kept, *(entry for entry in known if entry.owner in found)]
-    return CertificateReload(_gained(before, after), _gained(after, before), not_applied)
+    runtime.certificates = [
+        authority,
+        gateway_certificate,
+        *(
+            entry
+            for entry in known
+            if entry.owner in found and entry.role.startswith("participant")
+        ),
+    ]
+    return CertificateReload(
+        _gained(before, after),
+        _gained(after, before),
+        not_applied,
+        gateway_certificate.sha256 if renewed_signer is not None else None,
+    )
 
 
 def _without_pins(directory: ParticipantDirectory) -> dict[str, Any]:

@@ -146,13 +146,27 @@ class KeyStore:
     ) -> KeyPair:
         """A further participant certificate from the development CA (a new bank, a renewal);
         with ``renewal``, as the next certificate beside the current one."""
-        ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
-        ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
-        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        ca, ca_key = self._authority()
         pair = self.next_participant(code) if renewal else self.participant(code)
         key = KEY_ALGORITHMS[DEFAULT_KEY_ALGORITHM]()
         self._issue(pair, code, ca, ca_key, not_before, key, server=False, not_after=not_after)
         return pair
+
+    def renew_gateway(self, centre: str, not_before: datetime, not_after: datetime) -> KeyPair:
+        """A new key and certificate for the gateway from the development CA, in place of the
+        current ones (a running gateway takes them at its next SIGHUP)."""
+        ca, ca_key = self._authority()
+        key = KEY_ALGORITHMS[DEFAULT_KEY_ALGORITHM]()
+        self._issue(
+            self.gateway, centre, ca, ca_key, not_before, key, server=True, not_after=not_after
+        )
+        return self.gateway
+
+    def _authority(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        return ca, ca_key
 
     def _issue(
         self,

@@ -169,6 +169,10 @@ class MessageGateway:
         checked finishes with the ones it started with."""
         self._verifier = self._verifier.with_pins(certificates)
 
+    def use_signer(self, signer: MessageSigner) -> None:
+        """Sign with ``signer`` from now on (the gateway's certificate renewed)."""
+        self._signer = signer
+
     def set_notify(self, notify: Notify) -> None:
         self._notify = notify
 

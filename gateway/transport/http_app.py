@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from cryptography import x509
 from sqlalchemy import text
 
 from gateway.iso.input_source import InputSource
@@ -113,6 +114,11 @@ class Runtime:
     it starts (a restarted process takes the slot of the one it replaces)."""
     figures_board: FiguresBoard | None = None
     """Where the processes publish their figures for /metrics (None: this process alone)."""
+    certificate_authority: x509.Certificate | None = None
+    """The CA loaded at start: a renewed gateway certificate must be issued by it."""
+    gateway_contexts: list[ssl.SSLContext] = field(default_factory=list)
+    """The TLS contexts that present the gateway's certificate (the listener's, the pushes'):
+    a reload loads a renewed one into them, for the connections made from then on."""
     certificates: list[KnownCertificate] = field(default_factory=list)
     """The CA's, the gateway's and the participants' certificates as loaded at start, or by
     the last reload for the participants' (for /metrics, and the first process's log of those
@@ -805,6 +811,8 @@ async def listen(
     """Start the HTTPS listener for ``runner`` (set up) on ``http.host`` and ``http.port``
     (or ``port``); refused TLS handshakes are reported to ``runtime``."""
     http = runtime.gateway.settings.http
+    if context not in runtime.gateway_contexts:
+        runtime.gateway_contexts.append(context)
     site = TlsSite(
         runner,
         http.host,

@@ -5,6 +5,7 @@ says why; SIGHUP reaches every gateway process."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -18,7 +19,9 @@ import pytest
 
 from gateway.composition import reload_certificates
 from gateway.configuration.settings import ConfigurationError
-from gateway.security.keys import KeyPair, KeyStore
+from gateway.security.certificate_validity import known_certificates
+from gateway.security.keys import KeyPair, KeyStore, certificate_sha256, read_certificate
+from gateway.security.signatures import SignatureProblemError, SignatureVerifier
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
 from gateway.transport.http_app import Runtime
@@ -153,6 +156,141 @@ async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
     assert runtime.gateway.directory.name(CCB) == "China Construction Bank"
 
 
+CENTRE = "999999999999"
+
+
+def without_next_certificate(keys: KeyStore) -> None:
+    """BOCOM's next certificate (which the fixture issues) taken away: a reload then changes
+    the gateway's certificate alone."""
+    renewal = keys.next_participant(BOCOM)
+    renewal.certificate_path.unlink()
+    renewal.key_path.unlink()
+
+
+async def presented(keys: KeyStore, url: str) -> str:
+    """The pin of the certificate the gateway presents on a new TLS connection."""
+    host, port = url.removeprefix("https://").split(":")
+    _, writer = await asyncio.open_connection(
+        host, int(port), ssl=client_context(keys, keys.participant(BOCOM))
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return hashlib.sha256(ssl_object.getpeercert(binary_form=True)).hexdigest()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def signed_by(answer: bytes, pair: KeyPair, keys: KeyStore) -> bool:
+    """The gateway's answer verifies with ``pair``'s certificate (and no other)."""
+    verifier = SignatureVerifier({CENTRE: pair.certificate()}, read_certificate(keys.ca_path))
+    try:
+        verifier.verify(answer, CENTRE, START)
+    except SignatureProblemError:
+        return False
+    return True
+
+
+async def test_the_gateway_renews_its_certificate_without_a_restart(
+    serving: Serving, tmp_path: Path
+) -> None:
+    keys, url, runtime = serving.keys, serving.url, serving.runtime
+    without_next_certificate(keys)
+    old = KeyPair(tmp_path / "old.key", tmp_path / "old.pem")
+    shutil.copy(keys.gateway.key_path, old.key_path)
+    shutil.copy(keys.gateway.certificate_path, old.certificate_path)
+    old_pin = certificate_sha256(old.certificate())
+    assert await presented(keys, url) == old_pin
+    current = keys.participant(BOCOM)
+    keys.renew_gateway(CENTRE, START - timedelta(days=1), START + timedelta(days=800))
+    new_pin = certificate_sha256(keys.gateway.certificate())
+    # Not taken before the reload.
+    status, answer = await post(keys, url, current, signed(current, with_id(1)))
+    assert status == 200 and signed_by(answer, old, keys)
+    reloaded = reload_certificates(runtime)
+    assert (reloaded.added, reloaded.removed, reloaded.not_applied) == ({}, {}, [])
+    assert reloaded.gateway_certificate == new_pin
+    # The new certificate on new connections, and its key signs the answers.
+    assert await presented(keys, url) == new_pin
+    status, answer = await post(keys, url, current, signed(current, with_id(2)))
+    assert status == 200 and signed_by(answer, keys.gateway, keys)
+    assert not signed_by(answer, old, keys)
+    # /metrics and the certificate watch follow it.
+    [listed] = [entry for entry in runtime.certificates if entry.role == "gateway"]
+    assert listed.sha256 == new_pin
+    assert runtime.certificates == known_certificates(
+        keys, CENTRE, runtime.gateway.directory.connecting
+    )
+
+
+async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken(
+    serving: Serving, tmp_path: Path
+) -> None:
+    keys, url, runtime = serving.keys, serving.url, serving.runtime
+    without_next_certificate(keys)
+    pin = certificate_sha256(keys.gateway.certificate())
+    gateway = keys.gateway
+    saved = KeyPair(tmp_path / "saved.key", tmp_path / "saved.pem")
+
+    def save() -> None:
+        shutil.copy(gateway.key_path, saved.key_path)
+        shutil.copy(gateway.certificate_path, saved.certificate_path)
+
+    def put_back() -> None:
+        shutil.copy(saved.key_path, gateway.key_path)
+        shutil.copy(saved.certificate_path, gateway.certificate_path)
+
+    save()
+    # Ended before now.
+    keys.renew_gateway(CENTRE, START - timedelta(days=30), START - timedelta(days=1))
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert str(failure.value) == (
+        f"{gateway.certificate_path} is valid from 2026-10-24T00:55:00Z to "
+        "2026-11-22T01:00:00Z, not now (2026-11-23T01:00:00Z): the banks would refuse it"
+    )
+    # A renewed certificate beside a key that is not its own.
+    keys.renew_gateway(CENTRE, START - timedelta(days=1), START + timedelta(days=800))
+    other = KeyStore(tmp_path / "other")
+    other.initialise(CENTRE, [], START)
+    shutil.copy(other.gateway.key_path, gateway.key_path)
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert str(failure.value) == (
+        f"{gateway.key_path} and {gateway.certificate_path}: not a usable signing key and "
+        "certificate (the certificate is not the key's); `isogw keys init --force` writes new "
+        "development keys"
+    )
+    # Issued by another CA, which the banks do not trust.
+    shutil.copy(other.gateway.certificate_path, gateway.certificate_path)
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert str(failure.value) == (
+        f"{gateway.certificate_path} is not issued by the CA the gateway runs with "
+        "(CN=isogw development CA): the banks would refuse it. A new CA takes a restart"
+    )
+    # Nothing changed: the TLS certificate, the signer, the list.
+    put_back()
+    assert await presented(keys, url) == pin
+    current = keys.participant(BOCOM)
+    status, answer = await post(keys, url, current, signed(current, with_id(1)))
+    assert status == 200 and signed_by(answer, gateway, keys)
+    [listed] = [entry for entry in runtime.certificates if entry.role == "gateway"]
+    assert listed.sha256 == pin
+    # A new CA, and a gateway certificate of it: both wait for the next start.
+    shutil.copy(other.ca_path, keys.ca_path)
+    shutil.copy(other.gateway.key_path, gateway.key_path)
+    shutil.copy(other.gateway.certificate_path, gateway.certificate_path)
+    reloaded = reload_certificates(runtime)
+    assert reloaded.not_applied == [
+        f"the CA certificate ({keys.ca_path}) changed: TLS and signatures use the one loaded "
+        "at start until the next start, and so does the gateway's certificate, which changed "
+        "with it"
+    ]
+    assert reloaded.gateway_certificate is None
+    assert [entry.sha256 for entry in runtime.certificates if entry.role == "gateway"] == [pin]
+
+
 def test_sighup_reloads_certificates_in_every_gateway_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,12 +332,16 @@ async def _hang_up(
     keys.issue(BOCOM, START - timedelta(days=1), START + timedelta(days=4000), renewal=True)
     pin = next_pin(keys)
     pin_next_certificate(settings.parent / "participants.toml", pin)
+    # The gateway renews its own certificate at the same time.
+    keys.renew_gateway(CENTRE, START - timedelta(days=1), START + timedelta(days=800))
+    gateway_pin = certificate_sha256(keys.gateway.certificate())
     server.process.send_signal(signal.SIGHUP)
 
     async def both_reloaded() -> bool:
         text = server.log.read_text()
         return all(
-            f"event=certificates-reloaded process={slot} added={BOCOM}:{pin} removed=-" in text
+            f"event=certificates-reloaded process={slot} added={BOCOM}:{pin} removed=- "
+            f"gateway_certificate={gateway_pin}" in text
             for slot in (0, 1)
         )
 
@@ -207,6 +349,7 @@ async def _hang_up(
         await wait_until(both_reloaded, "both processes to reload their certificates", 20)
     except AssertionError:
         raise AssertionError(server.log.read_text()) from None
+    assert [await presented(keys, url) for _ in range(6)] == [gateway_pin] * 6
     renewal = keys.next_participant(BOCOM)
     statuses = []
     for number in range(6):
