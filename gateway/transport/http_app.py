@@ -121,8 +121,8 @@ class Runtime:
     a reload loads a renewed one into them, for the connections made from then on."""
     certificates: list[KnownCertificate] = field(default_factory=list)
     """The CA's, the gateway's and the participants' certificates as loaded at start, or by
-    the last reload for the participants' (for /metrics, and the first process's log of those
-    that need attention)."""
+    the last reload for the gateway's and the participants' (for /metrics, and the first
+    process's log of those that need attention)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
