@@ -54,20 +54,34 @@ SYNCHRONOUS_DRIVERS = {"sqlite": "sqlite+pysqlite"}
 """The writer's driver for each dialect (the same database, a synchronous driver)."""
 
 
+WRITING_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+READING_PRAGMAS = (
+    "PRAGMA query_only=ON",
+    # A reader waits only while a file is being recovered or its WAL reset.
+    "PRAGMA busy_timeout=10000",
+)
+
+
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine.sync_engine)
+        _configure_sqlite(engine.sync_engine, WRITING_PRAGMAS, "BEGIN IMMEDIATE")
     return engine
 
 
 def create_reading_engine(url: str | URL) -> AsyncEngine:
     """An engine for reads only, on the database ``url`` names. On SQLite each transaction
-    begins as a deferred one (a snapshot of the database; writers go on meanwhile), and the
-    connection is ``query_only``: a write through it is an error rather than a lock taken."""
+    begins as a deferred one (a snapshot of the database taken at its first read; writers go
+    on meanwhile), and the connection is ``query_only``: a write through it is an error rather
+    than a lock taken."""
     engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite_reads(engine.sync_engine)
+        _configure_sqlite(engine.sync_engine, READING_PRAGMAS, "BEGIN")
     return engine
 
 
@@ -79,38 +93,22 @@ def create_writer_engine(url: str | URL) -> Engine:
         raise ValueError(f"no synchronous driver known for {parsed.drivername}")
     engine = create_sync_engine(parsed.set(drivername=driver))
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, WRITING_PRAGMAS, "BEGIN IMMEDIATE")
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, pragmas: tuple[str, ...], begin: str) -> None:
+    """Each new connection runs ``pragmas``; each transaction begins with ``begin``."""
+
     @event.listens_for(engine, "connect")
     def on_connect(connection: Any, _: Any) -> None:
-        # Let SQLAlchemy's begin() emit the transaction itself (below), as BEGIN IMMEDIATE.
+        # Let SQLAlchemy's begin() emit the transaction itself (below).
         connection.isolation_level = None
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _configure_sqlite_reads(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def on_connect(connection: Any, _: Any) -> None:
-        connection.isolation_level = None
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA query_only=ON")
-        # A reader waits only while a file is being recovered or its WAL reset.
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection: Any) -> None:
-        # Deferred: the snapshot is taken at the first read, and no lock a writer needs.
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)

@@ -11,17 +11,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from gateway.store.database import create_reading_engine, create_writer_engine, sqlite_url
-from gateway.store.tables import command_log, metadata
+from gateway.store.tables import command_log
 
 ROW = {"command_id": "one", "kind": "test", "issued_at": "2026-11-23", "payload": "{}"}
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    engine = create_writer_engine(sqlite_url(tmp_path))
-    metadata.create_all(engine)
-    engine.dispose()
-    return tmp_path
 
 
 def test_a_writer_commits_while_a_read_is_open_and_the_read_keeps_its_snapshot(

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.store.database import create_writer_engine, sqlite_url
-from gateway.store.tables import command_log, metadata, retired_item
+from gateway.store.tables import command_log, retired_item
 from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterThread
 
@@ -38,14 +38,6 @@ def logged(folder: Path) -> int:
         count = int(connection.execute(select(func.count()).select_from(command_log)).scalar_one())
     engine.dispose()
     return count
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    engine = create_writer_engine(sqlite_url(tmp_path))
-    metadata.create_all(engine)
-    engine.dispose()
-    return tmp_path
 
 
 def test_a_second_writer_waits_until_the_first_commits(folder: Path) -> None:
