@@ -42,6 +42,13 @@ from tests.gateway.conftest import (
 from tests.gateway.test_certificate_renewal import next_pin, pin_next_certificate, post, signed
 
 
+def copy_pair(source: KeyPair, target: KeyPair) -> KeyPair:
+    """``source``'s key and certificate copied over ``target``'s files; ``target``."""
+    shutil.copy(source.key_path, target.key_path)
+    shutil.copy(source.certificate_path, target.certificate_path)
+    return target
+
+
 def with_id(number: int) -> bytes:
     return C100.replace(C100_ID.encode(), f"B30129000000720261123{number:04d}".encode())
 
@@ -94,9 +101,7 @@ async def test_a_bank_renews_and_switches_certificates_without_a_restart(
     assert (await post(keys, url, renewal, signed(renewal, with_id(2))))[0] == 200
     assert (await post(keys, url, current, signed(current, with_id(3))))[0] == 200
     # The bank has switched: the next certificate becomes its current one, the old one goes.
-    old = KeyPair(tmp_path / "old.key", tmp_path / "old.pem")
-    shutil.copy(current.key_path, old.key_path)
-    shutil.copy(current.certificate_path, old.certificate_path)
+    old = copy_pair(current, KeyPair(tmp_path / "old.key", tmp_path / "old.pem"))
     renewal.key_path.replace(current.key_path)
     renewal.certificate_path.replace(current.certificate_path)
     text = serving.participants.read_text()
@@ -196,9 +201,7 @@ async def test_the_gateway_renews_its_certificate_without_a_restart(
 ) -> None:
     keys, url, runtime = serving.keys, serving.url, serving.runtime
     without_next_certificate(keys)
-    old = KeyPair(tmp_path / "old.key", tmp_path / "old.pem")
-    shutil.copy(keys.gateway.key_path, old.key_path)
-    shutil.copy(keys.gateway.certificate_path, old.certificate_path)
+    old = copy_pair(keys.gateway, KeyPair(tmp_path / "old.key", tmp_path / "old.pem"))
     old_pin = certificate_sha256(old.certificate())
     assert await presented(keys, url) == old_pin
     current = keys.participant(BOCOM)
@@ -230,17 +233,7 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     without_next_certificate(keys)
     pin = certificate_sha256(keys.gateway.certificate())
     gateway = keys.gateway
-    saved = KeyPair(tmp_path / "saved.key", tmp_path / "saved.pem")
-
-    def save() -> None:
-        shutil.copy(gateway.key_path, saved.key_path)
-        shutil.copy(gateway.certificate_path, saved.certificate_path)
-
-    def put_back() -> None:
-        shutil.copy(saved.key_path, gateway.key_path)
-        shutil.copy(saved.certificate_path, gateway.certificate_path)
-
-    save()
+    saved = copy_pair(gateway, KeyPair(tmp_path / "saved.key", tmp_path / "saved.pem"))
     # Ended before now.
     keys.renew_gateway(CENTRE, START - timedelta(days=30), START - timedelta(days=1))
     with pytest.raises(KeyFileError) as failure:
@@ -270,7 +263,7 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
         "(CN=isogw development CA): the banks would refuse it. A new CA takes a restart"
     )
     # Nothing changed: the TLS certificate, the signer, the list.
-    put_back()
+    copy_pair(saved, gateway)
     assert await presented(keys, url) == pin
     current = keys.participant(BOCOM)
     status, answer = await post(keys, url, current, signed(current, with_id(1)))
@@ -279,8 +272,7 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     assert listed.sha256 == pin
     # A new CA, and a gateway certificate of it: both wait for the next start.
     shutil.copy(other.ca_path, keys.ca_path)
-    shutil.copy(other.gateway.key_path, gateway.key_path)
-    shutil.copy(other.gateway.certificate_path, gateway.certificate_path)
+    copy_pair(other.gateway, gateway)
     reloaded = reload_certificates(runtime)
     assert reloaded.not_applied == [
         f"the CA certificate ({keys.ca_path}) changed: TLS and signatures use the one loaded "
