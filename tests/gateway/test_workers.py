@@ -386,23 +386,30 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
 
 
 async def sessions_on_both_processes(
-    url: str, context: ssl.SSLContext
+    url: str, context: ssl.SSLContext, each: int = 1
 ) -> list[aiohttp.ClientSession]:
-    """Two sessions, each keeping one connection open (for requests with this ``context``), to
-    different gateway processes (each connection's process told by /healthz; new ones are
-    tried until both are reached)."""
-    sessions: dict[int, aiohttp.ClientSession] = {}
-    for _ in range(40):
+    """``each`` sessions to each of the two gateway processes, each session keeping one
+    connection open (for requests with this ``context``), in turn: one to a process, then one
+    to the other (each connection's process told by /healthz; new ones are tried until both
+    have ``each``)."""
+    sessions: dict[int, list[aiohttp.ClientSession]] = {}
+    for _ in range(40 * each):
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
         async with session.get(url + "/healthz", ssl=context) as response:
             process = (await response.json())["process"]
-        if process in sessions:
+        if len(sessions.setdefault(process, [])) == each:
             await session.close()
             continue
-        sessions[process] = session
-        if len(sessions) == 2:
-            return list(sessions.values())
-    raise AssertionError("40 connections all reached the same gateway process")
+        sessions[process].append(session)
+        if len(sessions) == 2 and all(len(found) == each for found in sessions.values()):
+            first, second = sessions.values()
+            return [session for pair in zip(first, second, strict=True) for session in pair]
+    for found in sessions.values():
+        for session in found:
+            await session.close()
+    raise AssertionError(
+        f"{40 * each} connections did not reach both gateway processes {each} times each"
+    )
 
 
 def test_a_participants_rate_limit_holds_across_both_processes(tmp_path: Path) -> None:
@@ -491,3 +498,87 @@ def test_every_process_is_reported_whichever_answers_the_scrape(tmp_path: Path) 
         for slot in ("0", "1"):
             assert f'isogw_process_info{{process="{slot}",pid="' in scrape
             assert f'isogw_process_figures_age_seconds{{process="{slot}"}} ' in scrape
+
+
+def signed_text(keys: KeyStore, code: str, text: str) -> bytes:
+    pair = keys.participant(code)
+    signer = XmlDsigSigner(pair.key_path.read_bytes(), pair.certificate_path.read_bytes())
+    return signer.sign(text.encode())
+
+
+def test_one_message_id_raced_through_both_processes_is_applied_once(tmp_path: Path) -> None:
+    """Two contents under one message id, each posted nine times at once over three connections
+    to each process (a bank retrying after a timeout reaches either): one content wins; every
+    copy of it gets the same answer, every copy of the other DU01; one payment, forwarded once,
+    in both processes' positions."""
+    port = 20000 + (os.getpid() + 13) % 10000
+    sample = (SAMPLES / "pacs.008.001.08" / "valid-C100-realtime-credit.xml").read_text()
+    texts = {b"first": sample, b"second": sample.replace("<Ustrd>", "<Ustrd>X", 1)}
+    receipt = SAMPLES / "pacs.002.001.10" / "valid-realtime-credit-receipt-for-the-c100-sample.xml"
+
+    async def scenario(
+        url: str, keys: KeyStore
+    ) -> tuple[list[tuple[bytes, int, bytes]], list[str], dict[str, str]]:
+        await both_processes_answer(url, keys)
+        context = client_context(keys, keys.participant(BOCOM))
+        sessions = await sessions_on_both_processes(url, context, each=3)
+        bodies = {name: signed_text(keys, BOCOM, text) for name, text in texts.items()}
+
+        async def post_three(
+            session: aiohttp.ClientSession, order: list[bytes]
+        ) -> list[tuple[bytes, int, bytes]]:
+            answers = []
+            for name in order:
+                async with session.post(
+                    url + "/v1/messages",
+                    data=bodies[name],
+                    headers={"Content-Type": "application/xml"},
+                    ssl=context,
+                ) as response:
+                    answers.append((name, response.status, await response.read()))
+            return answers
+
+        try:
+            orders = [[b"first", b"second", b"first"], [b"second", b"first", b"second"]] * 3
+            results = await asyncio.gather(
+                *(
+                    post_three(session, order)
+                    for session, order in zip(sessions, orders, strict=True)
+                )
+            )
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True)
+            ) as session:
+                async with session.get(
+                    url + "/v1/outbox", ssl=client_context(keys, keys.participant(CCB))
+                ) as response:
+                    forwarded = [
+                        message["message_id"] for message in (await response.json())["messages"]
+                    ]
+                # CCB accepts it: the payment nets, once, whichever content won.
+                async with session.post(
+                    url + "/v1/messages",
+                    data=signed_text(keys, CCB, receipt.read_text()),
+                    headers={"Content-Type": "application/xml"},
+                    ssl=client_context(keys, keys.participant(CCB)),
+                ) as response:
+                    assert response.status == 200, await response.text()
+                positions = await positions_by_process(session, url, keys)
+        finally:
+            for session in sessions:
+                await session.close()
+        return [answer for answers in results for answer in answers], forwarded, positions
+
+    with two_processes(tmp_path, port, {}) as (url, keys):
+        answers, forwarded, positions = asyncio.run(scenario(url, keys))
+    assert len(answers) == 18
+    winners = {name for name, status, _ in answers if status == 200}
+    assert len(winners) == 1, answers
+    accepted = [body for _, status, body in answers if status == 200]
+    assert len(accepted) == 9 and len(set(accepted)) == 1
+    assert b"admi.007.001.01" in accepted[0] and C100_ID.encode() in accepted[0]
+    refused = [body for name, status, body in answers if name not in winners]
+    assert [status for name, status, _ in answers if name not in winners] == [409] * 9
+    assert all(b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in body for body in refused)
+    assert forwarded == [C100_ID]
+    assert list(positions.values()) == ["-200000", "-200000"], positions
