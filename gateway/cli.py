@@ -191,14 +191,14 @@ def run_serve(arguments: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.composition import ensure_keys, figures_board, open_runtime
-    from gateway.log_text import OneLineFormatter
+    from gateway.log_text import LINE_FORMAT, OneLineFormatter
     from gateway.transport.http_app import build_app, listen
     from gateway.transport.tls import server_context
     from gateway.transport.worker_processes import WorkerSupervisor, watch_parent
 
     # One record, one line: text a sender chose cannot start a forged line (gateway.log_text).
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(OneLineFormatter(LINE_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Until the event loop takes the signals over (_stop_on_first_signal), SIGTERM stops the
     # start as Ctrl-C does, through the clean-up below, rather than killing this process and

@@ -19,6 +19,11 @@ import json
 import logging
 import re
 
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+"""What ``isogw serve`` writes for each record: the gateway runs several processes that log to
+the same stream, so each line says which one wrote it: its process id, as ``/healthz`` and the
+``isogw_process_info`` metric give it."""
+
 PLAIN = re.compile(r"[A-Za-z0-9._:/@+-]+")
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 

@@ -156,6 +156,15 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
         )
         assert [int(count) for count, _ in failures] == list(range(1, len(failures) + 1)), output
         assert len({process for _, process in failures}) == 2, output
+        # Each line says which process wrote it: each process's shutdown line has its own id,
+        # the one its failures named.
+        stopping = re.findall(r"INFO isogw\.http \[(\d+)\] event=stopping ", output)
+        assert sorted(stopping) == sorted({process for _, process in failures}), output
+        assert all(
+            re.match(r"\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ [\w.]+ \[\d+\] ", line)
+            for line in output.splitlines()
+            if " event=" in line
+        ), output
         errors = [line for line in output.splitlines() if " ERROR " in line]
         assert (
             len(errors) == 1
