@@ -381,9 +381,11 @@ def test_a_killed_process_is_replaced_and_the_others_stop_with_the_first(tmp_pat
         second, third = asyncio.run(scenario())
         log.seek(0)
         output = log.read()
-        assert f"ERROR isogw.serve event=worker-exited slot=1 process={second} signal=SIGKILL" in (
-            output
-        ), output
+        # The first process (the one started) says so.
+        assert (
+            f"ERROR isogw.serve [{server.pid}] event=worker-exited slot=1 process={second} "
+            "signal=SIGKILL"
+        ) in output, output
         assert f"event=worker-restarted slot=1 process={third} replacing={second}" in output
         assert f"event=parent-gone process={third} " in output, output
         assert "Traceback" not in output, output
