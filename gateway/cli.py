@@ -412,9 +412,12 @@ def _port_problem(host: str, port: int, config: Path, error: OSError) -> str:
 
 
 async def _prepare_storage(config: Path, clock: Any) -> None:
+    """The tables and the ledger's genesis, once, before the other processes start; the core
+    is built after, by each process as it opens the ledger (the first one too: building it
+    here as well took one more restore of the ledger before this process served)."""
     from gateway.composition import open_clearing
 
-    clearing = await open_clearing(config, clock)
+    clearing = await open_clearing(config, clock, replay=False)
     await clearing.service.close()
 
 

@@ -97,8 +97,9 @@ class Clearing:
     clock: Clock
 
 
-async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
-    """Build the clearing service on the configured database and replay its log."""
+async def open_clearing(config_file: Path, clock: Clock, replay: bool = True) -> Clearing:
+    """Build the clearing service on the configured database and replay its log (without
+    ``replay``: only make the ledger ready, its tables and genesis, for processes to open)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.service.clearing_service import ClearingService
@@ -118,7 +119,7 @@ async def open_clearing(config_file: Path, clock: Clock) -> Clearing:
         checkpoint_part_bytes=settings.storage.checkpoint_part_bytes,
     )
     try:
-        await service.open()
+        await service.open(replay)
     except StorageError:
         await service.close()
         raise

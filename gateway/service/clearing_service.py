@@ -160,8 +160,9 @@ class ClearingService:
         assert self._core is not None, "call open() first"
         return self._core
 
-    async def open(self) -> None:
-        """Create the tables if needed, record the genesis once, replay the log."""
+    async def open(self, replay: bool = True) -> None:
+        """Create the tables if needed, record the genesis once, replay the log (without
+        ``replay``: the ledger made ready for other processes to open, its core not built)."""
         async with self._engine.begin() as connection:
             recorded_retirements = await connection.run_sync(
                 lambda sync: inspect(sync).has_table(retired_item.name)
@@ -200,6 +201,8 @@ class ClearingService:
             or ClearingSettings.model_validate_json(settings) != self._settings
         )
         self._genesis = (started, participants, settings, rules)
+        if not replay:
+            return
         await self._rebuild()
         if not recorded_retirements and self.core.retired_through is not None:
             await self._record_earlier_retirements()

@@ -165,6 +165,10 @@ def test_two_processes_share_one_ledger(tmp_path: Path) -> None:
             for line in output.splitlines()
             if " event=" in line
         ), output
+        # Each process restores the ledger once (the first one used to restore it twice: once
+        # to create the tables before starting the other, then again to serve).
+        restored = re.findall(r"\[(\d+)\] event=ledger-restored ", output)
+        assert sorted(restored) == sorted(stopping), output
         errors = [line for line in output.splitlines() if " ERROR " in line]
         assert (
             len(errors) == 1
