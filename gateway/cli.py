@@ -339,11 +339,14 @@ def _reload_certificates(runtime: Runtime) -> None:
         )
     else:
         log.info(
-            "event=certificates-reloaded process=%d added=%s removed=%s gateway_certificate=%s",
+            "event=certificates-reloaded process=%d added=%s removed=%s gateway_certificate=%s "
+            "ca_added=%s ca_removed=%s",
             runtime.slot,
             _pins_text(reloaded.added),
             _pins_text(reloaded.removed),
             reloaded.gateway_certificate or "-",
+            ",".join(reloaded.added_authorities) or "-",
+            ",".join(reloaded.removed_authorities) or "-",
         )
         for note in reloaded.not_applied:
             log.warning(

@@ -7,7 +7,7 @@ The server's parts (storage, keys, signatures, HTTP) are imported where they are
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,8 @@ from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.start_errors import StorageError
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from gateway.security.keys import KeyStore
     from gateway.service.clearing_service import ClearingService
     from gateway.service.clock import Clock
@@ -196,7 +198,7 @@ async def open_runtime(
     ``push_url`` (one gateway process pushes, so each bank gets its messages once, in
     order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
     from gateway.security.certificate_validity import known_certificates
-    from gateway.security.keys import read_certificate
+    from gateway.security.keys import read_authorities
     from gateway.security.participant_certificates import participant_certificates
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
@@ -210,9 +212,9 @@ async def open_runtime(
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
     certificates, pins = participant_certificates(gateway.directory, listed, keys)
     participants = gateway.directory.participants
-    anchor = read_certificate(keys.ca_path)
+    authorities = tuple(read_authorities(keys.ca_path))
     signer = signer_from_files(keys.gateway)
-    verifier = SignatureVerifier(certificates, anchor)
+    verifier = SignatureVerifier(certificates, authorities)
     tls = client_context(keys, keys.gateway)
     rate_limit = _open_rate_limit(gateway, pins.values())
     try:
@@ -230,7 +232,7 @@ async def open_runtime(
         run_ticker=run_ticker,
         slot=slot,
         figures_board=figures_board(slot),
-        certificate_authority=anchor,
+        certificate_authorities=authorities,
         gateway_contexts=[tls],
     )
     for entry in (*participants.direct, *participants.special):
@@ -255,6 +257,10 @@ class CertificateReload:
     not_applied: list[str] = field(default_factory=list)
     gateway_certificate: str | None = None
     """The pin (SHA-256) of the gateway's renewed certificate, when it was taken."""
+    added_authorities: list[str] = field(default_factory=list)
+    """The SHA-256 of each CA added to ``ca.pem`` (trusted from now on)."""
+    removed_authorities: list[str] = field(default_factory=list)
+    """The SHA-256 of each CA taken out of ``ca.pem``."""
 
 
 PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
@@ -265,19 +271,29 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     participants' certificates they pin, on new requests (TLS pin) and signatures alike: a bank
     renews its certificate, or one is withdrawn, without a restart. A renewed gateway
     certificate is presented on the TLS connections made from then on (the listener's, the
-    pushes'), and signs everything the gateway sends.
+    pushes'), and signs everything the gateway sends. A CA added to ``ca.pem`` (the centre
+    rolls its CA over) is trusted from then on, for TLS and signatures; one taken out is no
+    longer trusted for signatures (TLS contexts cannot forget a CA: that waits for the next
+    start, reported in ``not_applied``).
 
     Raises ``ConfigurationError`` or ``KeyFileError`` and changes nothing when the files
     cannot be used as they are (the checks of the start: a pin without its certificate, a
     certificate that is not the pinned one, a key that cannot check signatures; a gateway
-    certificate that is not its key's, not issued by the CA the gateway runs with, or not
-    valid now), or when participants were added or removed (that takes a restart: the ledger
-    and the rate limits know the participants of the start). A changed CA certificate (and a
-    gateway certificate that changed with it), and changes of the participants file other than
-    pins, are reported in ``not_applied``: they take effect at the next start."""
+    certificate that is not its key's, not issued by a CA of ``ca.pem``, or not valid now; a
+    CA taken out while the gateway's certificate or a pinned one comes from it), or when
+    participants were added or removed (that takes a restart: the ledger and the rate limits
+    know the participants of the start). Changes of the participants file other than pins are
+    reported in ``not_applied``: they take effect at the next start."""
+    from cryptography.hazmat.primitives import serialization
+
     from gateway.security.certificate_validity import known_certificates
     from gateway.security.gateway_certificate import renewed_gateway_signer
-    from gateway.security.keys import KeyStore
+    from gateway.security.keys import (
+        KeyStore,
+        authority_names,
+        certificate_sha256,
+        read_authorities,
+    )
     from gateway.security.participant_certificates import participant_certificates
 
     gateway = runtime.gateway
@@ -294,42 +310,52 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     keys = KeyStore(state_directory())
     certificates, pins = participant_certificates(directory, listed, keys)
     known = known_certificates(keys, directory.centre_member_id, found)
+    authorities = read_authorities(keys.ca_path)
+    trusted = runtime.certificate_authorities
+    added_authorities = _absent_from(authorities, trusted)
+    removed_authorities = _absent_from(trusted, authorities)
+    if removed_authorities:
+        _check_still_issued(keys, removed_authorities, authorities, certificates)
     not_applied = []
-    loaded = {entry.role: entry for entry in runtime.certificates}
-    on_disk = {entry.role: entry for entry in known}
-    authority, gateway_certificate = loaded["ca"], loaded["gateway"]
+    [gateway_certificate] = [entry for entry in runtime.certificates if entry.role == "gateway"]
+    [on_disk] = [entry for entry in known if entry.role == "gateway"]
     renewed_signer = None
-    if on_disk["ca"].sha256 != authority.sha256:
+    if on_disk.sha256 != gateway_certificate.sha256:
+        renewed_signer = renewed_gateway_signer(keys.gateway, authorities, runtime.messages.now())
+        gateway_certificate = on_disk
+    if removed_authorities:
         not_applied.append(
-            f"the CA certificate ({authority.path}) changed: TLS and signatures use the one "
-            "loaded at start until the next start"
-            + (
-                ", and so does the gateway's certificate, which changed with it"
-                if on_disk["gateway"].sha256 != gateway_certificate.sha256
-                else ""
-            )
+            f"{authority_names(removed_authorities)} left {keys.ca_path}: signatures by "
+            "certificates it issued are refused from now on (DS0F), but TLS handshakes accept "
+            "them until the next start (each such connection is then refused 403: no pin names "
+            "its certificate)"
         )
-    elif on_disk["gateway"].sha256 != gateway_certificate.sha256:
-        assert runtime.certificate_authority is not None, "open_runtime loads the CA"
-        renewed_signer = renewed_gateway_signer(
-            keys.gateway, runtime.certificate_authority, runtime.messages.now()
-        )
-        gateway_certificate = on_disk["gateway"]
     if _without_pins(gateway.directory) != _without_pins(directory):
         not_applied.append(
             f"{listed}: changes other than certificate pins take effect at the next start"
         )
     before = _pins_by_participant(runtime.pins)
     after = _pins_by_participant(pins)
+    if added_authorities:
+        # A context cannot forget a CA, but it takes more: the new CA's certificates complete
+        # handshakes from the next connection on (the listener's clients, the banks' push
+        # endpoints).
+        bundle = "".join(
+            authority.public_bytes(serialization.Encoding.PEM).decode()
+            for authority in added_authorities
+        )
+        for context in runtime.gateway_contexts:
+            context.load_verify_locations(cadata=bundle)
     if renewed_signer is not None:
         pair = keys.gateway
         for context in runtime.gateway_contexts:
             context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
         runtime.messages.use_signer(renewed_signer)
+    runtime.certificate_authorities = tuple(authorities)
     runtime.pins = pins
-    runtime.messages.use_certificates(certificates)
+    runtime.messages.use_certificates(certificates, authorities)
     runtime.certificates = [
-        authority,
+        *(entry for entry in known if entry.role == "ca"),
         gateway_certificate,
         *(
             entry
@@ -342,7 +368,53 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         _gained(after, before),
         not_applied,
         gateway_certificate.sha256 if renewed_signer is not None else None,
+        [certificate_sha256(authority) for authority in added_authorities],
+        [certificate_sha256(authority) for authority in removed_authorities],
     )
+
+
+def _absent_from(
+    authorities: Sequence[x509.Certificate], others: Sequence[x509.Certificate]
+) -> list[x509.Certificate]:
+    """The CAs of ``authorities`` that ``others`` does not hold."""
+    return [authority for authority in authorities if authority not in others]
+
+
+def _check_still_issued(
+    keys: KeyStore,
+    removed: Sequence[x509.Certificate],
+    kept: Sequence[x509.Certificate],
+    certificates: Mapping[str, Sequence[x509.Certificate]],
+) -> None:
+    """A CA may leave ``ca.pem`` only once no certificate in use comes from it alone: the
+    gateway's (the banks would refuse its connections and signatures) and every pinned
+    participant's (its bank's signatures would be refused). ``KeyFileError`` names the first
+    such certificate."""
+    from gateway.security.keys import certificate_sha256
+    from gateway.security.signatures import issued_by
+    from gateway.start_errors import KeyFileError
+
+    in_use = [
+        (f"the gateway's certificate ({keys.gateway.certificate_path})", keys.gateway.certificate())
+    ]
+    for code, pinned in certificates.items():
+        for certificate in pinned:
+            in_use.append(
+                (
+                    f"{code}'s pinned certificate sha256:{certificate_sha256(certificate)[:16]}…",
+                    certificate,
+                )
+            )
+    for what, certificate in in_use:
+        if any(issued_by(certificate, authority) for authority in kept):
+            continue
+        for authority in removed:
+            if issued_by(certificate, authority):
+                raise KeyFileError(
+                    f"{keys.ca_path}: {authority.subject.rfc4514_string()} was taken out, but "
+                    f"{what} is issued by it: replace that certificate first (the CA stays "
+                    "trusted until then)"
+                )
 
 
 def _without_pins(directory: ParticipantDirectory) -> dict[str, Any]:

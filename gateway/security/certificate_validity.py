@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from gateway.security.keys import KeyStore, certificate_sha256, read_certificate
+from cryptography import x509
+
+from gateway.security.keys import KeyStore, certificate_sha256, read_authorities, read_certificate
 
 LOG = logging.getLogger("isogw.keys")
 
@@ -87,10 +89,9 @@ def validities(
     ]
 
 
-def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
-    if not location.is_file():
-        return KnownCertificate(role, owner, str(location))
-    certificate = read_certificate(location)
+def _known(
+    role: str, owner: str, location: Path, certificate: x509.Certificate
+) -> KnownCertificate:
     return KnownCertificate(
         role,
         owner,
@@ -101,13 +102,20 @@ def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
     )
 
 
+def _loaded(role: str, owner: str, location: Path) -> KnownCertificate:
+    if not location.is_file():
+        return KnownCertificate(role, owner, str(location))
+    return _known(role, owner, location, read_certificate(location))
+
+
 def known_certificates(
     keys: KeyStore, centre: str, participants: Sequence[str]
 ) -> list[KnownCertificate]:
-    """The CA's, the gateway's and each participant's certificate, and the one a participant
-    renews to where there is one (a damaged file raises ``KeyFileError``, as at start)."""
+    """Each CA's certificate (``ca.pem``: two while the centre rolls its CA over), the
+    gateway's and each participant's, and the one a participant renews to where there is one
+    (a damaged file raises ``KeyFileError``, as at start)."""
     found = [
-        _loaded("ca", "", keys.ca_path),
+        *(_known("ca", "", keys.ca_path, ca) for ca in read_authorities(keys.ca_path)),
         _loaded("gateway", centre, keys.gateway.certificate_path),
     ]
     for code in participants:
@@ -125,36 +133,45 @@ class CertificateWatch:
     def __init__(self, certificates: Sequence[KnownCertificate], warning: timedelta) -> None:
         self._certificates = list(certificates)
         self._warning = warning
-        self._logged: dict[str, tuple[Validity, int | None]] = {}
+        self._logged: dict[tuple[str, str | None], tuple[Validity, int | None]] = {}
+        """What was last logged of each certificate, by file and SHA-256 (one file, ca.pem,
+        may hold two)."""
 
     def follow(self, certificates: Sequence[KnownCertificate]) -> None:
         """Watch ``certificates`` from now on (reloaded): those still there keep what was
         logged of them."""
         self._certificates = list(certificates)
-        paths = {certificate.path for certificate in certificates}
-        self._logged = {path: seen for path, seen in self._logged.items() if path in paths}
+        kept = {_watched(certificate) for certificate in certificates}
+        self._logged = {key: seen for key, seen in self._logged.items() if key in kept}
 
     def check(self, now: datetime) -> list[KnownCertificate]:
         """The certificates logged this time."""
         logged = []
         states = validities(self._certificates, now, self._warning)
         for certificate, validity in zip(self._certificates, states, strict=True):
+            key = _watched(certificate)
             if validity not in ATTENTION:
-                self._logged.pop(certificate.path, None)
+                self._logged.pop(key, None)
                 continue
             seen = (validity, certificate.days_left(now))
-            if self._logged.get(certificate.path) == seen:
+            if self._logged.get(key) == seen:
                 continue
-            self._logged[certificate.path] = seen
+            self._logged[key] = seen
             logged.append(certificate)
             LOG.log(
                 logging.WARNING if validity is Validity.EXPIRING else logging.ERROR,
-                "event=certificate-%s certificate=%s owner=%s not_after=%s days_left=%d path=%s",
+                "event=certificate-%s certificate=%s owner=%s not_after=%s days_left=%d path=%s "
+                "sha256=%s",
                 validity.value,
                 certificate.role,
                 certificate.owner or "-",
                 f"{certificate.not_after:%Y-%m-%dT%H:%M:%SZ}",
                 seen[1],
                 certificate.path,
+                certificate.sha256 or "-",
             )
         return logged
+
+
+def _watched(certificate: KnownCertificate) -> tuple[str, str | None]:
+    return certificate.path, certificate.sha256

@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gateway.start_errors import KeyFileError
 
 DEVELOPMENT_VALIDITY = timedelta(days=825)
+DEVELOPMENT_CA_NAME = "isogw development CA"
 KEY_FOLDER = "keys"
 REPLACE_HINT = "`isogw keys init --force` writes new development keys"
 
@@ -53,6 +54,21 @@ def read_certificate(path: Path) -> x509.Certificate:
         return x509.load_pem_x509_certificate(read_key_file(path))
     except ValueError as error:
         raise KeyFileError(f"{path}: not a PEM certificate ({error}); {REPLACE_HINT}") from error
+
+
+def read_authorities(path: Path) -> list[x509.Certificate]:
+    """The CA certificates of ``path`` (``ca.pem``), in their order: one, or while the centre
+    rolls its CA over, the current and the new one (PEM blocks one after the other, as any
+    trust bundle)."""
+    try:
+        return x509.load_pem_x509_certificates(read_key_file(path))
+    except ValueError as error:
+        raise KeyFileError(f"{path}: not a PEM certificate ({error}); {REPLACE_HINT}") from error
+
+
+def authority_names(authorities: Sequence[x509.Certificate]) -> str:
+    """The CAs' subjects, for a message: ``CN=A, then CN=B``."""
+    return ", then ".join(authority.subject.rfc4514_string() for authority in authorities)
 
 
 @dataclass(frozen=True)
@@ -113,17 +129,18 @@ class KeyStore:
         participants: Sequence[str],
         now: datetime,
         algorithm: str = DEFAULT_KEY_ALGORITHM,
+        ca_name: str = DEVELOPMENT_CA_NAME,
     ) -> None:
-        """Create the CA, the gateway's and every participant's key (of ``algorithm``, a key
-        of ``KEY_ALGORITHMS``) and certificate."""
+        """Create the CA (named ``ca_name``), the gateway's and every participant's key (of
+        ``algorithm``, a key of ``KEY_ALGORITHMS``) and certificate."""
         new_key = KEY_ALGORITHMS[algorithm]
         (self.folder / "participants").mkdir(parents=True, exist_ok=True)
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "isogw development CA")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
         ca = (
             x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
+            .subject_name(name)
+            .issuer_name(name)
             .public_key(ca_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
@@ -163,9 +180,14 @@ class KeyStore:
         return self.gateway
 
     def _authority(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        ca = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        """The development CA's key, and its certificate among those of ``ca.pem``."""
         ca_key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        [ca] = [
+            authority
+            for authority in read_authorities(self.ca_path)
+            if authority.public_key() == ca_key.public_key()
+        ]
         return ca, ca_key
 
     def _issue(

@@ -247,42 +247,56 @@ class _Pinned:
     """The one signature method its key makes (``ValueError`` for a key the scheme does not
     use: the composition root names the certificate file first)."""
     from_anchor: bool
-    """Whether it comes from the trusted CA, checked once."""
+    """Whether a trusted CA issued it, checked once."""
 
 
-def _pinned(certificate: x509.Certificate, anchor: x509.Certificate | None) -> _Pinned:
+def _pinned(certificate: x509.Certificate, anchors: Sequence[x509.Certificate]) -> _Pinned:
     key = certificate.public_key()
     return _Pinned(
         certificate,
         certificate.public_bytes(serialization.Encoding.DER),
         key,
         signature_method(key),
-        anchor is None or _issued_by(certificate, anchor),
+        not anchors or any(issued_by(certificate, anchor) for anchor in anchors),
     )
+
+
+Anchors = x509.Certificate | Sequence[x509.Certificate] | None
+"""The CA certificates the senders' certificates must come from: one, or several while the
+centre rolls its CA over (None: any issuer, for tools that check a signature alone)."""
 
 
 class SignatureVerifier:
     def __init__(
         self,
         pins: Mapping[str, x509.Certificate | Sequence[x509.Certificate]],
-        trust_anchor: x509.Certificate | None = None,
+        trust_anchors: Anchors = None,
     ) -> None:
         """``pins``: each sender's certificate, or its certificates while it renews one (the
         current first, then the next: a signature from either is accepted)."""
-        self._anchor = trust_anchor
+        self._anchors: tuple[x509.Certificate, ...] = (
+            ()
+            if trust_anchors is None
+            else (trust_anchors,)
+            if isinstance(trust_anchors, x509.Certificate)
+            else tuple(trust_anchors)
+        )
         self._pins = {
             code: [
-                _pinned(certificate, trust_anchor)
+                _pinned(certificate, self._anchors)
                 for certificate in (listed if isinstance(listed, Sequence) else [listed])
             ]
             for code, listed in pins.items()
         }
 
     def with_pins(
-        self, pins: Mapping[str, x509.Certificate | Sequence[x509.Certificate]]
+        self,
+        pins: Mapping[str, x509.Certificate | Sequence[x509.Certificate]],
+        trust_anchors: Anchors = None,
     ) -> SignatureVerifier:
-        """A verifier of other pins under the same trust anchor (certificates reloaded)."""
-        return SignatureVerifier(pins, self._anchor)
+        """A verifier of other pins (certificates reloaded), under ``trust_anchors`` if given,
+        else under the same CAs."""
+        return SignatureVerifier(pins, self._anchors if trust_anchors is None else trust_anchors)
 
     def verify(
         self,
@@ -413,7 +427,7 @@ class SignatureVerifier:
             )
         if not chosen.from_anchor:
             raise SignatureProblemError(
-                "DS0F", f"{sender}'s certificate is not from the trusted CA"
+                "DS0F", f"{sender}'s certificate is not issued by a CA the gateway trusts"
             )
         return chosen
 
@@ -501,7 +515,7 @@ def _base64(text: str | None, what: str) -> bytes:
         raise SignatureProblemError("DS0B", f"{what} is not base64") from error
 
 
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether ``issuer`` signed ``certificate`` (name and signature, whatever the CA's key)."""
     try:
         certificate.verify_directly_issued_by(issuer)

@@ -162,12 +162,15 @@ class MessageGateway:
         return self._clock.now()
 
     def use_certificates(
-        self, certificates: Mapping[str, x509.Certificate | Sequence[x509.Certificate]]
+        self,
+        certificates: Mapping[str, x509.Certificate | Sequence[x509.Certificate]],
+        authorities: Sequence[x509.Certificate] | None = None,
     ) -> None:
         """Check the signatures of the messages from now on against ``certificates`` (the
-        participants' certificates reloaded), under the same trust anchor; a message being
-        checked finishes with the ones it started with."""
-        self._verifier = self._verifier.with_pins(certificates)
+        participants' certificates reloaded), issued by one of ``authorities`` (the CAs of a
+        reloaded ``ca.pem``; the same CAs if None); a message being checked finishes with the
+        ones it started with."""
+        self._verifier = self._verifier.with_pins(certificates, authorities)
 
     def use_signer(self, signer: MessageSigner) -> None:
         """Sign with ``signer`` from now on (the gateway's certificate renewed)."""

@@ -114,15 +114,18 @@ class Runtime:
     it starts (a restarted process takes the slot of the one it replaces)."""
     figures_board: FiguresBoard | None = None
     """Where the processes publish their figures for /metrics (None: this process alone)."""
-    certificate_authority: x509.Certificate | None = None
-    """The CA loaded at start: a renewed gateway certificate must be issued by it."""
+    certificate_authorities: tuple[x509.Certificate, ...] = ()
+    """The CAs the gateway trusts (``ca.pem``: one, or two while the centre rolls its CA
+    over), as loaded at start or by the last reload: the participants' certificates and a
+    renewed gateway certificate must be issued by one of them."""
     gateway_contexts: list[ssl.SSLContext] = field(default_factory=list)
-    """The TLS contexts that present the gateway's certificate (the listener's, the pushes'):
-    a reload loads a renewed one into them, for the connections made from then on."""
+    """The TLS contexts that present the gateway's certificate and check the other side's
+    against the CAs (the listener's, the pushes'): a reload loads a renewed certificate and
+    CAs added to ``ca.pem`` into them, for the connections made from then on."""
     certificates: list[KnownCertificate] = field(default_factory=list)
-    """The CA's, the gateway's and the participants' certificates as loaded at start, or by
-    the last reload for the gateway's and the participants' (for /metrics, and the first
-    process's log of those that need attention)."""
+    """The CAs', the gateway's and the participants' certificates as loaded at start or by
+    the last reload (for /metrics, and the first process's log of those that need
+    attention)."""
     authentication: AuthenticationMonitor = field(init=False)
     connections_seen: weakref.WeakSet[asyncio.BaseTransport] = field(
         default_factory=weakref.WeakSet
@@ -628,14 +631,16 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _certificate_lines(certificates: list[KnownCertificate]) -> list[str]:
     """When each certificate stops being valid (Unix seconds), for an alert on how far off
-    that is: ``isogw_certificate_expiry_timestamp_seconds - time() < 30 * 86400``."""
+    that is: ``isogw_certificate_expiry_timestamp_seconds - time() < 30 * 86400``. A CA's
+    series also has its SHA-256 (``ca.pem`` holds two while the centre rolls its CA over)."""
     family = "isogw_certificate_expiry_timestamp_seconds"
     lines = [f"# TYPE {family} gauge"]
     for certificate in certificates:
         if certificate.not_after is None:
             continue
         owner = f',owner="{certificate.owner}"' if certificate.owner else ""
-        labels = f'certificate="{certificate.role}"{owner}'
+        authority = f',sha256="{certificate.sha256}"' if certificate.role == "ca" else ""
+        labels = f'certificate="{certificate.role}"{owner}{authority}'
         lines.append(f"{family}{{{labels}}} {int(certificate.not_after.timestamp())}")
     return lines
 

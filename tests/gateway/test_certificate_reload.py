@@ -20,7 +20,7 @@ import pytest
 from gateway.composition import reload_certificates
 from gateway.configuration.settings import ConfigurationError
 from gateway.security.certificate_validity import known_certificates
-from gateway.security.keys import KeyPair, KeyStore, certificate_sha256, read_certificate
+from gateway.security.keys import KeyPair, KeyStore, certificate_sha256, read_authorities
 from gateway.security.signatures import SignatureProblemError, SignatureVerifier
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
@@ -32,6 +32,7 @@ from tests.gateway.conftest import (
     C100,
     C100_ID,
     CCB,
+    ICBC,
     START,
     ServeProcess,
     listening,
@@ -188,7 +189,7 @@ async def presented(keys: KeyStore, url: str) -> str:
 
 def signed_by(answer: bytes, pair: KeyPair, keys: KeyStore) -> bool:
     """The gateway's answer verifies with ``pair``'s certificate (and no other)."""
-    verifier = SignatureVerifier({CENTRE: pair.certificate()}, read_certificate(keys.ca_path))
+    verifier = SignatureVerifier({CENTRE: pair.certificate()}, read_authorities(keys.ca_path))
     try:
         verifier.verify(answer, CENTRE, START)
     except SignatureProblemError:
@@ -259,8 +260,9 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     with pytest.raises(KeyFileError) as failure:
         reload_certificates(runtime)
     assert str(failure.value) == (
-        f"{gateway.certificate_path} is not issued by the CA the gateway runs with "
-        "(CN=isogw development CA): the banks would refuse it. A new CA takes a restart"
+        f"{gateway.certificate_path} is not issued by a CA the gateway trusts "
+        "(CN=isogw development CA): the banks would refuse it. Add its CA to ca.pem (and give "
+        "it to the banks) first"
     )
     # Nothing changed: the TLS certificate, the signer, the list.
     copy_pair(saved, gateway)
@@ -270,17 +272,105 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     assert status == 200 and signed_by(answer, gateway, keys)
     [listed] = [entry for entry in runtime.certificates if entry.role == "gateway"]
     assert listed.sha256 == pin
-    # A new CA, and a gateway certificate of it: both wait for the next start.
+    # The CA replaced outright, with a gateway certificate of the new one: the banks'
+    # certificates still come from the old CA, so it cannot go yet.
     shutil.copy(other.ca_path, keys.ca_path)
     copy_pair(other.gateway, gateway)
-    reloaded = reload_certificates(runtime)
-    assert reloaded.not_applied == [
-        f"the CA certificate ({keys.ca_path}) changed: TLS and signatures use the one loaded "
-        "at start until the next start, and so does the gateway's certificate, which changed "
-        "with it"
-    ]
-    assert reloaded.gateway_certificate is None
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert str(failure.value).startswith(
+        f"{keys.ca_path}: CN=isogw development CA was taken out, but {ICBC}'s pinned "
+        "certificate sha256:"
+    )
+    assert str(failure.value).endswith(
+        " is issued by it: replace that certificate first (the CA stays trusted until then)"
+    )
     assert [entry.sha256 for entry in runtime.certificates if entry.role == "gateway"] == [pin]
+    assert len(runtime.certificate_authorities) == 1
+
+
+async def refused_at_handshake(keys: KeyStore, url: str, pair: KeyPair) -> bool:
+    """Whether the gateway ends the TLS handshake of a client presenting ``pair``."""
+    try:
+        await post(keys, url, pair, b"")
+    except aiohttp.ClientError:
+        return True
+    return False
+
+
+async def test_the_centre_rolls_its_ca_over_without_a_restart(
+    serving: Serving, tmp_path: Path
+) -> None:
+    """A new CA goes into ca.pem beside the old one; the gateway's certificate and the banks'
+    move to it, each step taken with a SIGHUP; the old CA leaves ca.pem last. Every bank keeps
+    sending throughout."""
+    keys, url, runtime = serving.keys, serving.url, serving.runtime
+    without_next_certificate(keys)
+    connecting = runtime.gateway.directory.connecting
+    new = KeyStore(tmp_path / "new")
+    new.initialise(CENTRE, connecting, START, ca_name="isogw development CA G2")
+    old_authority, new_authority = read_authorities(keys.ca_path) + read_authorities(new.ca_path)
+    old_bocom = copy_pair(
+        keys.participant(BOCOM), KeyPair(tmp_path / "old.key", tmp_path / "old.pem")
+    )
+    # The new CA is added (the banks get the same file, so they trust both from now on).
+    keys.ca_path.write_bytes(keys.ca_path.read_bytes() + new.ca_path.read_bytes())
+    renewal = copy_pair(new.participant(BOCOM), keys.next_participant(BOCOM))
+    assert await refused_at_handshake(keys, url, renewal)  # the running gateway knows one CA
+    renewal_pin = next_pin(keys)
+    pin_next_certificate(serving.participants, renewal_pin)
+    reloaded = reload_certificates(runtime)
+    assert reloaded.added_authorities == [certificate_sha256(new_authority)]
+    assert (reloaded.added, reloaded.removed_authorities, reloaded.not_applied) == (
+        {BOCOM: [renewal_pin]},
+        [],
+        [],
+    )
+    # BOCOM's certificate of the new CA: the handshake, the pin and the signature all pass.
+    assert (await post(keys, url, renewal, signed(renewal, with_id(1))))[0] == 200
+    assert (await post(keys, url, old_bocom, signed(old_bocom, with_id(2))))[0] == 200
+    assert [entry.sha256 for entry in runtime.certificates if entry.role == "ca"] == [
+        certificate_sha256(old_authority),
+        certificate_sha256(new_authority),
+    ]
+    # The gateway's certificate from the new CA.
+    copy_pair(new.gateway, keys.gateway)
+    reloaded = reload_certificates(runtime)
+    assert reloaded.gateway_certificate == certificate_sha256(keys.gateway.certificate())
+    assert await presented(keys, url) == reloaded.gateway_certificate
+    status, answer = await post(keys, url, renewal, signed(renewal, with_id(3)))
+    assert status == 200 and signed_by(answer, new.gateway, keys)
+    # The old CA cannot go while banks' certificates come from it; nothing changes.
+    keys.ca_path.write_bytes(new.ca_path.read_bytes())
+    with pytest.raises(KeyFileError) as failure:
+        reload_certificates(runtime)
+    assert f"but {ICBC}'s pinned certificate sha256:" in str(failure.value)
+    assert len(runtime.certificate_authorities) == 2
+    assert (await post(keys, url, old_bocom, signed(old_bocom, with_id(4))))[0] == 200
+    # Every bank has moved (BOCOM's next certificate is its current one): the old CA goes.
+    for code in connecting:
+        copy_pair(new.participant(code), keys.participant(code))
+    without_next_certificate(keys)
+    text = serving.participants.read_text()
+    serving.participants.write_text(
+        text.replace(f'next_certificate_sha256 = "{renewal_pin}"\n', "")
+    )
+    reloaded = reload_certificates(runtime)
+    assert reloaded.removed_authorities == [certificate_sha256(old_authority)]
+    assert reloaded.not_applied == [
+        f"CN=isogw development CA left {keys.ca_path}: signatures by certificates it issued are "
+        "refused from now on (DS0F), but TLS handshakes accept them until the next start (each "
+        "such connection is then refused 403: no pin names its certificate)"
+    ]
+    current = keys.participant(BOCOM)
+    assert (await post(keys, url, current, signed(current, with_id(5))))[0] == 200
+    status, answer = await post(keys, url, old_bocom, signed(old_bocom, with_id(6)))
+    assert status == 403 and answer.startswith(b"DS0E"), answer
+    assert runtime.certificate_authorities == (new_authority,)
+    assert [entry.sha256 for entry in runtime.certificates if entry.role == "ca"] == [
+        certificate_sha256(new_authority)
+    ]
+    assert len(runtime.clearing.core.packages) == 5
 
 
 def test_sighup_reloads_certificates_in_every_gateway_process(

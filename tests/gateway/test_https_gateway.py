@@ -25,7 +25,7 @@ from gateway.clearing.refusals import CommandRefusedError
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import MessageReject
 from gateway.composition import open_runtime
-from gateway.security.keys import KeyStore, read_certificate
+from gateway.security.keys import KeyStore, certificate_sha256, read_certificate
 from gateway.service.clock import SystemClock
 from gateway.service.translation import command_id
 from gateway.store.authentication_failures import failing
@@ -770,8 +770,12 @@ async def test_operations_endpoints(harness: Harness) -> None:
         end = int(pair.certificate().not_valid_after_utc.timestamp())
         labels = f'certificate="{role}",owner="{owner}"'
         assert f"isogw_certificate_expiry_timestamp_seconds{{{labels}}} {end}\n" in text
-    ca_end = int(read_certificate(harness.keys.ca_path).not_valid_after_utc.timestamp())
-    assert f'isogw_certificate_expiry_timestamp_seconds{{certificate="ca"}} {ca_end}\n' in text
+    ca = read_certificate(harness.keys.ca_path)
+    ca_end, ca_pin = int(ca.not_valid_after_utc.timestamp()), certificate_sha256(ca)
+    assert (
+        f'isogw_certificate_expiry_timestamp_seconds{{certificate="ca",sha256="{ca_pin}"}} '
+        f"{ca_end}\n"
+    ) in text
     assert 'isogw_outbox_depth{participant="105100000017"} 1' in text
     assert "isogw_submit_seconds_bucket" in text and "isogw_available_minor" in text
     values = dict(line.split(" ") for line in text.splitlines() if line.startswith("isogw_writer"))

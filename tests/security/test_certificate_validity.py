@@ -109,7 +109,7 @@ def test_the_watch_logs_each_certificate_again_only_when_its_days_left_change(
     assert [record.levelno for record in caplog.records] == [logging.WARNING]
     assert caplog.records[0].getMessage() == (
         f"event=certificate-expiring certificate=participant owner={ICBC} "
-        "not_after=2026-11-25T13:00:00Z days_left=2 path=/keys/icbc.pem"
+        "not_after=2026-11-25T13:00:00Z days_left=2 path=/keys/icbc.pem sha256=-"
     )
     assert watch.check(NOW + timedelta(hours=11)) == []  # the same day left: not again
     assert watch.check(NOW + timedelta(hours=13)) == [soon]  # one day left now

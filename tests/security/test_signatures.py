@@ -15,8 +15,13 @@ from lxml import etree
 
 from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway
-from gateway.security.keys import KeyStore
-from gateway.security.signatures import SignatureProblemError, SignatureVerifier, XmlDsigSigner
+from gateway.security.keys import KeyStore, read_authorities
+from gateway.security.signatures import (
+    SignatureProblemError,
+    SignatureVerifier,
+    XmlDsigSigner,
+    signer_from_files,
+)
 from tests.conftest import SAMPLES, self_signed
 
 ICBC, BOC = "102100099996", "104100000004"
@@ -197,6 +202,40 @@ def test_certificate_from_another_ca_is_ds0f(keys: KeyStore, tmp_path: Path) -> 
     with pytest.raises(SignatureProblemError) as problem:
         SignatureVerifier({SENDER: pair.certificate()}, anchor).verify(signed, SENDER, NOW)
     assert problem.value.code == "DS0F"
+    assert problem.value.text == f"{SENDER}'s certificate is not issued by a CA the gateway trusts"
+
+
+def test_a_certificate_from_either_ca_of_a_rollover_verifies(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """While the centre rolls its CA over, ca.pem holds both: a certificate from either is
+    trusted, and one from neither is DS0F."""
+    new = KeyStore(tmp_path / "new")
+    new.initialise("999999999999", [SENDER], NOW, ca_name="isogw development CA G2")
+    stranger = KeyStore(tmp_path / "stranger")
+    stranger.initialise("999999999999", [SENDER], NOW, ca_name="another CA")
+    keys.ca_path.write_bytes(keys.ca_path.read_bytes() + new.ca_path.read_bytes())
+    authorities = read_authorities(keys.ca_path)
+    assert [authority.subject.rfc4514_string() for authority in authorities] == [
+        "CN=isogw development CA",
+        "CN=isogw development CA G2",
+    ]
+    for store in (keys, new):
+        pair = store.participant(SENDER)
+        signed = signer_from_files(pair).sign(MESSAGE)
+        verified = SignatureVerifier({SENDER: pair.certificate()}, authorities)
+        verified.verify(signed, SENDER, NOW)
+    pair = stranger.participant(SENDER)
+    with pytest.raises(SignatureProblemError) as problem:
+        SignatureVerifier({SENDER: pair.certificate()}, authorities).verify(
+            signer_from_files(pair).sign(MESSAGE), SENDER, NOW
+        )
+    assert problem.value.code == "DS0F"
+    # The development CA issues as the CA its key belongs to, wherever that is in ca.pem.
+    new.ca_path.write_bytes(keys.ca_path.read_bytes())  # the old CA first, then the new
+    issued = new.issue(ICBC, NOW, NOW + timedelta(days=30)).certificate()
+    assert issued.issuer.rfc4514_string() == "CN=isogw development CA G2"
+    issued.verify_directly_issued_by(authorities[1])
 
 
 def test_keys_init_writes_a_ca_the_gateway_and_every_participant(keys: KeyStore) -> None:
