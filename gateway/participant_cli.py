@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from lxml import etree
 from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway, build_gateway, state_directory
 from gateway.iso.namespaces import MESSAGE_TAG
+from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
 
 if TYPE_CHECKING:
@@ -70,7 +72,20 @@ def _keys(gateway: Gateway, participant: str) -> KeyStore:
 
 def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "message") -> bytes:
     """The message as sent: a bare Document gets a business header from ``participant``.
-    ``name`` (the file) names the input in errors."""
+    ``name`` (the file) names the input in errors.
+
+    The file's opening is checked first as the gateway checks what it receives (UTF-8 only, no
+    DOCTYPE, no processing instruction before the root): the tool writes the message out again
+    to wrap and sign it, which would drop a DOCTYPE or turn another encoding into UTF-8, and so
+    send a file the gateway would have refused as it is (FF01)."""
+    try:
+        GuardedStream(io.BytesIO(data), gateway.settings.parser, count_elements=False).read_all()
+    except UnsafeInputError as error:
+        problem = error.problem
+        raise ParticipantToolError(
+            f"{name}:{problem.line}: {problem.code} {problem.text}; the gateway refuses such a "
+            f"file, so it is not sent (`isogw validate {name}` tells more)"
+        ) from error
     try:
         root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError as error:

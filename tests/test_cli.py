@@ -180,6 +180,51 @@ def test_submit_names_the_file_that_is_not_a_message(gateway, tmp_path: Path) ->
     )
 
 
+def test_submit_sends_no_file_whose_opening_the_gateway_refuses(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Wrapping and signing write the message out again, which dropped a DOCTYPE (and turned
+    another encoding into UTF-8): the gateway then accepted what it refuses as a file. The tool
+    now checks the file's opening as the gateway does, and says what the gateway would."""
+    import pytest
+
+    from gateway.participant_cli import ParticipantToolError, envelope
+
+    folder = SAMPLES / "pacs.008.001.08"
+    cases = [
+        (
+            folder / "invalid-FF01-doctype.xml",
+            ":2: FF01 DOCTYPE declarations are not allowed (DTDs and entities)",
+        ),
+        (
+            folder / "invalid-FF01-encoding-utf-7.xml",
+            ":1: FF01 encoding 'UTF-7' is not allowed; only UTF-8 is accepted",
+        ),
+        (
+            folder / "valid-C100-realtime-credit.xml",
+            None,
+        ),
+    ]
+    for path, said in cases:
+        data = path.read_bytes()
+        if said is None:
+            assert b"<AppHdr" in envelope(gateway, "301290000007", data, str(path))
+            continue
+        with pytest.raises(ParticipantToolError) as failure:
+            envelope(gateway, "102100099996", data, str(path))
+        assert str(failure.value) == (
+            f"{path}{said}; the gateway refuses such a file, so it is not sent "
+            f"(`isogw validate {path}` tells more)"
+        )
+    latin = (
+        (folder / "valid-C100-realtime-credit.xml")
+        .read_text()
+        .replace('encoding="UTF-8"', 'encoding="ISO-8859-1"', 1)
+    )
+    assert 'encoding="ISO-8859-1"' in latin
+    with pytest.raises(ParticipantToolError) as failure:
+        envelope(gateway, "301290000007", latin.encode(), "latin.xml")
+    assert "latin.xml:1: FF01 encoding 'ISO-8859-1' is not allowed" in str(failure.value)
+
+
 def test_submit_says_why_it_cannot_write_a_business_header(gateway) -> None:  # type: ignore[no-untyped-def]
     """A header alone, a Document without its message element, and a Document that has no
     message id of its own are each told (they used to end in a traceback)."""
