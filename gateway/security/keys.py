@@ -61,9 +61,21 @@ def read_authorities(path: Path) -> list[x509.Certificate]:
     rolls its CA over, the current and the new one (PEM blocks one after the other, as any
     trust bundle)."""
     try:
-        return x509.load_pem_x509_certificates(read_key_file(path))
+        authorities = x509.load_pem_x509_certificates(read_key_file(path))
     except ValueError as error:
         raise KeyFileError(f"{path}: not a PEM certificate ({error}); {REPLACE_HINT}") from error
+    for number, authority in enumerate(authorities, 1):
+        try:
+            is_authority = authority.extensions.get_extension_for_class(x509.BasicConstraints)
+        except x509.ExtensionNotFound:
+            is_authority = None
+        if is_authority is None or not is_authority.value.ca:
+            raise KeyFileError(
+                f"{path}: certificate {number} ({authority.subject.rfc4514_string()}) is not a "
+                "CA certificate (no basic constraint CA:TRUE); ca.pem holds only the CAs that "
+                "issue the banks' and the gateway's certificates"
+            )
+    return authorities
 
 
 def authority_names(authorities: Sequence[x509.Certificate]) -> str:

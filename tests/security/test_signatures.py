@@ -22,6 +22,7 @@ from gateway.security.signatures import (
     XmlDsigSigner,
     signer_from_files,
 )
+from gateway.start_errors import KeyFileError
 from tests.conftest import SAMPLES, self_signed
 
 ICBC, BOC = "102100099996", "104100000004"
@@ -231,8 +232,18 @@ def test_a_certificate_from_either_ca_of_a_rollover_verifies(
             signer_from_files(pair).sign(MESSAGE), SENDER, NOW
         )
     assert problem.value.code == "DS0F"
+    # A certificate that is not a CA's has no place in ca.pem (its key would vouch for banks).
+    bundle = keys.ca_path.read_bytes()
+    keys.ca_path.write_bytes(bundle + keys.gateway.certificate_path.read_bytes())
+    with pytest.raises(KeyFileError) as failure:
+        read_authorities(keys.ca_path)
+    assert str(failure.value) == (
+        f"{keys.ca_path}: certificate 3 (CN=999999999999) is not a CA certificate (no basic "
+        "constraint CA:TRUE); ca.pem holds only the CAs that issue the banks' and the gateway's "
+        "certificates"
+    )
     # The development CA issues as the CA its key belongs to, wherever that is in ca.pem.
-    new.ca_path.write_bytes(keys.ca_path.read_bytes())  # the old CA first, then the new
+    new.ca_path.write_bytes(bundle)  # the old CA first, then the new
     issued = new.issue(ICBC, NOW, NOW + timedelta(days=30)).certificate()
     assert issued.issuer.rfc4514_string() == "CN=isogw development CA G2"
     issued.verify_directly_issued_by(authorities[1])
