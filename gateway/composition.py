@@ -199,7 +199,7 @@ async def open_runtime(
     order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
     from gateway.security.certificate_validity import known_certificates
     from gateway.security.keys import read_authorities
-    from gateway.security.participant_certificates import participant_certificates
+    from gateway.security.participant_certificates import check_issued, participant_certificates
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
@@ -210,9 +210,16 @@ async def open_runtime(
     # Keys first: a damaged key file stops the start before the ledger is opened.
     keys = ensure_keys(gateway.directory, clock)
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
-    certificates, pins = participant_certificates(gateway.directory, listed, keys)
-    participants = gateway.directory.participants
     authorities = tuple(read_authorities(keys.ca_path))
+    certificates, pins = participant_certificates(gateway.directory, listed, keys, authorities)
+    check_issued(
+        keys.gateway.certificate(),
+        authorities,
+        keys.ca_path,
+        f"{keys.gateway.certificate_path}, the gateway's certificate,",
+        GATEWAY_REFUSED,
+    )
+    participants = gateway.directory.participants
     signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, authorities)
     tls = client_context(keys, keys.gateway)
@@ -264,6 +271,10 @@ class CertificateReload:
 
 
 PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
+GATEWAY_REFUSED = (
+    "the banks would refuse its connections and its signatures: put there the gateway's "
+    "certificate from a CA of ca.pem"
+)
 
 
 def reload_certificates(runtime: Runtime) -> CertificateReload:
@@ -280,7 +291,8 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     cannot be used as they are (the checks of the start: a pin without its certificate, a
     certificate that is not the pinned one, a key that cannot check signatures; a gateway
     certificate that is not its key's, not issued by a CA of ``ca.pem``, or not valid now; a
-    CA taken out while the gateway's certificate or a pinned one comes from it), or when
+    participant's certificate that no CA of ``ca.pem`` issued, as when a CA is taken out while
+    certificates it issued are still in use), or when
     participants were added or removed (that takes a restart: the ledger and the rate limits
     know the participants of the start). Changes of the participants file other than pins are
     reported in ``not_applied``: they take effect at the next start."""
@@ -294,7 +306,7 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         certificate_sha256,
         read_authorities,
     )
-    from gateway.security.participant_certificates import participant_certificates
+    from gateway.security.participant_certificates import check_issued, participant_certificates
 
     gateway = runtime.gateway
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
@@ -308,14 +320,14 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
             "gateway reloads certificates only: restart it to take the participants' changes"
         )
     keys = KeyStore(state_directory())
-    certificates, pins = participant_certificates(directory, listed, keys)
-    known = known_certificates(keys, directory.centre_member_id, found)
     authorities = read_authorities(keys.ca_path)
+    # Every certificate in use must come from a CA of ca.pem: a CA leaves it only once the
+    # gateway's and every bank's certificate it issued have been replaced.
+    certificates, pins = participant_certificates(directory, listed, keys, authorities)
+    known = known_certificates(keys, directory.centre_member_id, found)
     trusted = runtime.certificate_authorities
     added_authorities = _absent_from(authorities, trusted)
     removed_authorities = _absent_from(trusted, authorities)
-    if removed_authorities:
-        _check_still_issued(keys, removed_authorities, authorities, certificates)
     not_applied = []
     [gateway_certificate] = [entry for entry in runtime.certificates if entry.role == "gateway"]
     [on_disk] = [entry for entry in known if entry.role == "gateway"]
@@ -323,6 +335,14 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     if on_disk.sha256 != gateway_certificate.sha256:
         renewed_signer = renewed_gateway_signer(keys.gateway, authorities, runtime.messages.now())
         gateway_certificate = on_disk
+    else:
+        check_issued(
+            keys.gateway.certificate(),
+            authorities,
+            keys.ca_path,
+            f"{keys.gateway.certificate_path}, the gateway's certificate,",
+            GATEWAY_REFUSED,
+        )
     if removed_authorities:
         not_applied.append(
             f"{authority_names(removed_authorities)} left {keys.ca_path}: signatures by "
@@ -378,43 +398,6 @@ def _absent_from(
 ) -> list[x509.Certificate]:
     """The CAs of ``authorities`` that ``others`` does not hold."""
     return [authority for authority in authorities if authority not in others]
-
-
-def _check_still_issued(
-    keys: KeyStore,
-    removed: Sequence[x509.Certificate],
-    kept: Sequence[x509.Certificate],
-    certificates: Mapping[str, Sequence[x509.Certificate]],
-) -> None:
-    """A CA may leave ``ca.pem`` only once no certificate in use comes from it alone: the
-    gateway's (the banks would refuse its connections and signatures) and every pinned
-    participant's (its bank's signatures would be refused). ``KeyFileError`` names the first
-    such certificate."""
-    from gateway.security.keys import certificate_sha256
-    from gateway.security.signatures import issued_by
-    from gateway.start_errors import KeyFileError
-
-    in_use = [
-        (f"the gateway's certificate ({keys.gateway.certificate_path})", keys.gateway.certificate())
-    ]
-    for code, pinned in certificates.items():
-        for certificate in pinned:
-            in_use.append(
-                (
-                    f"{code}'s pinned certificate sha256:{certificate_sha256(certificate)[:16]}…",
-                    certificate,
-                )
-            )
-    for what, certificate in in_use:
-        if any(issued_by(certificate, authority) for authority in kept):
-            continue
-        for authority in removed:
-            if issued_by(certificate, authority):
-                raise KeyFileError(
-                    f"{keys.ca_path}: {authority.subject.rfc4514_string()} was taken out, but "
-                    f"{what} is issued by it: replace that certificate first (the CA stays "
-                    "trusted until then)"
-                )
 
 
 def _without_pins(directory: ParticipantDirectory) -> dict[str, Any]:

@@ -4,18 +4,22 @@ it runs with)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 
 from gateway.configuration.participants import ParticipantDirectory
-from gateway.security.keys import KeyPair, KeyStore, certificate_sha256
-from gateway.security.signatures import signature_method
+from gateway.security.keys import KeyPair, KeyStore, authority_names, certificate_sha256
+from gateway.security.signatures import issued_by, signature_method
 from gateway.start_errors import KeyFileError
 
 
 def participant_certificates(
-    directory: ParticipantDirectory, listed: Path, keys: KeyStore
+    directory: ParticipantDirectory,
+    listed: Path,
+    keys: KeyStore,
+    authorities: Sequence[x509.Certificate],
 ) -> tuple[dict[str, list[x509.Certificate]], dict[str, str]]:
     """Each participant's certificates (``<keys>/participants/<code>.pem``, and while it renews
     ``<code>.next.pem``: they check the participant's XML signatures) and the pins (SHA-256)
@@ -24,7 +28,8 @@ def participant_certificates(
     A ``certificate_sha256`` (``next_certificate_sha256``) in the participants file must be
     the pin of that file: the one certificate serves both, so a pin without its certificate,
     or a certificate that is not the pinned one, stops the start (rather than refusing every
-    message the bank signs)."""
+    message the bank signs). So does a certificate that none of ``authorities`` (the CAs of
+    ``ca.pem``) issued: TLS would refuse the bank's connections."""
     participants = directory.participants
     certificates: dict[str, list[x509.Certificate]] = {}
     pins: dict[str, str] = {}
@@ -40,6 +45,14 @@ def participant_certificates(
             found = pinned_certificate(listed, entry.code, pair, pinned, setting)
             if found is not None:
                 pin, certificate = found
+                check_issued(
+                    certificate,
+                    authorities,
+                    keys.ca_path,
+                    f"{pair.certificate_path}, {entry.code}'s certificate,",
+                    "TLS would refuse the bank's connections, and its signatures would be "
+                    "refused (DS0F): put there the bank's certificate from a CA of ca.pem",
+                )
                 certificates.setdefault(entry.code, []).append(certificate)
                 pins[pin] = entry.code
     return certificates, pins
@@ -73,3 +86,19 @@ def pinned_certificate(
             f"signatures ({error}); it needs a certificate with an accepted key"
         ) from error
     return pin, certificate
+
+
+def check_issued(
+    certificate: x509.Certificate,
+    authorities: Sequence[x509.Certificate],
+    ca_path: Path,
+    named: str,
+    consequence: str,
+) -> None:
+    """``KeyFileError`` unless one of ``authorities`` (the CAs of ``ca_path``) issued
+    ``certificate``: every certificate the gateway or a bank presents must chain to them."""
+    if not any(issued_by(certificate, authority) for authority in authorities):
+        raise KeyFileError(
+            f"{named} is not issued by a CA of {ca_path} ({authority_names(authorities)}): "
+            f"{consequence}"
+        )

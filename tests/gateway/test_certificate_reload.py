@@ -278,12 +278,11 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     copy_pair(other.gateway, gateway)
     with pytest.raises(KeyFileError) as failure:
         reload_certificates(runtime)
-    assert str(failure.value).startswith(
-        f"{keys.ca_path}: CN=isogw development CA was taken out, but {ICBC}'s pinned "
-        "certificate sha256:"
-    )
-    assert str(failure.value).endswith(
-        " is issued by it: replace that certificate first (the CA stays trusted until then)"
+    assert str(failure.value) == (
+        f"{keys.participant(ICBC).certificate_path}, {ICBC}'s certificate, is not issued by a CA "
+        f"of {keys.ca_path} (CN=isogw development CA): TLS would refuse the bank's connections, "
+        "and its signatures would be refused (DS0F): put there the bank's certificate from a CA "
+        "of ca.pem"
     )
     assert [entry.sha256 for entry in runtime.certificates if entry.role == "gateway"] == [pin]
     assert len(runtime.certificate_authorities) == 1
@@ -344,7 +343,10 @@ async def test_the_centre_rolls_its_ca_over_without_a_restart(
     keys.ca_path.write_bytes(new.ca_path.read_bytes())
     with pytest.raises(KeyFileError) as failure:
         reload_certificates(runtime)
-    assert f"but {ICBC}'s pinned certificate sha256:" in str(failure.value)
+    assert str(failure.value).startswith(
+        f"{keys.participant(ICBC).certificate_path}, {ICBC}'s certificate, is not issued by a CA "
+        f"of {keys.ca_path} (CN=isogw development CA G2): "
+    )
     assert len(runtime.certificate_authorities) == 2
     assert (await post(keys, url, old_bocom, signed(old_bocom, with_id(4))))[0] == 200
     # Every bank has moved (BOCOM's next certificate is its current one): the old CA goes.
