@@ -199,7 +199,10 @@ async def open_runtime(
     order). ``slot`` is the process's number among the gateway processes (0 for the first)."""
     from gateway.security.certificate_validity import known_certificates
     from gateway.security.keys import read_authorities
-    from gateway.security.participant_certificates import check_issued, participant_certificates
+    from gateway.security.participant_certificates import (
+        check_gateway_issued,
+        participant_certificates,
+    )
     from gateway.security.signatures import SignatureVerifier, signer_from_files
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
@@ -212,13 +215,7 @@ async def open_runtime(
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
     authorities = tuple(read_authorities(keys.ca_path))
     certificates, pins = participant_certificates(gateway.directory, listed, keys, authorities)
-    check_issued(
-        keys.gateway.certificate(),
-        authorities,
-        keys.ca_path,
-        f"{keys.gateway.certificate_path}, the gateway's certificate,",
-        GATEWAY_REFUSED,
-    )
+    check_gateway_issued(keys, authorities)
     participants = gateway.directory.participants
     signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, authorities)
@@ -271,10 +268,6 @@ class CertificateReload:
 
 
 PIN_FIELDS = frozenset({"certificate_sha256", "next_certificate_sha256"})
-GATEWAY_REFUSED = (
-    "the banks would refuse its connections and its signatures: put there the gateway's "
-    "certificate from a CA of ca.pem"
-)
 
 
 def reload_certificates(runtime: Runtime) -> CertificateReload:
@@ -306,7 +299,10 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         certificate_sha256,
         read_authorities,
     )
-    from gateway.security.participant_certificates import check_issued, participant_certificates
+    from gateway.security.participant_certificates import (
+        check_gateway_issued,
+        participant_certificates,
+    )
 
     gateway = runtime.gateway
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
@@ -336,13 +332,7 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         renewed_signer = renewed_gateway_signer(keys.gateway, authorities, runtime.messages.now())
         gateway_certificate = on_disk
     else:
-        check_issued(
-            keys.gateway.certificate(),
-            authorities,
-            keys.ca_path,
-            f"{keys.gateway.certificate_path}, the gateway's certificate,",
-            GATEWAY_REFUSED,
-        )
+        check_gateway_issued(keys, authorities)
     if removed_authorities:
         not_applied.append(
             f"{authority_names(removed_authorities)} left {keys.ca_path}: signatures by "

@@ -1,6 +1,7 @@
 """The participants' certificates in the key folder, checked against the pins of the
-participants file: the start refuses a mismatch, and so does a reload (the gateway keeps what
-it runs with)."""
+participants file, and every certificate in use (theirs, the gateway's) against the CAs of
+``ca.pem``: the start refuses a mismatch, and so does a reload (the gateway keeps what it runs
+with)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,15 @@ def check_issued(
             f"{named} is not issued by a CA of {ca_path} ({authority_names(authorities)}): "
             f"{consequence}"
         )
+
+
+def check_gateway_issued(keys: KeyStore, authorities: Sequence[x509.Certificate]) -> None:
+    """``KeyFileError`` unless one of ``authorities`` issued the gateway's certificate."""
+    check_issued(
+        keys.gateway.certificate(),
+        authorities,
+        keys.ca_path,
+        f"{keys.gateway.certificate_path}, the gateway's certificate,",
+        "the banks would refuse its connections and its signatures: put there the gateway's "
+        "certificate from a CA of ca.pem",
+    )
