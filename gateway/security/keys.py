@@ -162,6 +162,9 @@ class KeyStore:
                 x509.KeyUsage(False, False, False, False, False, True, True, False, False),
                 critical=True,
             )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         self.ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -226,6 +229,12 @@ class KeyStore:
             .not_valid_after(not_after or now + DEVELOPMENT_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            # Which CA key signed it: TLS finds the issuer by name, then by this identifier,
+            # so two CAs of one name (a CA renewed with a new key) are told apart.
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
         )
         if server:
             builder = builder.add_extension(

@@ -375,6 +375,26 @@ async def test_the_centre_rolls_its_ca_over_without_a_restart(
     assert len(runtime.clearing.core.packages) == 5
 
 
+async def test_a_ca_renewed_under_the_same_name_is_told_apart(
+    serving: Serving, tmp_path: Path
+) -> None:
+    """The new CA may keep the old one's name (a new key): each certificate names its CA's key
+    (authority key identifier), so TLS checks it against the right one of the two."""
+    keys, url, runtime = serving.keys, serving.url, serving.runtime
+    without_next_certificate(keys)
+    new = KeyStore(tmp_path / "new")
+    new.initialise(CENTRE, [BOCOM], START)
+    [old_authority], [new_authority] = read_authorities(keys.ca_path), read_authorities(new.ca_path)
+    assert old_authority.subject == new_authority.subject
+    keys.ca_path.write_bytes(keys.ca_path.read_bytes() + new.ca_path.read_bytes())
+    renewal = copy_pair(new.participant(BOCOM), keys.next_participant(BOCOM))
+    pin_next_certificate(serving.participants, next_pin(keys))
+    assert reload_certificates(runtime).added_authorities == [certificate_sha256(new_authority)]
+    assert (await post(keys, url, renewal, signed(renewal, with_id(1))))[0] == 200
+    current = keys.participant(BOCOM)
+    assert (await post(keys, url, current, signed(current, with_id(2))))[0] == 200
+
+
 def test_sighup_reloads_certificates_in_every_gateway_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
