@@ -217,7 +217,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
         _check_port_free(http.host, http.port, config)
     clock = SystemClock()
     keys = ensure_keys(gateway.directory, clock)
-    tls = server_context(keys)
+    server_context(keys)  # a damaged key or certificate stops the start here, said in one line
     workers = arguments.workers or http.workers
     if workers > 1 and not arguments.shared_port:
         # Create the tables and the ledger's genesis once, before other processes start.
@@ -252,8 +252,6 @@ def run_serve(arguments: argparse.Namespace) -> int:
                 slot=arguments.process_slot,
             )
             runtime.workers = supervisor
-            # Before any reload: a renewed gateway certificate is loaded into it too.
-            runtime.gateway_contexts.append(tls)
             loop.add_signal_handler(signal.SIGHUP, _reload_certificates, runtime)
             if hangup.pending:
                 _reload_certificates(runtime)
@@ -265,7 +263,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
                 # Schemas, codecs and the replayed ledger live as long as the process: keep
                 # them out of the cyclic collector's full passes (measured: half their cost).
                 gc.freeze()
-                await listen(runner, runtime, tls, reuse_port=workers > 1 or arguments.shared_port)
+                await listen(runner, runtime, reuse_port=workers > 1 or arguments.shared_port)
                 if not arguments.shared_port:  # the first process speaks for the others
                     print(
                         f"isogw: serving https://{http.host}:{http.port} (mutual TLS 1.3, "

@@ -207,7 +207,7 @@ async def open_runtime(
     from gateway.service.message_gateway import MessageGateway
     from gateway.transport.http_app import Runtime
     from gateway.transport.push import Pusher
-    from gateway.transport.tls import client_context
+    from gateway.transport.tls import GatewayContexts
 
     gateway = gateway or build_gateway(config_file)
     # Keys first: a damaged key file stops the start before the ledger is opened.
@@ -219,7 +219,7 @@ async def open_runtime(
     participants = gateway.directory.participants
     signer = signer_from_files(keys.gateway)
     verifier = SignatureVerifier(certificates, authorities)
-    tls = client_context(keys, keys.gateway)
+    tls = GatewayContexts.from_keys(keys)
     rate_limit = _open_rate_limit(gateway, pins.values())
     try:
         clearing = await open_clearing(config_file, clock)
@@ -237,12 +237,17 @@ async def open_runtime(
         slot=slot,
         figures_board=figures_board(slot),
         certificate_authorities=authorities,
-        gateway_contexts=[tls],
+        tls=tls,
     )
     for entry in (*participants.direct, *participants.special):
         if push and entry.push_url:
             runtime.pushers[entry.code] = Pusher(
-                entry.code, entry.push_url, clearing.service, gateway.settings.push, clock.now, tls
+                entry.code,
+                entry.push_url,
+                clearing.service,
+                gateway.settings.push,
+                clock.now,
+                lambda: tls.client,
             )
     runtime.certificates = known_certificates(
         keys, gateway.directory.centre_member_id, gateway.directory.connecting
@@ -276,9 +281,8 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     renews its certificate, or one is withdrawn, without a restart. A renewed gateway
     certificate is presented on the TLS connections made from then on (the listener's, the
     pushes'), and signs everything the gateway sends. A CA added to ``ca.pem`` (the centre
-    rolls its CA over) is trusted from then on, for TLS and signatures; one taken out is no
-    longer trusted for signatures (TLS contexts cannot forget a CA: that waits for the next
-    start, reported in ``not_applied``).
+    rolls its CA over) is trusted from then on, and one taken out no longer is, for TLS
+    connections made from then on and for signatures alike.
 
     Raises ``ConfigurationError`` or ``KeyFileError`` and changes nothing when the files
     cannot be used as they are (the checks of the start: a pin without its certificate, a
@@ -289,13 +293,10 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     participants were added or removed (that takes a restart: the ledger and the rate limits
     know the participants of the start). Changes of the participants file other than pins are
     reported in ``not_applied``: they take effect at the next start."""
-    from cryptography.hazmat.primitives import serialization
-
     from gateway.security.certificate_validity import known_certificates
     from gateway.security.gateway_certificate import renewed_gateway_signer
     from gateway.security.keys import (
         KeyStore,
-        authority_names,
         certificate_sha256,
         read_authorities,
     )
@@ -303,6 +304,7 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         check_gateway_issued,
         participant_certificates,
     )
+    from gateway.transport.tls import GatewayContexts
 
     gateway = runtime.gateway
     listed = gateway.settings.resolve(gateway.settings.paths.participants)
@@ -333,34 +335,21 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
         gateway_certificate = on_disk
     else:
         check_gateway_issued(keys, authorities)
-    if removed_authorities:
-        not_applied.append(
-            f"{authority_names(removed_authorities)} left {keys.ca_path}: signatures by "
-            "certificates it issued are refused from now on (DS0F), but TLS handshakes accept "
-            "them until the next start (each such connection is then refused 403: no pin names "
-            "its certificate)"
-        )
+    contexts = None
+    if renewed_signer is not None or added_authorities or removed_authorities:
+        # New TLS contexts from the files just checked, for the listener and the pushes (a
+        # context could take a certificate or a CA, but never forget a CA taken out).
+        contexts = GatewayContexts.from_keys(keys)
     if _without_pins(gateway.directory) != _without_pins(directory):
         not_applied.append(
             f"{listed}: changes other than certificate pins take effect at the next start"
         )
     before = _pins_by_participant(runtime.pins)
     after = _pins_by_participant(pins)
-    if added_authorities:
-        # A context cannot forget a CA, but it takes more: the new CA's certificates complete
-        # handshakes from the next connection on (the listener's clients, the banks' push
-        # endpoints).
-        bundle = "".join(
-            authority.public_bytes(serialization.Encoding.PEM).decode()
-            for authority in added_authorities
-        )
-        for context in runtime.gateway_contexts:
-            context.load_verify_locations(cadata=bundle)
     if renewed_signer is not None:
-        pair = keys.gateway
-        for context in runtime.gateway_contexts:
-            context.load_cert_chain(str(pair.certificate_path), str(pair.key_path))
         runtime.messages.use_signer(renewed_signer)
+    if contexts is not None and runtime.tls is not None:
+        runtime.tls.take(contexts)
     runtime.certificate_authorities = tuple(authorities)
     runtime.pins = pins
     runtime.messages.use_certificates(certificates, authorities)

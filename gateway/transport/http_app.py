@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import ssl
 import time
 import weakref
 from collections import defaultdict
@@ -50,7 +49,7 @@ from gateway.transport.metrics_text import LATENCY_BUCKETS, process_lines
 from gateway.transport.process_figures import FiguresBoard, ProcessFigures, WorkerFigures
 from gateway.transport.push import Pusher
 from gateway.transport.shared_rate_limit import SharedRateLimit
-from gateway.transport.tls import peer_pin
+from gateway.transport.tls import GatewayContexts, peer_pin
 from gateway.transport.tls_site import RefusedHandshake, TlsSite
 from gateway.transport.worker_processes import WorkerSupervisor
 
@@ -118,10 +117,9 @@ class Runtime:
     """The CAs the gateway trusts (``ca.pem``: one, or two while the centre rolls its CA
     over), as loaded at start or by the last reload: the participants' certificates and a
     renewed gateway certificate must be issued by one of them."""
-    gateway_contexts: list[ssl.SSLContext] = field(default_factory=list)
-    """The TLS contexts that present the gateway's certificate and check the other side's
-    against the CAs (the listener's, the pushes'): a reload loads a renewed certificate and
-    CAs added to ``ca.pem`` into them, for the connections made from then on."""
+    tls: GatewayContexts | None = None
+    """The listener's and the pushes' TLS contexts (``open_runtime`` builds them), replaced
+    when a reload changes the gateway's certificate or the CAs."""
     certificates: list[KnownCertificate] = field(default_factory=list)
     """The CAs', the gateway's and the participants' certificates as loaded at start or by
     the last reload (for /metrics, and the first process's log of those that need
@@ -809,20 +807,20 @@ def build_app(runtime: Runtime) -> web.Application:
 async def listen(
     runner: web.AppRunner,
     runtime: Runtime,
-    context: ssl.SSLContext,
     port: int | None = None,
     reuse_port: bool = False,
 ) -> TlsSite:
     """Start the HTTPS listener for ``runner`` (set up) on ``http.host`` and ``http.port``
-    (or ``port``); refused TLS handshakes are reported to ``runtime``."""
+    (or ``port``), with the runtime's server context of the moment for each connection;
+    refused TLS handshakes are reported to ``runtime``."""
     http = runtime.gateway.settings.http
-    if context not in runtime.gateway_contexts:
-        runtime.gateway_contexts.append(context)
+    contexts = runtime.tls
+    assert contexts is not None, "open_runtime builds the TLS contexts"
     site = TlsSite(
         runner,
         http.host,
         http.port if port is None else port,
-        ssl_context=context,
+        ssl_context=lambda: contexts.server,
         on_refused=runtime.handshake_refused,
         handshake_seconds=http.tls_handshake_seconds,
         max_handshakes=http.max_tls_handshakes,

@@ -36,9 +36,11 @@ class Pusher:
         clearing: ClearingService,
         settings: PushSettings,
         now: Callable[[], datetime],
-        tls: ssl.SSLContext | None = None,
+        tls: Callable[[], ssl.SSLContext] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """``tls`` gives the gateway's client context for each push (a reload of the
+        certificates replaces it)."""
         self.participant = participant
         self.url = url
         self._clearing = clearing
@@ -74,7 +76,7 @@ class Pusher:
                     self.url,
                     data=payload,
                     headers={"Content-Type": "application/xml", "X-Isogw-Sequence": str(sequence)},
-                    ssl=self._tls
+                    ssl=self._tls()
                     if self._tls is not None and self.url.startswith("https")
                     else True,
                     timeout=aiohttp.ClientTimeout(total=self._settings.timeout_seconds),

@@ -5,9 +5,30 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from dataclasses import dataclass
 
 from gateway.security.keys import REPLACE_HINT, KeyPair, KeyStore
 from gateway.start_errors import KeyFileError
+
+
+@dataclass
+class GatewayContexts:
+    """The gateway's TLS contexts: ``server`` for its listener, ``client`` for its pushes to
+    the banks. A reload of the certificates builds new ones from the key folder and puts them
+    here, and each connection made from then on takes the one here: a context can take a new
+    certificate or CA, but never forget a CA, so a CA taken out of ``ca.pem`` needs new ones.
+    A connection already open keeps the one it was made with."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+    @classmethod
+    def from_keys(cls, keys: KeyStore) -> GatewayContexts:
+        return cls(server_context(keys), client_context(keys, keys.gateway))
+
+    def take(self, renewed: GatewayContexts) -> None:
+        """Use ``renewed``'s contexts from now on."""
+        self.server, self.client = renewed.server, renewed.client
 
 
 def server_context(keys: KeyStore) -> ssl.SSLContext:

@@ -82,13 +82,15 @@ class TlsSite(web.TCPSite):
         host: str,
         port: int,
         *,
-        ssl_context: ssl.SSLContext,
+        ssl_context: Callable[[], ssl.SSLContext],
         on_refused: OnRefused,
         handshake_seconds: float,
         max_handshakes: int,
         reuse_port: bool = False,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
+        """``ssl_context`` gives the context for each new connection (a reload of the
+        certificates replaces it)."""
+        super().__init__(runner, host, port, ssl_context=ssl_context(), reuse_port=reuse_port)
         self._context = ssl_context
         self._on_refused = on_refused
         self._handshake_seconds = handshake_seconds
@@ -141,7 +143,7 @@ class TlsSite(web.TCPSite):
             secured = await asyncio.get_running_loop().start_tls(
                 transport,
                 protocol,
-                self._context,
+                self._context(),
                 server_side=True,
                 ssl_handshake_timeout=self._handshake_seconds,
             )

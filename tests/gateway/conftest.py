@@ -259,15 +259,13 @@ async def serve_bank_endpoint(
 
 
 @contextlib.asynccontextmanager
-async def listening(runtime: Runtime, keys: KeyStore) -> AsyncIterator[TlsSite]:
+async def listening(runtime: Runtime) -> AsyncIterator[TlsSite]:
     """``runtime`` behind the listener isogw serve runs (mutual TLS, handshakes reported), on
     a free loopback port; the runtime is closed at the end."""
-    from gateway.transport.tls import server_context
-
     runner = web.AppRunner(build_app(runtime))
     await runner.setup()
     try:
-        yield await listen(runner, runtime, server_context(keys), port=0)
+        yield await listen(runner, runtime, port=0)
     finally:
         await runner.cleanup()
         await runtime.clearing.close()
@@ -279,7 +277,7 @@ async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     clock = ManualClock(START)
     runtime = await open_runtime(CONFIG, clock, run_ticker=False)
     keys = KeyStore(tmp_path)
-    async with listening(runtime, keys) as site:
+    async with listening(runtime) as site:
         yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
 
 

@@ -87,7 +87,7 @@ async def serving(keys: KeyStore, tmp_path: Path) -> AsyncIterator[tuple[Runtime
     runtime = await open_runtime(
         renewing(tmp_path, next_pin(keys)), ManualClock(START), run_ticker=False
     )
-    async with listening(runtime, keys) as site:
+    async with listening(runtime) as site:
         yield runtime, f"https://127.0.0.1:{site.port}"
 
 
