@@ -329,12 +329,11 @@ def reload_certificates(runtime: Runtime) -> CertificateReload:
     not_applied = []
     [gateway_certificate] = [entry for entry in runtime.certificates if entry.role == "gateway"]
     [on_disk] = [entry for entry in known if entry.role == "gateway"]
+    check_gateway_issued(keys, authorities)
     renewed_signer = None
     if on_disk.sha256 != gateway_certificate.sha256:
-        renewed_signer = renewed_gateway_signer(keys.gateway, authorities, runtime.messages.now())
+        renewed_signer = renewed_gateway_signer(keys.gateway, runtime.messages.now())
         gateway_certificate = on_disk
-    else:
-        check_gateway_issued(keys, authorities)
     contexts = None
     if renewed_signer is not None or added_authorities or removed_authorities:
         # New TLS contexts from the files just checked, for the listener and the pushes (a

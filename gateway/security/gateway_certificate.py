@@ -5,23 +5,19 @@ that the banks would refuse must not replace the one that works."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from cryptography import x509
-
-from gateway.security.keys import KeyPair, authority_names
-from gateway.security.signatures import XmlDsigSigner, issued_by, signer_from_files
+from gateway.security.keys import KeyPair
+from gateway.security.signatures import XmlDsigSigner, signer_from_files
 from gateway.start_errors import KeyFileError
 
 
-def renewed_gateway_signer(
-    pair: KeyPair, authorities: Sequence[x509.Certificate], now: datetime
-) -> XmlDsigSigner:
+def renewed_gateway_signer(pair: KeyPair, now: datetime) -> XmlDsigSigner:
     """The signer of the gateway's renewed key pair, once the pair is checked as the banks
     will check it: the key and the certificate belong together and load as a TLS server
-    certificate, the certificate is issued by one of ``authorities`` (the CAs of ``ca.pem``,
-    which the banks trust) and is valid ``now``. Otherwise ``KeyFileError`` says why."""
+    certificate, and the certificate is valid ``now`` (that a CA of ``ca.pem`` issued it is
+    checked for every gateway certificate: ``check_gateway_issued``). Otherwise
+    ``KeyFileError`` says why."""
     signer = signer_from_files(pair)
     certificate = pair.certificate()
     try:
@@ -33,12 +29,6 @@ def renewed_gateway_signer(
             f"{pair.certificate_path} and {pair.key_path}: not a usable TLS certificate and key "
             f"({error})"
         ) from error
-    if not any(issued_by(certificate, authority) for authority in authorities):
-        raise KeyFileError(
-            f"{pair.certificate_path} is not issued by a CA the gateway trusts "
-            f"({authority_names(authorities)}): the banks would refuse it. Add its CA to "
-            "ca.pem (and give it to the banks) first"
-        )
     begins, ends = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if not begins <= now <= ends:
         raise KeyFileError(

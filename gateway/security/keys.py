@@ -66,10 +66,12 @@ def read_authorities(path: Path) -> list[x509.Certificate]:
         raise KeyFileError(f"{path}: not a PEM certificate ({error}); {REPLACE_HINT}") from error
     for number, authority in enumerate(authorities, 1):
         try:
-            is_authority = authority.extensions.get_extension_for_class(x509.BasicConstraints)
+            is_authority = authority.extensions.get_extension_for_class(
+                x509.BasicConstraints
+            ).value.ca
         except x509.ExtensionNotFound:
-            is_authority = None
-        if is_authority is None or not is_authority.value.ca:
+            is_authority = False
+        if not is_authority:
             raise KeyFileError(
                 f"{path}: certificate {number} ({authority.subject.rfc4514_string()}) is not a "
                 "CA certificate (no basic constraint CA:TRUE); ca.pem holds only the CAs that "

@@ -115,8 +115,8 @@ class Runtime:
     """Where the processes publish their figures for /metrics (None: this process alone)."""
     certificate_authorities: tuple[x509.Certificate, ...] = ()
     """The CAs the gateway trusts (``ca.pem``: one, or two while the centre rolls its CA
-    over), as loaded at start or by the last reload: the participants' certificates and a
-    renewed gateway certificate must be issued by one of them."""
+    over), as loaded at start or by the last reload: the participants' certificates and the
+    gateway's must be issued by one of them."""
     tls: GatewayContexts | None = None
     """The listener's and the pushes' TLS contexts (``open_runtime`` builds them), replaced
     when a reload changes the gateway's certificate or the CAs."""

@@ -260,9 +260,9 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     with pytest.raises(KeyFileError) as failure:
         reload_certificates(runtime)
     assert str(failure.value) == (
-        f"{gateway.certificate_path} is not issued by a CA the gateway trusts "
-        "(CN=isogw development CA): the banks would refuse it. Add its CA to ca.pem (and give "
-        "it to the banks) first"
+        f"{gateway.certificate_path}, the gateway's certificate, is not issued by a CA of "
+        f"{keys.ca_path} (CN=isogw development CA): the banks would refuse its connections and "
+        "its signatures: put there the gateway's certificate from a CA of ca.pem"
     )
     # Nothing changed: the TLS certificate, the signer, the list.
     copy_pair(saved, gateway)
