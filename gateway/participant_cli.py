@@ -23,6 +23,7 @@ from gateway.composition import Gateway, build_gateway, state_directory
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.message_summary import summary
 
 if TYPE_CHECKING:
     from gateway.security.keys import KeyStore
@@ -132,30 +133,6 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
     return text
 
 
-def _net_entry(entry: etree._Element) -> str:
-    amount = entry.find("{*}Amt")
-    currency = amount.get("Ccy", "") if amount is not None else ""
-    return (
-        f"net of session {entry.findtext('{*}AddtlNtryInf')}: {entry.findtext('{*}Amt')} "
-        f"{currency} {entry.findtext('{*}CdtDbtInd')} {entry.findtext('{*}Sts/{*}Cd')}"
-    )
-
-
-def _statement(statement: etree._Element) -> str:
-    balances = {
-        balance.findtext("{*}Tp/{*}CdOrPrtry/{*}Cd"): (
-            f"{balance.findtext('{*}Amt')} {balance.findtext('{*}CdtDbtInd')}"
-        )
-        for balance in statement.iterfind("{*}Bal")
-    }
-    count = len(statement.findall("{*}Ntry"))
-    return (
-        f"statement {statement.findtext('{*}Id')} no. {statement.findtext('{*}ElctrncSeqNb')}: "
-        f"opening {balances.get('OPBD')}, {count} entr{'y' if count == 1 else 'ies'}, "
-        f"closing {balances.get('CLBD')}"
-    )
-
-
 def describe_answer(status: int, body: bytes) -> str:
     root = etree.fromstring(body, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     if root.find(".//{*}RctAck") is not None:
@@ -166,47 +143,6 @@ def describe_answer(status: int, body: bytes) -> str:
     location = root.findtext(".//{*}ErrLctn")
     where = f" at {location}" if location else ""
     return f"{status} rejected (admi.002): {code} {text}{where}"
-
-
-def summary(xml: str) -> str:
-    root = etree.fromstring(xml.encode(), etree.XMLParser(**SAFE_PARSE_OPTIONS))
-    statuses = [
-        f"{element.findtext('{*}OrgnlTxId')}={element.findtext('{*}TxSts')}"
-        + (
-            f"({element.findtext('.//{*}Rsn/{*}Cd')})"
-            if element.find(".//{*}Rsn") is not None
-            else ""
-        )
-        for element in root.iter("{*}TxInfAndSts")
-    ]
-    original = root.findtext(".//{*}OrgnlGrpInfAndSts/{*}OrgnlMsgId")
-    if statuses:
-        return f"receipt for {original}: " + ", ".join(statuses)
-    if root.find(".//{*}RjctgPtyRsn") is not None:  # admi.002: a bank could not process one
-        where = root.findtext(".//{*}ErrLctn")
-        return (
-            f"reject of {root.findtext('.//{*}RltdRef/{*}Ref')}: "
-            f"{root.findtext('.//{*}RjctgPtyRsn')} {root.findtext('.//{*}RsnDesc')}"
-            + (f" at {where}" if where else "")
-        )
-    event = root.find(".//{*}SysEvtNtfctn/{*}EvtInf")
-    if event is not None:  # admi.004: a day switch (DSWT), a session closed (SCLS)
-        parameters = " ".join(element.text or "" for element in event.iterfind("{*}EvtParam"))
-        return f"system event {event.findtext('{*}EvtCd')}: {parameters}"
-    statement = root.find(".//{*}Stmt")
-    if statement is not None:  # camt.053: the settlement account's statement of a day
-        return _statement(statement)
-    entries = root.findall(".//{*}Ntfctn/{*}Ntry")
-    if entries:  # camt.054: a session's net for this bank
-        return ", ".join(_net_entry(entry) for entry in entries)
-    resolution = root.find(".//{*}RslvdCase/..")
-    if resolution is not None:  # camt.029: the answer to a cancellation or stop
-        return (
-            f"answer to {resolution.findtext('.//{*}OrgnlMsgId')}: "
-            f"{resolution.findtext('.//{*}Conf')}"
-        )
-    count = len(list(root.iter("{*}CdtTrfTxInf"))) + len(list(root.iter("{*}DrctDbtTxInf")))
-    return f"{count} transaction{'s' if count != 1 else ''}"
 
 
 async def _submit(arguments: argparse.Namespace, gateway: Gateway, out: TextIO) -> int:
