@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from pydantic import BaseModel
 
-from gateway.clearing.commands import AdvanceClock, ClearingCommand
+from gateway.clearing.commands import AdvanceClock, ClearingCommand, ReturnPayment
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import CommandRefused, Event, ItemChanged
 from gateway.commands.inbound import BusinessHeader
@@ -678,7 +678,8 @@ class MessageGateway:
         self, message: str, command: Any, items: list[BaseModel], header: BaseModel | None = None
     ) -> list[str]:
         """Who receives the original: the receiving bank of a package; the other party of a
-        cancellation, stop, reversal or return; the clearing bank of each invoice's payer bank
+        cancellation, stop or reversal; the clearing bank of the payer of the items a return
+        gives back (pacs.004); the clearing bank of each invoice's payer bank
         (remt.001); the sender of a package its receiving bank rejected (admi.002). A bank's
         own receipt travels as the centre's receipts instead."""
         if message in PACKAGE_MESSAGES:
@@ -700,7 +701,15 @@ class MessageGateway:
             return sorted({bank for bank in banks if bank})
         if message == "pacs.002.001.10" or command is None:
             return []
-        package = self._clearing.core.packages.get(getattr(command, "package_id", ""))
+        core = self._clearing.core
+        if isinstance(command, ReturnPayment):
+            # The returned funds go to the original payer's clearing bank: it is told why.
+            returned = (
+                core.items.get(f"{command.return_id}/{item.transaction_id}")
+                for item in command.items
+            )
+            return sorted({item.payee for item in returned if item is not None})
+        package = core.packages.get(getattr(command, "package_id", ""))
         if package is None:
             return []
         requester = getattr(command, "requester", None)

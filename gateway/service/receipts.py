@@ -3,7 +3,9 @@
 Status mapping (DESIGN §3): netted → ACSP (with the netting session in ClrSysRef and the
 business date in IntrBkSttlmDt), queued for netting → PDNG, rejected or expired → RJCT with the
 reason, cancelled / stopped / reversed → CANC. The initiating bank gets every receipt; for
-real-time items the receiving bank gets the result too, since it answered.
+real-time items the receiving bank gets the result too, since it answered. A return (pacs.004)
+is netted as new items of its own: the returning bank gets their receipts, as the sender of a
+credit does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from gateway.clearing.events import Event, ItemChanged
 from gateway.commands.outbound import ReportedTransaction, StatusReport
 
 RECEIPT = "pacs.002.001.10"
+RETURN = "pacs.004.001.09"
 
 STATUS = {
     "netted": "ACSP",
@@ -43,10 +46,13 @@ def receipts(
     new_message_id: Callable[[], str],
 ) -> list[Receipt]:
     by_package: dict[str, list[ReportedTransaction]] = defaultdict(list)
+    returns: set[str] = set()
     for event in events:
         if not isinstance(event, ItemChanged) or event.state not in STATUS:
             continue
         item = core.items[event.item_id]
+        if item.return_of is not None:
+            returns.add(item.package_id)
         by_package[item.package_id].append(
             ReportedTransaction(
                 original_transaction_id=item.transaction_id,
@@ -60,11 +66,15 @@ def receipts(
         )
     result = []
     for key, transactions in by_package.items():
+        sender, _, message_id = key.partition(":")
         package = core.packages.get(key)
-        if package is None:
-            continue  # a return: its own package id; the returning bank learns from its answer
-        message_id = key.split(":", 1)[1]
-        recipients = [package.sender] + ([package.receiver] if package.real_time else [])
+        if package is not None:
+            recipients = [package.sender] + ([package.receiver] if package.real_time else [])
+            original_type = "pacs.003.001.08" if package.debit else "pacs.008.001.08"
+        elif key in returns:  # a return (pacs.004) is its own package: its sender is told
+            recipients, original_type = [sender], RETURN
+        else:
+            continue
         for recipient in recipients:
             result.append(
                 Receipt(
@@ -73,9 +83,7 @@ def receipts(
                         message_id=new_message_id(),
                         created_at=now,
                         original_message_id=message_id,
-                        original_message_type=(
-                            "pacs.003.001.08" if package.debit else "pacs.008.001.08"
-                        ),
+                        original_message_type=original_type,
                         transactions=tuple(transactions),
                     ),
                 )

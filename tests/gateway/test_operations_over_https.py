@@ -73,6 +73,26 @@ async def test_return_of_a_netted_credit(harness: Harness) -> None:
     assert state(harness, original) == "returned"
     returned = harness.runtime.clearing.core.items[original].returned_by
     assert returned is not None and state(harness, returned) == "netted"
+    # ICBC, whose customer gets the money back, receives the return, signed by the centre...
+    (forwarded,) = [
+        message
+        for message in (await harness.outbox(ICBC))["messages"]
+        if message["message_type"] == "pacs.004.001.09"
+    ]
+    assert forwarded["message_id"] == "B104100000004202611230064"
+    assert "<OrgnlTxId>1021000999962026112300000004</OrgnlTxId>" in forwarded["xml"]
+    harness.verify_from_centre(forwarded["xml"].encode())
+    # ...and BOC, which returned it, a receipt: netted, with the session.
+    (receipt,) = [
+        message
+        for message in (await harness.outbox(BOC))["messages"]
+        if message["message_type"] == "pacs.002.001.10"
+    ]
+    harness.verify_from_centre(receipt["xml"].encode())
+    assert "<OrgnlMsgId>B104100000004202611230064</OrgnlMsgId>" in receipt["xml"]
+    assert "<OrgnlMsgNmId>pacs.004.001.09</OrgnlMsgNmId>" in receipt["xml"]
+    assert "<TxSts>ACSP</TxSts>" in receipt["xml"]
+    assert "<ClrSysRef>20261123-01</ClrSysRef>" in receipt["xml"]
 
 
 async def test_invoice_transfer_reaches_the_payers_bank(harness: Harness) -> None:
