@@ -16,7 +16,7 @@ from gateway.iso.codec_catalogue import Codec, CodecCatalogue
 from gateway.iso.input_source import InputSource
 from gateway.iso.problems import Problem
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
-from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS, syntax_text
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import named_path, strip_namespaces
 
@@ -70,7 +70,7 @@ class SchemaDiagnostics:
                 first = next(iter(context.error_log), None)
                 message = first.message if first is not None else str(error)
                 line = first.line if first is not None else error.lineno
-                return [Problem("FF01", strip_namespaces(message), line or 0)], False
+                return [Problem("FF01", strip_namespaces(syntax_text(message)), line or 0)], False
             if released is not None:
                 released.getparent().remove(released)
             root = context.root

@@ -30,7 +30,7 @@ from gateway.iso.paths import local_name
 from gateway.iso.problems import Problem, Verdict
 from gateway.iso.rules.base import ItemRef, Location, Rule, RuleContext
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
-from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS, syntax_text
 from gateway.iso.schema_catalogue import SchemaCatalogue
 from gateway.iso.xml_paths import strip_namespaces
 
@@ -136,7 +136,11 @@ class _Run:
             if syntax:
                 first = syntax[0]
                 self._replace_with(
-                    Problem("FF01", f"not well-formed XML: {first.message}", first.line or 0)
+                    Problem(
+                        "FF01",
+                        f"not well-formed XML: {syntax_text(first.message)}",
+                        first.line or 0,
+                    )
                 )
                 return []
             return [entry.message for entry in log] or [str(error)]
@@ -160,7 +164,9 @@ class _Run:
             first = next(iter(parser.error_log), None)
             message = first.message if first is not None else error.msg
             line = first.line if first is not None else error.lineno
-            self._replace_with(Problem("FF01", f"not well-formed XML: {message}", line or 0))
+            self._replace_with(
+                Problem("FF01", f"not well-formed XML: {syntax_text(message)}", line or 0)
+            )
             return []
         self.document_root = root
         schema = validator.schemas.catalogue

@@ -22,3 +22,16 @@ as not well-formed (FF01)."""
 
 MAX_TEXT_BYTES = 10_000_000
 """Largest text node libxml2 accepts with ``huge_tree`` off (fixed by libxml2)."""
+
+_HUGE_ADVICE = ", use XML_PARSE_HUGE option"
+
+
+def syntax_text(message: str) -> str:
+    """libxml2's text for a syntax error, in the terms of this product: its advice to turn on
+    huge trees, which a user cannot do and the gateway never does, becomes the bound met."""
+    if message.startswith("Excessive depth in document"):
+        return (
+            f"elements nested deeper than {MAX_DEPTH} levels (the parser's depth bound; no "
+            "ISO 20022 message nests that deep)"
+        )
+    return message.replace(_HUGE_ADVICE, " (a fixed bound of the parser)")
