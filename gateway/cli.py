@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=None,
-        help="gateway settings file (default: $GATEWAY_CONFIG or config/gateway.toml)",
+        help=(
+            "gateway settings file (default: $GATEWAY_CONFIG, else config/gateway.toml in the "
+            "current folder, else the one beside the installed gateway)"
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser(
@@ -481,7 +484,7 @@ def run_keys(arguments: argparse.Namespace, out: TextIO) -> int:
 
     settings = load_settings(arguments.config or default_config_file())
     directory = load_participants(settings.resolve(settings.paths.participants))
-    store = KeyStore(state_directory())
+    store = KeyStore(state_directory(create=False))
     codes = directory.connecting
     if arguments.action == "status":
         if not store.exists():

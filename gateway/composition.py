@@ -28,7 +28,7 @@ from gateway.iso.pipeline import MessageValidator
 from gateway.iso.rules.registry import RULES, rule_requirements
 from gateway.iso.sample_check import check_samples
 from gateway.iso.schema_catalogue import SchemaCatalogue
-from gateway.start_errors import StorageError
+from gateway.start_errors import KeyFileError, NoLedgerError, StorageError
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -50,7 +50,16 @@ DEFAULT_CONFIG = Path("config/gateway.toml")
 
 
 def default_config_file() -> Path:
-    return Path(os.environ.get(CONFIG_ENVIRONMENT_VARIABLE, DEFAULT_CONFIG))
+    """$GATEWAY_CONFIG; else config/gateway.toml in the current folder; else the one beside
+    the gateway's code (the checkout ``make`` installed it from), so that ``isogw validate``
+    checks a file from any folder."""
+    named = os.environ.get(CONFIG_ENVIRONMENT_VARIABLE)
+    if named:
+        return Path(named)
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    beside_the_code = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG
+    return beside_the_code if beside_the_code.is_file() else DEFAULT_CONFIG
 
 
 @dataclass(frozen=True)
@@ -83,13 +92,35 @@ def build_gateway(config_file: Path, check_sample_files: bool = True) -> Gateway
     return Gateway(settings, directory, schemas, codecs, validator, encoder)
 
 
-def state_directory() -> Path:
-    """Everything the gateway keeps on disk lives here: $GATEWAY_STATE_DIR or ./state."""
+def state_directory(create: bool = True) -> Path:
+    """Everything the gateway keeps on disk lives here: $GATEWAY_STATE_DIR or ./state
+    (created unless ``create`` is False: a command that only reads the state leaves no empty
+    folder behind where it was run by mistake)."""
     from gateway.store.database import DEFAULT_STATE_DIRECTORY, STATE_DIRECTORY_VARIABLE
 
     folder = Path(os.environ.get(STATE_DIRECTORY_VARIABLE, DEFAULT_STATE_DIRECTORY))
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _database_name(url: str) -> str:
+    """The SQLite file, or the database's URL without its password (for messages)."""
+    from sqlalchemy import make_url
+
+    if url.startswith(SQLITE_URL_PREFIX):
+        return url.removeprefix(SQLITE_URL_PREFIX)
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def no_ledger(where: str) -> NoLedgerError:
+    """An operator's command run where no gateway has kept a ledger: it must not start one."""
+    return NoLedgerError(
+        f"there is no ledger at {where}: `isogw core` works on the ledger of a gateway that "
+        "has started (`isogw serve`); run it in the folder the gateway runs in, or point "
+        "GATEWAY_STATE_DIR (or storage.database_url) at that gateway's state (`isogw core "
+        "init` starts a new ledger)"
+    )
 
 
 @dataclass(frozen=True)
@@ -97,11 +128,16 @@ class Clearing:
     settings: ClearingSettings
     service: ClearingService
     clock: Clock
+    database: str
+    """Where the ledger is: the SQLite file, or the database's URL without its password."""
 
 
-async def open_clearing(config_file: Path, clock: Clock, replay: bool = True) -> Clearing:
+async def open_clearing(
+    config_file: Path, clock: Clock, replay: bool = True, create: bool = True
+) -> Clearing:
     """Build the clearing service on the configured database and replay its log (without
-    ``replay``: only make the ledger ready, its tables and genesis, for processes to open)."""
+    ``replay``: only make the ledger ready, its tables and genesis, for processes to open;
+    without ``create``: refuse, naming the place, where there is no ledger yet)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.service.clearing_service import ClearingService
@@ -110,7 +146,10 @@ async def open_clearing(config_file: Path, clock: Clock, replay: bool = True) ->
     settings = load_settings(config_file)
     directory = load_participants(settings.resolve(settings.paths.participants))
     clearing_settings = load_clearing_settings(settings.resolve(settings.paths.clearing))
-    url = settings.storage.database_url or sqlite_url(state_directory())
+    url = settings.storage.database_url or sqlite_url(state_directory(create))
+    database = _database_name(url)
+    if not create and url.startswith(SQLITE_URL_PREFIX) and not Path(database).is_file():
+        raise no_ledger(database)  # before SQLite creates an empty file there
     service = ClearingService(
         create_engine(url),
         directory,
@@ -121,7 +160,8 @@ async def open_clearing(config_file: Path, clock: Clock, replay: bool = True) ->
         checkpoint_part_bytes=settings.storage.checkpoint_part_bytes,
     )
     try:
-        await service.open(replay)
+        if not await service.open(replay, create):
+            raise no_ledger(database)  # closed below
     except StorageError:
         await service.close()
         raise
@@ -129,11 +169,11 @@ async def open_clearing(config_file: Path, clock: Clock, replay: bool = True) ->
         await service.close()
         reason = getattr(error, "orig", None) or error
         raise StorageError(
-            f"the database {url.removeprefix(SQLITE_URL_PREFIX)} cannot be used: {reason} "
+            f"the database {database} cannot be used: {reason} "
             "(setting storage.database_url; restore a damaged file from its backup rather than "
             "start an empty ledger)"
         ) from error
-    return Clearing(clearing_settings, service, clock)
+    return Clearing(clearing_settings, service, clock, database)
 
 
 def operator_messages(config_file: Path, clearing: Clearing) -> MessageGateway:
@@ -145,7 +185,7 @@ def operator_messages(config_file: Path, clearing: Clearing) -> MessageGateway:
     from gateway.service.message_gateway import MessageGateway
 
     gateway = build_gateway(config_file, check_sample_files=False)
-    keys = ensure_keys(gateway.directory, clearing.clock)
+    keys = existing_keys()
     signer = signer_from_files(keys.gateway)
     return MessageGateway(
         gateway, clearing.service, signer, SignatureVerifier({}), clearing.clock, os.getpid()
@@ -159,6 +199,21 @@ def ensure_keys(directory: ParticipantDirectory, clock: Clock) -> KeyStore:
     keys = KeyStore(state_directory())
     if not keys.exists():
         keys.initialise(directory.centre_member_id, directory.connecting, clock.now())
+    return keys
+
+
+def existing_keys() -> KeyStore:
+    """The key folder of a gateway that has started: an operator's command signs with the
+    gateway's key and must not make new ones (the banks trust the ones they have)."""
+    from gateway.security.keys import KeyStore
+
+    keys = KeyStore(state_directory(create=False))
+    if not keys.exists():
+        raise KeyFileError(
+            f"{keys.folder} holds no gateway key: the receipts this command causes are signed "
+            "with the key `isogw serve` (or `isogw keys init`) made; run it in the folder the "
+            "gateway runs in, or point GATEWAY_STATE_DIR at that gateway's state"
+        )
     return keys
 
 

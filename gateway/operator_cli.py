@@ -1,7 +1,9 @@
 """``isogw core …``: the clearing operator's commands over the clearing service.
 
 Queries show the state as of the last logged command (``as_of``); operator commands are
-logged like any other command, so they count for restarts, audits and other processes.
+logged like any other command, so they count for restarts, audits and other processes. They
+work on the ledger a gateway keeps and never start one where there is none (a command run in
+the wrong folder says so): ``isogw core init`` starts a ledger on purpose.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from gateway.clearing.commands import (
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import DaySwitched, Event, SessionClosed
 from gateway.clearing.items import ItemState
-from gateway.composition import open_clearing, operator_messages
+from gateway.composition import ensure_keys, open_clearing, operator_messages
+from gateway.configuration.participants import load_participants
+from gateway.configuration.settings import load_settings
 from gateway.iso.converters import from_amount
 from gateway.service.clock import Clock
+from gateway.start_errors import NoLedgerError
 
 QUERIES = ("status", "positions", "sessions")
 MAXIMUM_LISTED = 10_000
@@ -67,6 +72,11 @@ def _add_limit(listing: argparse.ArgumentParser) -> None:
 def add_core_commands(commands: Any) -> None:
     core = commands.add_parser("core", help="query and operate the clearing core")
     actions = core.add_subparsers(dest="action", required=True)
+    text = (
+        "start a new ledger (and development keys, if there are none) in the state folder, "
+        "as the first `isogw serve` does; refused where there is a ledger already"
+    )
+    actions.add_parser("init", help=text, description=text)
     for name, text in (
         ("status", "business date, open session, next session and day switch"),
         ("positions", "caps, net positions and available amounts per direct participant"),
@@ -333,8 +343,31 @@ def _date_kept(core: ClearingCore, closed: str) -> str:
     )
 
 
+async def _initialise(config: Path, out: TextIO, clock: Clock) -> int:
+    """A new ledger where there is none (its genesis: the configured participants and
+    settings), and development keys if the state folder has none."""
+    try:
+        existing = await open_clearing(config, clock, replay=False, create=False)
+    except NoLedgerError:
+        pass
+    else:
+        await existing.service.close()
+        raise OperatorError(f"there is a ledger at {existing.database} already; nothing changed")
+    clearing = await open_clearing(config, clock, replay=False)
+    await clearing.service.close()
+    out.write(f"a new ledger at {clearing.database}\n")
+    settings = load_settings(config)
+    keys = ensure_keys(load_participants(settings.resolve(settings.paths.participants)), clock)
+    out.write(f"keys in {keys.folder}\n")
+    return 0
+
+
 async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: Clock) -> int:
-    clearing = await open_clearing(config, clock)
+    if arguments.action == "init":
+        return await _initialise(config, out, clock)
+    # An operator's command works on the gateway's ledger: run in the wrong folder, it must
+    # say so rather than start an empty ledger there and report its empty figures.
+    clearing = await open_clearing(config, clock, create=False)
     service = clearing.service
     try:
         action = arguments.action

@@ -22,7 +22,7 @@ from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway, build_gateway, state_directory
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
-from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS
+from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS, syntax_text
 from gateway.message_summary import summary
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _keys(gateway: Gateway, participant: str) -> KeyStore:
     if gateway.directory.kind(participant) is None:
         participants = gateway.settings.resolve(gateway.settings.paths.participants)
         raise ParticipantToolError(f"{participant} is not a participant in {participants}")
-    keys = KeyStore(state_directory())
+    keys = KeyStore(state_directory(create=False))
     if not keys.participant(participant).key_path.is_file():
         raise ParticipantToolError(
             f"no key for {participant} in {keys.folder}; run `isogw keys init` (or start "
@@ -91,7 +91,7 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
         root = etree.fromstring(data, etree.XMLParser(**SAFE_PARSE_OPTIONS))
     except etree.XMLSyntaxError as error:
         raise ParticipantToolError(
-            f"{name}:{error.lineno}: not well-formed XML: {error.msg}; "
+            f"{name}:{error.lineno}: not well-formed XML: {syntax_text(error.msg)}; "
             f"`isogw validate {name}` tells more"
         ) from error
     if root.tag == MESSAGE_TAG:

@@ -16,3 +16,7 @@ class KeyFileError(StartError):
 
 class StorageError(StartError):
     """The database cannot be opened, or is not the gateway's."""
+
+
+class NoLedgerError(StorageError):
+    """A command that works on an existing ledger found none where it looked."""

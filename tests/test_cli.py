@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,35 @@ def test_console_script_is_the_same_command() -> None:
         [str(script), "validate", str(VALID)], capture_output=True, text=True, cwd=PROJECT
     )
     assert completed.returncode == 0 and "valid pacs.008.001.08" in completed.stdout
+
+
+def test_the_validator_checks_a_file_from_any_folder(tmp_path: Path) -> None:
+    """Someone checking files in their own folder has no config/ there: the settings beside
+    the installed gateway are used (the command used to stop on a missing config/gateway.toml)."""
+    (tmp_path / "outgoing").mkdir()
+    (tmp_path / "outgoing" / "credit.xml").write_bytes(VALID.read_bytes())
+    environment = {name: value for name, value in os.environ.items() if name != "GATEWAY_CONFIG"}
+    script = Path(sys.executable).parent / "isogw"
+    completed = subprocess.run(
+        [str(script), "validate", "outgoing"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "outgoing/credit.xml: valid pacs.008.001.08 (1 transaction)\n"
+    # A configuration of one's own still wins, from the variable or the current folder.
+    environment["GATEWAY_CONFIG"] = str(tmp_path / "mine.toml")
+    (tmp_path / "mine.toml").write_text("[parser]\nmax_message_bytes = -1\n")
+    mine = subprocess.run(
+        [str(script), "validate", "outgoing"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert mine.returncode == 2 and "parser.max_message_bytes" in mine.stderr
 
 
 def test_validating_loads_no_server_parts() -> None:

@@ -160,10 +160,20 @@ class ClearingService:
         assert self._core is not None, "call open() first"
         return self._core
 
-    async def open(self, replay: bool = True) -> None:
+    async def open(self, replay: bool = True, create: bool = True) -> bool:
         """Create the tables if needed, record the genesis once, replay the log (without
-        ``replay``: the ledger made ready for other processes to open, its core not built)."""
+        ``replay``: the ledger made ready for other processes to open, its core not built).
+        Without ``create``, a database that holds no ledger yet is left as it is: False."""
         async with self._engine.begin() as connection:
+            if not create:
+                started_before = await connection.run_sync(
+                    lambda sync: inspect(sync).has_table(genesis.name)
+                )
+                if (
+                    not started_before
+                    or (await connection.execute(select(genesis))).first() is None
+                ):
+                    return False
             recorded_retirements = await connection.run_sync(
                 lambda sync: inspect(sync).has_table(retired_item.name)
             )
@@ -202,10 +212,11 @@ class ClearingService:
         )
         self._genesis = (started, participants, settings, rules)
         if not replay:
-            return
+            return True
         await self._rebuild()
         if not recorded_retirements and self.core.retired_through is not None:
             await self._record_earlier_retirements()
+        return True
 
     async def _record_earlier_retirements(self) -> None:
         """A ledger whose core retired business before this release recorded retired items:

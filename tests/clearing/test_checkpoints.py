@@ -24,7 +24,7 @@ from gateway.service.clearing_service import ClearingService
 from gateway.store.database import DATABASE_FILE, create_engine, sqlite_url
 from tests.clearing.scenario import BOC, CCB, ICBC, MONDAY, SETTINGS, Scenario, participants
 from tests.clearing.test_clearing_properties import KEEPING_ONE_DAY
-from tests.clearing.test_operator_cli import core
+from tests.clearing.test_operator_cli import core, ledger
 from tests.clearing.test_retention import retired_until_complete, three_days
 
 CAPS = {CCB: ("20000.00", "60000.00", "30000.00", "10000.00")}
@@ -454,7 +454,7 @@ def test_verify_checkpoints_replays_the_log_and_says_which_differ(tmp_path: Path
 
 
 def test_verify_checkpoints_without_any(tmp_path: Path) -> None:
-    verified = core(tmp_path, "verify-checkpoints")
+    verified = core(ledger(tmp_path), "verify-checkpoints")
     assert (verified.returncode, verified.stdout) == (
         0,
         "no checkpoint is stored yet (one is stored at every day switch)\n"

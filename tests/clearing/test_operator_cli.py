@@ -33,7 +33,16 @@ def core(state: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ledger(state: Path) -> Path:
+    """A new ledger in ``state``, as the first ``isogw serve`` would start it."""
+    started = core(state, "init")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[0] == f"a new ledger at {state / 'gateway.sqlite3'}"
+    return state
+
+
 def test_status_positions_and_sessions(tmp_path: Path) -> None:
+    ledger(tmp_path)
     status = json.loads(core(tmp_path, "status", "--json").stdout)
     assert set(status) >= {
         "business_date",
@@ -63,6 +72,7 @@ def test_status_positions_and_sessions(tmp_path: Path) -> None:
 
 
 def test_operator_commands_are_logged_and_survive(tmp_path: Path) -> None:
+    ledger(tmp_path)
     changed = core(tmp_path, "set-cap", "102100099996", "--collateral", "35000000.00", "--json")
     assert changed.returncode == 0
     assert json.loads(changed.stdout)[0]["cap"] == 6_500_000_000
@@ -97,6 +107,7 @@ def test_operator_commands_are_logged_and_survive(tmp_path: Path) -> None:
 
 
 def test_refusals_and_usage_errors(tmp_path: Path) -> None:
+    ledger(tmp_path)
     refused = core(tmp_path, "set-schedule", "18:00")
     assert refused.returncode == 1 and "AGNT" in refused.stdout
     assert core(tmp_path, "set-cap", "102100099996", "--collateral", "12.345").returncode == 2
@@ -106,6 +117,7 @@ def test_refusals_and_usage_errors(tmp_path: Path) -> None:
 
 
 def test_message_query_says_when_the_ledger_does_not_have_it(tmp_path: Path) -> None:
+    ledger(tmp_path)
     completed = core(tmp_path, "message", "301290000007", "B301290000007000000000001")
     assert completed.returncode == 1, completed.stderr
     assert completed.stdout.startswith(
@@ -129,6 +141,7 @@ def test_a_day_switch_that_cannot_move_the_date_says_why(
         arguments = argparse.Namespace(action=action, json=as_json)
         return asyncio.run(_run(CONFIG, arguments, out, clock)), out.getvalue()
 
+    assert asyncio.run(_run(CONFIG, argparse.Namespace(action="init"), io.StringIO(), clock)) == 0
     funds = argparse.Namespace(
         action="credit-account", participant="102100099996", amount="0.01", json=False
     )
@@ -194,6 +207,48 @@ def test_a_day_switch_that_cannot_move_the_date_says_why(
     code, text = run("day-switch", as_json=True)
     assert code == 0 and "note" not in text
     assert "day-switched" not in [event["kind"] for event in json.loads(text)]
+
+
+def test_a_command_run_where_there_is_no_ledger_starts_none(tmp_path: Path) -> None:
+    """Run in the wrong folder, an operator's command used to start an empty ledger there
+    (and new development keys) and report its empty figures as if they were the centre's."""
+    state = tmp_path / "state"
+    for arguments in (("status",), ("positions", "--json"), ("close-session",)):
+        completed = core(state, *arguments)
+        assert completed.returncode == 2, completed
+        assert completed.stdout == ""
+        assert completed.stderr.startswith(
+            f"isogw: there is no ledger at {state / 'gateway.sqlite3'}: `isogw core` works on "
+            "the ledger of a gateway that has started"
+        )
+        assert not state.exists()
+    # An empty database (a file left by something else) is no ledger either, and stays empty.
+    state.mkdir()
+    (state / "gateway.sqlite3").touch()
+    empty = core(state, "status")
+    assert empty.returncode == 2 and "there is no ledger at" in empty.stderr
+    assert (state / "gateway.sqlite3").stat().st_size == 0
+    # Started on purpose, once.
+    ledger(state)
+    again = core(state, "init")
+    assert again.returncode == 2
+    assert again.stderr == (
+        f"isogw: there is a ledger at {state / 'gateway.sqlite3'} already; nothing changed\n"
+    )
+
+
+def test_a_command_that_signs_refuses_to_make_new_keys(tmp_path: Path) -> None:
+    """The banks trust the gateway's keys: an operator's command whose effects are signed
+    must not make new ones where they are missing, and applies nothing without them."""
+    ledger(tmp_path)
+    before = json.loads(core(tmp_path, "sessions", "--json").stdout)
+    for path in sorted((tmp_path / "keys").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    completed = core(tmp_path, "close-session")
+    assert completed.returncode == 2
+    assert "holds no gateway key" in completed.stderr
+    assert json.loads(core(tmp_path, "sessions", "--json").stdout) == before
+    assert not (tmp_path / "keys" / "ca.pem").exists()
 
 
 def test_kept_times_are_shown_in_the_centres_time_zone() -> None:
