@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime
@@ -222,12 +224,14 @@ def test_a_command_run_where_there_is_no_ledger_starts_none(tmp_path: Path) -> N
             "the ledger of a gateway that has started"
         )
         assert not state.exists()
-    # An empty database (a file left by something else) is no ledger either, and stays empty.
+    # An empty database (a file left by something else) is no ledger either: no table is
+    # made in it.
     state.mkdir()
     (state / "gateway.sqlite3").touch()
     empty = core(state, "status")
     assert empty.returncode == 2 and "there is no ledger at" in empty.stderr
-    assert (state / "gateway.sqlite3").stat().st_size == 0
+    with contextlib.closing(sqlite3.connect(state / "gateway.sqlite3")) as database:
+        assert database.execute("select count(*) from sqlite_master").fetchone() == (0,)
     # Started on purpose, once.
     ledger(state)
     again = core(state, "init")
