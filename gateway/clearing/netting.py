@@ -63,7 +63,9 @@ class NettingBook:
             return
         item.move(ItemState.QUEUED)
         queue.append(item.item_id)
-        events.append(ItemChanged(item.item_id, item.state))
+        # Why it waits, for the sender's PDNG receipt: the payer's available amount under its
+        # cap (this item does not fit, or items before it in the FIFO queue wait for it).
+        events.append(ItemChanged(item.item_id, item.state, reason_code="AM04"))
 
     def _net(self, item: PaymentItem, session: Session, events: list[Event]) -> None:
         item.move(ItemState.NETTED)

@@ -1,11 +1,11 @@
 """From the core's item events to pacs.002 receipts, and who receives them.
 
 Status mapping (DESIGN §3): netted → ACSP (with the netting session in ClrSysRef and the
-business date in IntrBkSttlmDt), queued for netting → PDNG, rejected or expired → RJCT with the
-reason, cancelled / stopped / reversed → CANC. The initiating bank gets every receipt; for
-real-time items the receiving bank gets the result too, since it answered. A return (pacs.004)
-is netted as new items of its own: the returning bank gets their receipts, as the sender of a
-credit does.
+business date in IntrBkSttlmDt), queued for netting → PDNG with AM04 (the cap), rejected or
+expired → RJCT with the reason, cancelled / stopped / reversed → CANC. The initiating bank
+gets every receipt; for real-time items the receiving bank gets the result too, since it
+answered. A return (pacs.004) is netted as new items of its own: the returning bank gets
+their receipts, as the sender of a credit does.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.message_summary import summary
 from tests.conftest import SAMPLES
 from tests.gateway.conftest import (
     BOCOM,
@@ -37,6 +38,8 @@ async def test_a_cap_raised_by_the_operator_nets_the_queue_and_the_bank_gets_acs
     [pending] = receipts(await harness.outbox(ICBC))
     harness.verify_from_centre(pending["xml"].encode())
     assert statuses(pending["xml"]) == ["PDNG"] * 4
+    # Each says why it waits: the cap (AM04), as the scheme's sample receipt does.
+    assert summary(pending["xml"]).count("=PDNG(AM04)") == 4
     await operator(
         harness,
         "set-cap",

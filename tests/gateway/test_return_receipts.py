@@ -1,6 +1,6 @@
 """A return (pacs.004) is netted as new items of its own, and the returning bank is told what
-became of them as the sender of a credit is: PDNG while they wait in the netting queue, ACSP
-with the session once netted (before, it learnt nothing after its admi.007)."""
+became of them as the sender of a credit is: PDNG (AM04) while they wait in the netting queue,
+ACSP with the session once netted (before, it learnt nothing after its admi.007)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_the_returning_bank_gets_pdng_while_its_return_waits_then_acsp() -> None
     assert waiting.report.original_message_id == "R1"
     assert waiting.report.original_message_type == RETURN
     [item] = waiting.report.transactions
-    assert (item.original_transaction_id, item.status) == ("T1", "PDNG")
+    assert (item.original_transaction_id, item.status, item.reason_code) == ("T1", "PDNG", "AM04")
     assert item.amount == 100000
 
     [netted] = receipts(ledger.set_cap(BOC, collateral="60000.00"), ledger.core, ledger.now, new_id)
