@@ -109,27 +109,30 @@ def test_the_validator_checks_a_file_from_any_folder(tmp_path: Path) -> None:
     (tmp_path / "outgoing").mkdir()
     (tmp_path / "outgoing" / "credit.xml").write_bytes(VALID.read_bytes())
     environment = {name: value for name, value in os.environ.items() if name != "GATEWAY_CONFIG"}
-    script = Path(sys.executable).parent / "isogw"
-    completed = subprocess.run(
-        [str(script), "validate", "outgoing"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=environment,
-    )
+
+    def validate_outgoing() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "isogw"), "validate", "outgoing"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=environment,
+        )
+
+    completed = validate_outgoing()
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "outgoing/credit.xml: valid pacs.008.001.08 (1 transaction)\n"
-    # A configuration of one's own still wins, from the variable or the current folder.
+    # A configuration of one's own still wins: config/ in the current folder...
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "gateway.toml").write_text("[parser]\nmax_message_bytes = -1\n")
+    here = validate_outgoing()
+    assert here.returncode == 2 and "config/gateway.toml" in here.stderr
+    assert "parser.max_message_bytes" in here.stderr
+    # ...and the variable, before it.
     environment["GATEWAY_CONFIG"] = str(tmp_path / "mine.toml")
-    (tmp_path / "mine.toml").write_text("[parser]\nmax_message_bytes = -1\n")
-    mine = subprocess.run(
-        [str(script), "validate", "outgoing"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=environment,
-    )
-    assert mine.returncode == 2 and "parser.max_message_bytes" in mine.stderr
+    (tmp_path / "mine.toml").write_text("[parser]\nmax_elements_in_memory = -1\n")
+    mine = validate_outgoing()
+    assert mine.returncode == 2 and "parser.max_elements_in_memory" in mine.stderr
 
 
 def test_validating_loads_no_server_parts() -> None:
