@@ -32,30 +32,28 @@ def _count(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _money(amount: Element | None) -> str:
+    """`` 980.00 CNY`` (with its leading space), or nothing without an amount."""
+    if amount is None:
+        return ""
+    return f" {amount.text} {amount.get('Ccy', '')}".rstrip()
+
+
 def _reason(element: Element) -> str:
     code = element.findtext(".//{*}Rsn/{*}Cd")
     return f"({code})" if code else ""
 
 
 def _package(message: Element, item: str) -> str:
-    """pacs.008 / pacs.003: how many items, their total, the business type."""
-    items = message.findall(f"{{*}}{item}")
-    text = _count(len(items), "transaction")
+    """pacs.008 / pacs.003: how many items, their total, the business type (the group's, or
+    else the first item's: the first in document order)."""
+    text = _count(len(message.findall(f"{{*}}{item}")), "transaction")
     total = message.findtext("{*}GrpHdr/{*}CtrlSum")
-    currency = next(
-        (amount.get("Ccy") for amount in message.iterfind(f"{{*}}{item}/{{*}}IntrBkSttlmAmt")),
-        None,
-    )
+    amount = message.find(f"{{*}}{item}/{{*}}IntrBkSttlmAmt")
     if total:
+        currency = amount.get("Ccy") if amount is not None else None
         text += f", {total}{' ' + currency if currency else ''}"
-    business_type = message.findtext("{*}GrpHdr/{*}PmtTpInf/{*}CtgyPurp/{*}Prtry") or next(
-        (
-            found
-            for found in (element.findtext("{*}PmtTpInf/{*}CtgyPurp/{*}Prtry") for element in items)
-            if found
-        ),
-        None,
-    )
+    business_type = message.findtext(".//{*}PmtTpInf/{*}CtgyPurp/{*}Prtry")
     return f"{text} ({business_type})" if business_type else text
 
 
@@ -157,7 +155,7 @@ def _items_of(message: Element, amount: str) -> list[str]:
     items = []
     for element in message.iterfind("{*}TxInf"):
         value = element.find(f"{{*}}{amount}")
-        money = f" {value.text} {value.get('Ccy', '')}".rstrip() if value is not None else ""
+        money = _money(value)
         reason = _reason(element)
         items.append(f"{element.findtext('{*}OrgnlTxId')}{money}{' ' + reason if reason else ''}")
     return items
@@ -181,7 +179,7 @@ def _remittance_advice(message: Element) -> str:
         kind = document.findtext("{*}Tp/{*}CdOrPrtry/{*}Cd") if document is not None else None
         number = document.findtext("{*}Nb") if document is not None else None
         amount = remittance.find("{*}Strd/{*}RfrdDocAmt/{*}RmtdAmt")
-        money = f" {amount.text} {amount.get('Ccy', '')}".rstrip() if amount is not None else ""
+        money = _money(amount)
         payment = remittance.findtext("{*}OrgnlPmtInf/{*}Refs/{*}TxId")
         parts.append(
             f"{kind or 'document'} {number or remittance.findtext('{*}RmtId')}{money}"

@@ -46,7 +46,7 @@ from gateway.clearing.events import (
     SessionClosed,
     SettlementQueued,
 )
-from gateway.clearing.items import ENDED, ItemState, Package, PaymentItem, Receipt
+from gateway.clearing.items import ENDED, ItemState, Package, PaymentItem, Receipt, payment_item_id
 from gateway.clearing.netting import NettingBook
 from gateway.clearing.refusals import CommandRefusedError
 from gateway.clearing.retirement import retire, retire_some
@@ -465,7 +465,7 @@ class ClearingCore:
         awaits = debit or real_time
         for specification, (payer, payee) in zip(command.items, parties, strict=True):
             item = PaymentItem(
-                f"{package.package_id}/{specification.transaction_id}",
+                payment_item_id(package.package_id, specification.transaction_id),
                 package.package_id,
                 specification.transaction_id,
                 kind.code,
@@ -521,7 +521,7 @@ class ClearingCore:
             )
         answers = []
         for answer in command.answers:
-            item = self.items.get(f"{package.package_id}/{answer.transaction_id}")
+            item = self.items.get(payment_item_id(package.package_id, answer.transaction_id))
             if item is None:
                 raise CommandRefusedError(
                     "NOOR", f"transaction {answer.transaction_id} is not in {package.package_id}"
@@ -626,7 +626,7 @@ class ClearingCore:
         )
         items = []
         for transaction_id in wanted:
-            item = self.items.get(f"{package.package_id}/{transaction_id}")
+            item = self.items.get(payment_item_id(package.package_id, transaction_id))
             if item is None:
                 raise CommandRefusedError(
                     "NOOR", f"transaction {transaction_id} is not in {package.package_id}"
@@ -651,7 +651,7 @@ class ClearingCore:
             raise CommandRefusedError(
                 "AG01", f"only the initiator {package.sender} may reverse this item"
             )
-        item = self.items.get(f"{package.package_id}/{command.transaction_id}")
+        item = self.items.get(payment_item_id(package.package_id, command.transaction_id))
         if item is None:
             raise CommandRefusedError("NOOR", f"transaction {command.transaction_id} not found")
         if item.state != S.AWAITING_RECEIPT:
@@ -667,9 +667,10 @@ class ClearingCore:
         requester = self.directory.settling_bank(command.requester)
         originals = []
         for reference in command.items:
-            item = self.items.get(f"{reference.package_id}/{reference.transaction_id}")
+            original_id = payment_item_id(reference.package_id, reference.transaction_id)
+            item = self.items.get(original_id)
             if item is None:
-                raise self._unknown(f"{reference.package_id}/{reference.transaction_id}")
+                raise self._unknown(original_id)
             if item.payee != requester:
                 raise CommandRefusedError(
                     "AG01", f"only the payee's clearing bank {item.payee} returns {item.item_id}"
@@ -684,7 +685,7 @@ class ClearingCore:
         self.returns[command.return_id] = self.business_date
         for original in originals:
             returned = PaymentItem(
-                f"{command.return_id}/{original.transaction_id}",
+                payment_item_id(command.return_id, original.transaction_id),
                 command.return_id,
                 original.transaction_id,
                 original.business_type,

@@ -55,6 +55,12 @@ class IllegalTransitionError(Exception):
     """A defect: the core tried a transition the state machine forbids."""
 
 
+def payment_item_id(package_id: str, transaction_id: str) -> str:
+    """A payment item's id: its package's id and its transaction's (a return's items are in
+    the return's own package)."""
+    return f"{package_id}/{transaction_id}"
+
+
 @dataclass(slots=True)
 class PaymentItem:
     item_id: str

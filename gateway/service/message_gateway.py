@@ -41,6 +41,7 @@ from pydantic import BaseModel
 from gateway.clearing.commands import AdvanceClock, ClearingCommand, ReturnPayment
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import CommandRefused, Event, ItemChanged
+from gateway.clearing.items import payment_item_id
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import (
     AcknowledgedMessage,
@@ -705,7 +706,7 @@ class MessageGateway:
         if isinstance(command, ReturnPayment):
             # The returned funds go to the original payer's clearing bank: it is told why.
             returned = (
-                core.items.get(f"{command.return_id}/{item.transaction_id}")
+                core.items.get(payment_item_id(command.return_id, item.transaction_id))
                 for item in command.items
             )
             return sorted({item.payee for item in returned if item is not None})

@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from gateway.clearing.commands import SetCap
 from gateway.commands.inbound import BusinessHeader
 from gateway.commands.outbound import ReportedTransaction, StatusReport
 from gateway.composition import open_runtime
-from gateway.security.keys import KeyStore
+from gateway.security.keys import KeyPair, KeyStore
 from gateway.security.signatures import SignatureVerifier, XmlDsigSigner
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError
@@ -145,6 +146,13 @@ class Harness:
         return SignatureVerifier({CENTRE: gateway_certificate}).verify(
             payload, CENTRE, self.clock.now()
         )
+
+
+def copy_pair(source: KeyPair, target: KeyPair) -> KeyPair:
+    """``source``'s key and certificate copied over ``target``'s files; ``target``."""
+    shutil.copy(source.key_path, target.key_path)
+    shutil.copy(source.certificate_path, target.certificate_path)
+    return target
 
 
 def statuses(xml: str) -> list[str]:

@@ -35,6 +35,7 @@ from tests.gateway.conftest import (
     ICBC,
     START,
     ServeProcess,
+    copy_pair,
     listening,
     serve_process,
     wait_until,
@@ -43,11 +44,11 @@ from tests.gateway.conftest import (
 from tests.gateway.test_certificate_renewal import next_pin, pin_next_certificate, post, signed
 
 
-def copy_pair(source: KeyPair, target: KeyPair) -> KeyPair:
-    """``source``'s key and certificate copied over ``target``'s files; ``target``."""
-    shutil.copy(source.key_path, target.key_path)
-    shutil.copy(source.certificate_path, target.certificate_path)
-    return target
+def reload_refused(runtime: Runtime, kind: type[Exception] = KeyFileError) -> str:
+    """Why ``reload_certificates`` refused the files as they are (``kind`` raised)."""
+    with pytest.raises(kind) as refusal:
+        reload_certificates(runtime)
+    return str(refusal.value)
 
 
 def with_id(number: int) -> bytes:
@@ -129,9 +130,7 @@ async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
     pins = dict(runtime.pins)
     original = serving.participants.read_text()
     pin_next_certificate(serving.participants, "ab" * 32)
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value).startswith(
+    assert reload_refused(runtime).startswith(
         f"{keys.next_participant(BOCOM).certificate_path} is not the certificate {BOCOM} is "
         f"pinned to in {serving.participants} (next_certificate_sha256 {'ab' * 32}, the "
         "file's is "
@@ -143,9 +142,7 @@ async def test_a_reload_that_cannot_be_used_changes_nothing_and_says_why(
     agency = '[[special]]\ncode = "990100000017"'
     assert agency in original
     serving.participants.write_text(original[: original.index(agency)])
-    with pytest.raises(ConfigurationError) as refused:
-        reload_certificates(runtime)
-    assert str(refused.value) == (
+    assert reload_refused(runtime, ConfigurationError) == (
         f"{serving.participants}: participants were added (none) or removed (990100000017); "
         "a running gateway reloads certificates only: restart it to take the participants' "
         "changes"
@@ -237,9 +234,7 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     saved = copy_pair(gateway, KeyPair(tmp_path / "saved.key", tmp_path / "saved.pem"))
     # Ended before now.
     keys.renew_gateway(CENTRE, START - timedelta(days=30), START - timedelta(days=1))
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value) == (
+    assert reload_refused(runtime) == (
         f"{gateway.certificate_path} is valid from 2026-10-24T00:55:00Z to "
         "2026-11-22T01:00:00Z, not now (2026-11-23T01:00:00Z): the banks would refuse it"
     )
@@ -248,18 +243,14 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     other = KeyStore(tmp_path / "other")
     other.initialise(CENTRE, [], START)
     shutil.copy(other.gateway.key_path, gateway.key_path)
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value) == (
+    assert reload_refused(runtime) == (
         f"{gateway.key_path} and {gateway.certificate_path}: not a usable signing key and "
         "certificate (the certificate is not the key's); `isogw keys init --force` writes new "
         "development keys"
     )
     # Issued by another CA, which the banks do not trust.
     shutil.copy(other.gateway.certificate_path, gateway.certificate_path)
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value) == (
+    assert reload_refused(runtime) == (
         f"{gateway.certificate_path}, the gateway's certificate, is not issued by a CA of "
         f"{keys.ca_path} (CN=isogw development CA): the banks would refuse its connections and "
         "its signatures: put there the gateway's certificate from a CA of ca.pem"
@@ -276,9 +267,7 @@ async def test_a_renewed_gateway_certificate_the_banks_would_refuse_is_not_taken
     # certificates still come from the old CA, so it cannot go yet.
     shutil.copy(other.ca_path, keys.ca_path)
     copy_pair(other.gateway, gateway)
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value) == (
+    assert reload_refused(runtime) == (
         f"{keys.participant(ICBC).certificate_path}, {ICBC}'s certificate, is not issued by a CA "
         f"of {keys.ca_path} (CN=isogw development CA): TLS would refuse the bank's connections, "
         "and its signatures would be refused (DS0F): put there the bank's certificate from a CA "
@@ -341,9 +330,7 @@ async def test_the_centre_rolls_its_ca_over_without_a_restart(
     assert status == 200 and signed_by(answer, new.gateway, keys)
     # The old CA cannot go while banks' certificates come from it; nothing changes.
     keys.ca_path.write_bytes(new.ca_path.read_bytes())
-    with pytest.raises(KeyFileError) as failure:
-        reload_certificates(runtime)
-    assert str(failure.value).startswith(
+    assert reload_refused(runtime).startswith(
         f"{keys.participant(ICBC).certificate_path}, {ICBC}'s certificate, is not issued by a CA "
         f"of {keys.ca_path} (CN=isogw development CA G2): "
     )

@@ -16,7 +16,7 @@ from gateway.security.keys import KeyStore
 from gateway.service.clock import ManualClock
 from gateway.start_errors import KeyFileError, StorageError
 from tests.conftest import CONFIG, PROJECT, config_copy, self_signed
-from tests.gateway.conftest import CCB, START
+from tests.gateway.conftest import CCB, START, copy_pair
 
 NOT_A_DATABASE = b"not a database at all " * 10
 
@@ -99,31 +99,29 @@ async def test_a_certificate_from_no_ca_of_ca_pem_stops_the_start(
 ) -> None:
     """A bank's certificate, or the gateway's, that no CA of ca.pem issued: TLS would refuse
     that bank (or the banks would refuse the gateway), so the start stops, naming the file."""
-    import shutil
-
     clock = ManualClock(START)
     runtime = await open_runtime(CONFIG, clock, run_ticker=False)  # writes the keys
     await runtime.clearing.close()
     keys = KeyStore(state)
     other = KeyStore(tmp_path / "other")
     other.initialise("999999999999", [CCB], START, ca_name="another CA")
+
+    async def start_refused() -> str:
+        with pytest.raises(KeyFileError) as refusal:
+            await open_runtime(CONFIG, clock, run_ticker=False)
+        return str(refusal.value)
+
     saved = keys.participant(CCB).certificate_path.read_bytes()
-    shutil.copy(other.participant(CCB).certificate_path, keys.participant(CCB).certificate_path)
-    shutil.copy(other.participant(CCB).key_path, keys.participant(CCB).key_path)
-    with pytest.raises(KeyFileError) as failure:
-        await open_runtime(CONFIG, clock, run_ticker=False)
-    assert str(failure.value) == (
+    copy_pair(other.participant(CCB), keys.participant(CCB))
+    assert await start_refused() == (
         f"{keys.participant(CCB).certificate_path}, {CCB}'s certificate, is not issued by a CA of "
         f"{keys.ca_path} (CN=isogw development CA): TLS would refuse the bank's connections, and "
         "its signatures would be refused (DS0F): put there the bank's certificate from a CA of "
         "ca.pem"
     )
     keys.participant(CCB).certificate_path.write_bytes(saved)
-    shutil.copy(other.gateway.certificate_path, keys.gateway.certificate_path)
-    shutil.copy(other.gateway.key_path, keys.gateway.key_path)
-    with pytest.raises(KeyFileError) as failure:
-        await open_runtime(CONFIG, clock, run_ticker=False)
-    assert str(failure.value) == (
+    copy_pair(other.gateway, keys.gateway)
+    assert await start_refused() == (
         f"{keys.gateway.certificate_path}, the gateway's certificate, is not issued by a CA of "
         f"{keys.ca_path} (CN=isogw development CA): the banks would refuse its connections and "
         "its signatures: put there the gateway's certificate from a CA of ca.pem"
