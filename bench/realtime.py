@@ -320,22 +320,39 @@ def echo_baseline(
 
 
 def wait_until_answered(
-    request: Callable[[], Awaitable[object]], what: str, timeout: float = 60
+    request: Callable[[], Awaitable[object]],
+    what: str,
+    still_starting: Callable[[], None] = lambda: None,
+    timeout: float = 60,
 ) -> None:
     """Until ``request`` succeeds: a server that is starting refuses connections or, like the
-    gateway's /readyz, answers an error status."""
+    gateway's /readyz, answers an error status. ``still_starting`` raises if the server has
+    stopped meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             asyncio.run(request())
             return
         except (aiohttp.ClientError, OSError):
+            still_starting()
             if time.monotonic() > deadline:
-                raise SystemExit(f"{what} did not become ready") from None
+                raise SystemExit(f"{what} did not become ready in {timeout:.0f} s") from None
             time.sleep(0.2)
 
 
-def wait_ready(url: str, keys: KeyStore) -> None:
+def check_running(server: subprocess.Popen[bytes], log: Path, lines: int = 20) -> None:
+    """Stops the benchmark, with the end of the gateway's log, if the gateway has exited (a
+    port still held by an earlier run, say), rather than waiting for it forever."""
+    code = server.poll()
+    if code is not None:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        raise SystemExit(
+            f"the gateway exited with status {code} while starting; the end of {log.name}:\n"
+            + "\n".join(tail)
+        )
+
+
+def wait_ready(url: str, keys: KeyStore, still_starting: Callable[[], None]) -> None:
     async def probe() -> None:
         async with (
             aiohttp.ClientSession() as session,
@@ -345,7 +362,7 @@ def wait_ready(url: str, keys: KeyStore) -> None:
         ):
             response.raise_for_status()
 
-    wait_until_answered(probe, "the gateway")
+    wait_until_answered(probe, "the gateway", still_starting)
 
 
 def main() -> None:
@@ -367,27 +384,33 @@ def main() -> None:
         config = config_folder(base, arguments.port)
         state = base / "state"
         environment = {**os.environ, "GATEWAY_STATE_DIR": str(state)}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--config",
-                str(config / "gateway.toml"),
-                "serve",
-                *(["--workers", str(arguments.workers)] if arguments.workers else []),
-            ],
-            env=environment,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = base / "gateway.log"
+        with log.open("wb") as log_file:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "--config",
+                    str(config / "gateway.toml"),
+                    "serve",
+                    *(["--workers", str(arguments.workers)] if arguments.workers else []),
+                ],
+                env=environment,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
         try:
             url = f"https://127.0.0.1:{arguments.port}"
+            deadline = time.monotonic() + 60
             while not (state / "keys" / "ca.pem").is_file():
+                check_running(server, log)
+                if time.monotonic() > deadline:
+                    raise SystemExit("the gateway made no keys in 60 s")
                 time.sleep(0.2)
             keys = KeyStore(state)
-            wait_ready(url, keys)
+            wait_ready(url, keys, lambda: check_running(server, log))
             banks = Banks(keys)
             workers = arguments.workers or banks.gateway.settings.http.workers
             print(
