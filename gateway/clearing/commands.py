@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 BANK_CODE = r"^[0-9]{12}$"
+ReasonCode = Annotated[str, Field(min_length=1, max_length=4)]
+"""An ISO external reason code as the schemas allow it (1 to 4 characters)."""
 
 
 class _Command(BaseModel):
@@ -75,6 +77,8 @@ class CancelPackage(_Command):
     kind: Literal["cancel-package"] = "cancel-package"
     requester: str = Field(pattern=BANK_CODE)
     package_id: str
+    reason_code: ReasonCode | None = None
+    """The request's reason (CxlRsnInf), given in the CANC receipts."""
 
 
 class StopPayment(_Command):
@@ -85,6 +89,13 @@ class StopPayment(_Command):
     requester: str = Field(pattern=BANK_CODE)
     package_id: str
     transaction_ids: tuple[str, ...] = ()
+    reason_code: ReasonCode | None = None
+    """The request's reason, for the stopped items that give none of their own."""
+    item_reason_codes: dict[str, ReasonCode] = Field(default_factory=dict)
+    """Transaction id → the reason given with that item (TxInf/CxlRsnInf)."""
+
+    def reason_for(self, transaction_id: str) -> str | None:
+        return self.item_reason_codes.get(transaction_id, self.reason_code)
 
 
 class ReversePayment(_Command):
@@ -94,6 +105,8 @@ class ReversePayment(_Command):
     requester: str = Field(pattern=BANK_CODE)
     package_id: str
     transaction_id: str
+    reason_code: ReasonCode | None = None
+    """The reversal's reason (RvslRsnInf), given in the CANC receipts."""
 
 
 class ReturnedItem(BaseModel):

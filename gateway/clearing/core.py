@@ -605,8 +605,9 @@ class ClearingCore:
         for item in items:
             self.netting.remove_queued(item)
             item.move(S.CANCELLED)
+            _give_reason(item, command.reason_code)
             payers.add(item.payer)
-            events.append(ItemChanged(item.item_id, item.state))
+            events.append(ItemChanged(item.item_id, item.state, reason_code=command.reason_code))
         self.netting.release(sorted(payers), self.open_session, events)
 
     def _stop(self, command: StopPayment, events: list[Event]) -> None:
@@ -639,7 +640,9 @@ class ClearingCore:
             items.append(item)
         for item in items:
             item.move(S.STOPPED)
-            events.append(ItemChanged(item.item_id, item.state))
+            reason = command.reason_for(item.transaction_id)
+            _give_reason(item, reason)
+            events.append(ItemChanged(item.item_id, item.state, reason_code=reason))
 
     def _reverse(self, command: ReversePayment, events: list[Event]) -> None:
         package = self._package(command.package_id)
@@ -659,7 +662,8 @@ class ClearingCore:
                 "AGNT", f"{item.item_id} is {item.state}; only an item without result is reversed"
             )
         item.move(S.REVERSED)
-        events.append(ItemChanged(item.item_id, item.state))
+        _give_reason(item, command.reason_code)
+        events.append(ItemChanged(item.item_id, item.state, reason_code=command.reason_code))
 
     def _return(self, command: ReturnPayment, events: list[Event]) -> None:
         if command.return_id in self.returns:
@@ -789,3 +793,10 @@ class ClearingCore:
             self.statements.fingerprint(),
             len(self.seen),
         )
+
+
+def _give_reason(item: PaymentItem, reason_code: str | None) -> None:
+    """An item cancelled, stopped or reversed keeps the request's reason. Requests logged
+    before reasons were kept carry none, and their items stay as they were replayed then."""
+    if reason_code is not None:
+        item.reason_code = reason_code

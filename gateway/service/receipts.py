@@ -2,7 +2,8 @@
 
 Status mapping (DESIGN §3): netted → ACSP (with the netting session in ClrSysRef and the
 business date in IntrBkSttlmDt), queued for netting → PDNG with AM04 (the cap), rejected or
-expired → RJCT with the reason, cancelled / stopped / reversed → CANC. The initiating bank
+expired → RJCT with the reason, cancelled / stopped / reversed → CANC with the request's
+reason (camt.056 CxlRsnInf, pacs.007 RvslRsnInf) when it gave one. The initiating bank
 gets every receipt; for real-time items the receiving bank gets the result too, since it
 answered. A return (pacs.004) is netted as new items of its own: the returning bank gets
 their receipts, as the sender of a credit does.

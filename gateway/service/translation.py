@@ -119,15 +119,30 @@ def translate(
     if message == "camt.056.001.08":
         target = _original_package(core, fields.original_message_id, sender)
         package = core.packages.get(target)
+        cancelled: Sequence[Any] = items
+        item_reasons = {
+            item.original_transaction_id: item.reason_code
+            for item in cancelled
+            if item.reason_code is not None
+        }
         if package is not None and package.debit and not package.real_time:
             return StopPayment(
                 command_id=identifier,
                 at=now,
                 requester=sender,
                 package_id=target,
-                transaction_ids=tuple(item.original_transaction_id for item in items),  # type: ignore[attr-defined]
+                transaction_ids=tuple(item.original_transaction_id for item in cancelled),
+                reason_code=fields.reason_code,
+                item_reason_codes=item_reasons,
             )
-        return CancelPackage(command_id=identifier, at=now, requester=sender, package_id=target)
+        # A package is cancelled whole: the group's reason, else the first item's.
+        return CancelPackage(
+            command_id=identifier,
+            at=now,
+            requester=sender,
+            package_id=target,
+            reason_code=fields.reason_code or next(iter(item_reasons.values()), None),
+        )
     if message == "pacs.007.001.09":
         target = _original_package(core, fields.original_message_id, sender)
         first: Any = items[0]
@@ -137,6 +152,7 @@ def translate(
             requester=sender,
             package_id=target,
             transaction_id=first.original_transaction_id,
+            reason_code=first.reason_code,
         )
     if message == "pacs.004.001.09":
         return ReturnPayment(

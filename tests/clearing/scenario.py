@@ -171,13 +171,16 @@ class Scenario:
             )
         )
 
-    def cancel(self, requester: str, package_id: str) -> list[Event]:
+    def cancel(
+        self, requester: str, package_id: str, reason_code: str | None = None
+    ) -> list[Event]:
         return self.run(
             CancelPackage(
                 command_id=self._id("cancel"),
                 at=self.now,
                 requester=requester,
                 package_id=package_id,
+                reason_code=reason_code,
             )
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.clearing.commands import CancelPackage
+from gateway.clearing.events import ItemChanged
 from gateway.clearing.items import ItemState
 from tests.clearing.scenario import BOC, CCB, ICBC, Scenario, cny, refusal
 
@@ -23,6 +25,28 @@ def test_cancellation_of_a_queued_credit_package() -> None:
     assert refusal(scenario.cancel(BOC, queued)) == "AG01"
     assert refusal(scenario.cancel(ICBC, queued)) is None
     assert [scenario.state(f"{queued}/T{n}") for n in (1, 2)] == [S.CANCELLED, S.CANCELLED]
+
+
+def test_a_cancelled_item_keeps_the_requests_reason() -> None:
+    scenario = Scenario()
+    scenario.set_cap(ICBC, collateral="0", credit_line="0", ring_fenced="0")
+    first, _ = scenario.submit("A100", ICBC, BOC, (ICBC, BOC, "10.00"))
+    second, _ = scenario.submit("A100", ICBC, BOC, (ICBC, BOC, "20.00"))
+    assert scenario.state(f"{first}/T1") is S.QUEUED
+    events = scenario.cancel(ICBC, first, reason_code="DUPL")
+    changed = [event for event in events if isinstance(event, ItemChanged)]
+    assert [(event.state, event.reason_code) for event in changed] == [("cancelled", "DUPL")]
+    assert scenario.core.items[f"{first}/T1"].reason_code == "DUPL"
+    # A request logged before reasons were kept carries none, and replays as it did then.
+    logged = CancelPackage.model_validate_json(
+        '{"kind": "cancel-package", "command_id": "cancel-old", '
+        f'"at": "{scenario.now.isoformat()}", "requester": "{ICBC}", "package_id": "{second}"}}'
+    )
+    events = scenario.run(logged)
+    assert [
+        (event.state, event.reason_code) for event in events if isinstance(event, ItemChanged)
+    ] == [("cancelled", None)]
+    assert scenario.core.items[f"{second}/T1"].reason_code is None
 
 
 def test_cancellation_of_a_receipt_package_of_queued_debits() -> None:

@@ -160,6 +160,22 @@ def statuses(xml: str) -> list[str]:
     return [element.text or "" for element in etree.fromstring(xml.encode()).iter("{*}TxSts")]
 
 
+async def receipt_outcomes(harness: Harness, code: str) -> dict[str, tuple[str, str | None]]:
+    """The pacs.002 receipts in ``code``'s outbox, each verified as the centre's: original
+    transaction id → (status, reason code or None), the latest receipt's for each."""
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for message in (await harness.outbox(code))["messages"]:
+        if message["message_type"] != "pacs.002.001.10":
+            continue
+        root = harness.verify_from_centre(message["xml"].encode())
+        for transaction in root.iter("{*}TxInfAndSts"):
+            outcomes[transaction.findtext("{*}OrgnlTxId") or ""] = (
+                transaction.findtext("{*}TxSts") or "",
+                transaction.findtext("{*}StsRsnInf/{*}Rsn/{*}Cd"),
+            )
+    return outcomes
+
+
 async def operator(harness: Harness, action: str, **options: Any) -> str:
     """``isogw core ACTION`` on the harness's ledger and clock (it must succeed); its output."""
     from gateway.operator_cli import _run

@@ -49,6 +49,7 @@ from tests.gateway.conftest import (
     assert_prometheus_text,
     exhaust_rate_limit,
     operator,
+    receipt_outcomes,
     statuses,
 )
 
@@ -559,7 +560,12 @@ async def test_reversal_of_a_real_time_item_without_result(harness: Harness) -> 
     text = text.replace(sender or "", BOCOM)
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, text.encode()))
     assert status == 200, answer
-    assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == "reversed"
+    item = harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"]
+    assert (item.state, item.reason_code) == ("reversed", "AB05")
+    # Both banks learn the item's end and why: the initiator, and the payee's bank, which was
+    # asked to answer it (the reversal's own reason, AB05, from its RvslRsnInf).
+    for bank in (BOCOM, CCB):
+        assert (await receipt_outcomes(harness, bank))[C100_TX] == ("CANC", "AB05")
 
 
 async def _open_outbox_requests(harness: Harness, code: str, count: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.participant_cli import envelope
 from tests.conftest import SAMPLES
-from tests.gateway.conftest import Harness
+from tests.gateway.conftest import Harness, receipt_outcomes
 
 ABC, BOC, ICBC = "103100000026", "104100000004", "102100099996"
 
@@ -30,6 +30,14 @@ async def test_stop_payment_of_one_debit_item(harness: Harness) -> None:
     assert status == 200, answer
     assert state(harness, f"{package}/1031000000262026112300000902") == "stopped"
     assert state(harness, f"{package}/1031000000262026112300000901") == "awaiting-receipt"
+    # ABC's receipt for the stopped item gives the reason it gave for it (CUST).
+    outcomes = await receipt_outcomes(harness, ABC)
+    assert outcomes["1031000000262026112300000902"] == ("CANC", "CUST")
+    assert "1031000000262026112300000901" not in outcomes
+    assert (
+        harness.runtime.clearing.core.items[f"{package}/1031000000262026112300000902"].reason_code
+        == "CUST"
+    )
     # The answer paired with the request: a camt.029 for ABC; the stop goes on to the payer's bank.
     messages = (await harness.outbox(ABC))["messages"]
     (resolution,) = [
@@ -54,6 +62,12 @@ async def test_cancellation_of_a_queued_credit_package(harness: Harness) -> None
     )
     assert status == 200, answer
     assert {state(harness, item) for item in package.item_ids} == {"cancelled"}
+    # Each item's receipt turns PDNG (AM04, the cap) into CANC with the request's reason.
+    outcomes = await receipt_outcomes(harness, ABC)
+    core = harness.runtime.clearing.core
+    cancelled = [core.items[item].transaction_id for item in package.item_ids]
+    assert {outcomes[transaction] for transaction in cancelled} == {("CANC", "DUPL")}
+    assert {core.items[item].reason_code for item in package.item_ids} == {"DUPL"}
 
 
 async def test_cancellation_refused_once_netted_answers_agnt(harness: Harness) -> None:
