@@ -70,6 +70,18 @@ class RecordMessageReject(_Command):
     """The bank's own reason (kept in the log; the items are rejected with AB10)."""
 
 
+class RecordMessage(_Command):
+    """A message that clears nothing: it only travels (an invoice, an answer to a cancellation
+    request, a bank's reject of something the centre did not forward to it). It changes
+    nothing in the core, but its id counts as seen like any command's, so the same sender
+    and id with other content is refused (DU01) in every process and after a restart."""
+
+    kind: Literal["record-message"] = "record-message"
+    sender: str = Field(pattern=BANK_CODE)
+    message: str = Field(min_length=1, max_length=35)
+    """Its message definition (MsgDefIdr), for whoever reads the log."""
+
+
 class CancelPackage(_Command):
     """camt.056 cancellation: the payer's clearing bank, a whole package not yet netted
     (a non-real-time credit package, or a receipt package of debits)."""
@@ -164,6 +176,7 @@ ClearingCommand = Annotated[
     SubmitPackage
     | RecordReceipt
     | RecordMessageReject
+    | RecordMessage
     | CancelPackage
     | StopPayment
     | ReversePayment

@@ -23,6 +23,7 @@ from gateway.clearing.commands import (
     CancelPackage,
     CloseSession,
     CreditSettlementAccount,
+    RecordMessage,
     RecordMessageReject,
     RecordReceipt,
     ReturnPayment,
@@ -60,7 +61,7 @@ from gateway.configuration.participants import (
 )
 from gateway.scheme.business_types import BUSINESS_TYPES, Cycle, Direction
 
-RULES_VERSION = 4
+RULES_VERSION = 5
 """The version of the rules a new ledger is replayed with. A ledger keeps the version it
 started with (in its genesis), so an upgrade never changes the history it replays:
 1. the first release;
@@ -72,7 +73,10 @@ started with (in its genesis), so an upgrade never changes the history it replay
    Under 1 and 2 the core keeps everything;
 4. retirement is spread over the clock's ticks (``AdvanceClock``: the gateway's, each second)
    after that end of day, at most ``retention.items_per_tick`` items before each (a package
-   whole), instead of a day's business at once before the first command after it."""
+   whole), instead of a day's business at once before the first command after it;
+5. every message accepted is in the log, those that clear nothing as ``RecordMessage``, so
+   the ids the core has seen are all the ids it was sent. Under 1 to 4 such messages were
+   not logged: the gateway looks a new id up in the record of messages too."""
 MAX_TIME_STEPS_PER_COMMAND = 100_000
 """Bound of the catch-up loop (closes, switches and expiries processed for one command)."""
 
@@ -153,6 +157,7 @@ class ClearingCore:
             SubmitPackage: self._submit,
             RecordReceipt: self._receipt,
             RecordMessageReject: self._message_reject,
+            RecordMessage: lambda command, events: None,
             CancelPackage: self._cancel,
             StopPayment: self._stop,
             ReversePayment: self._reverse,

@@ -491,10 +491,7 @@ class ClearingService:
         try:
             await self._catch_up_in(transaction, rows)
             writes = WriteBatch(
-                lambda sender, message_id: self._thread.run(
-                    partial(transaction.find_inbound, sender, message_id)
-                ),
-                lambda work: self._thread.run(partial(work, transaction.connection)),
+                lambda work: self._thread.run(partial(work, transaction.connection))
             )
             for source, after, _ in batch:
                 command = source(self.core) if callable(source) else source

@@ -38,7 +38,12 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from pydantic import BaseModel
 
-from gateway.clearing.commands import AdvanceClock, ClearingCommand, ReturnPayment
+from gateway.clearing.commands import (
+    AdvanceClock,
+    ClearingCommand,
+    RecordMessage,
+    ReturnPayment,
+)
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import CommandRefused, Event, ItemChanged
 from gateway.clearing.items import payment_item_id
@@ -85,6 +90,8 @@ REFUSAL_STATUS = {"DU01": 409}
 PACKAGE_MESSAGES = frozenset({"pacs.008.001.08", "pacs.003.001.08"})
 """Packages go on to their receiving bank (the instructed agent)."""
 LOG = logging.getLogger("isogw.messages")
+LOGS_EVERY_MESSAGE = 5
+"""The clearing rules version from which every accepted message is in the command log."""
 
 
 def gateway_message_id(now: datetime, process: int, count: int) -> str:
@@ -517,9 +524,12 @@ class MessageGateway:
         core = self._clearing.core
         if command_id(participant, message_id) in core.seen:
             return await self._repeated(participant, message_id, content_hash)
-        if core.retired_through is not None and await self._stored(participant, message_id):
-            # The core has forgotten the ids of commands of retired days: the record of every
-            # message submitted (kept for audit) still knows an old message id.
+        if (
+            core.retired_through is not None or core.rules < LOGS_EVERY_MESSAGE
+        ) and await self._stored(participant, message_id):
+            # The core has forgotten the ids of commands of retired days, and a ledger of rules
+            # before 5 did not log messages that clear nothing: the record of every message
+            # submitted (kept for audit) still knows such an id.
             return await self._repeated(participant, message_id, content_hash)
         message = codec.message
         # The whole tree is in memory already (it was parsed for the signature): decode it
@@ -541,15 +551,19 @@ class MessageGateway:
                 forwards[receiver] = self.forward(receiver, root, message, message_id)
 
         def command(core: ClearingCore) -> Any:
-            # Translated in the writer, against the core as it is at that moment.
+            # Translated in the writer, against the core as it is at that moment. A message
+            # that clears nothing is logged all the same: its id is taken.
             translated["command"] = translate(
                 message, header, items, participant, core, now, message_id
             )
-            return translated["command"]
+            return translated["command"] or RecordMessage(
+                command_id=command_id(participant, message_id),
+                at=now,
+                sender=participant,
+                message=message,
+            )
 
         async def after(writes: WriteBatch, applied: Applied) -> None:
-            if translated["command"] is None and await writes.find_inbound(participant, message_id):
-                return  # a repeated message that clears nothing: answered below from the record
             # The answer is about the command's own events. What the time passing up to it
             # caused (a real-time item expired a moment ago, before the next tick) is delivered
             # whatever the answer: the banks are owed those receipts either way.

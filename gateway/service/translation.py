@@ -10,6 +10,9 @@
 | pacs.004 | ``ReturnPayment`` |
 | admi.002 from the bank a package went to | ``RecordMessageReject`` (real-time: rejected, AB10) |
 | anything else (remt.001, ...) | no clearing command: forwarded only |
+
+A message with no clearing command is logged as ``RecordMessage`` all the same (by the
+gateway), which takes its id.
 """
 
 from __future__ import annotations

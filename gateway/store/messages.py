@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import inbound_message, outbox, refused_submission
@@ -131,11 +131,6 @@ async def find_submission(
         if row.client_address is None
         else Provenance(row.client_address, row.certificate_sha256, row.signature_method),
     )
-
-
-def find_inbound_in(connection: Connection, sender: str, message_id: str) -> StoredAnswer | None:
-    """``find_inbound`` inside the writer's own (synchronous) transaction."""
-    return _stored(connection.execute(_inbound_query(sender, message_id)).first())
 
 
 async def read_outbox(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from gateway.store.messages import Provenance, Refusal, StoredAnswer
+from gateway.store.messages import Provenance, Refusal
 from gateway.store.tables import (
     command_log,
     inbound_message,
@@ -21,9 +21,6 @@ from gateway.store.tables import (
 
 @dataclass
 class WriteBatch:
-    find_inbound: Callable[[str, str], Awaitable[StoredAnswer | None]]
-    """A submitted message's stored answer, read inside the open transaction."""
-
     in_transaction: Callable[[Callable[[Connection], Any]], Awaitable[Any]]
     """Runs a function of the open transaction's connection on the writer's thread."""
 

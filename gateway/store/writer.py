@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from sqlalchemy import URL, Connection, Engine, Select, delete, func, insert, select
 
 from gateway.store.database import create_writer_engine
-from gateway.store.messages import StoredAnswer, find_inbound_in
 from gateway.store.tables import checkpoint, checkpoint_part, command_log, retired_item
 from gateway.store.write_batch import WriteBatch
 
@@ -85,9 +84,6 @@ class WriterTransaction:
         return [
             (int(row[0]), str(row[1])) for row in self.connection.execute(log_after(after, limit))
         ]
-
-    def find_inbound(self, sender: str, message_id: str) -> StoredAnswer | None:
-        return find_inbound_in(self.connection, sender, message_id)
 
     def save_checkpoint(self, row: dict[str, object], kept: int) -> None:
         """Add a checkpoint (unless one of its sequence is there; its parts are written

@@ -29,7 +29,10 @@ def overnight(core: ClearingCore) -> Scenario:
 
 
 def test_version_2_closes_the_next_mornings_sessions_and_version_1_did_not() -> None:
-    assert RULES_VERSION == 4  # retirement, then in parts (tests/clearing/test_retention.py)
+    # 3 and 4: retirement, then in parts (tests/clearing/test_retention.py); 5: every message
+    # logged (tests/gateway/test_https_gateway.py, ids first taken by a message that clears
+    # nothing)
+    assert RULES_VERSION == 5
     current = overnight(ClearingCore(participants(), SETTINGS, MONDAY))
     assert current.core.open_session.session_id == "20261124-03"
     second = overnight(ClearingCore(participants(), SETTINGS, MONDAY, rules=2))
@@ -37,8 +40,8 @@ def test_version_2_closes_the_next_mornings_sessions_and_version_1_did_not() -> 
     first = overnight(ClearingCore(participants(), SETTINGS, MONDAY, rules=1))
     # Under version 1 the session stayed open until the next close that day (13:00).
     assert first.core.open_session.session_id == "20261124-01"
-    with pytest.raises(ValueError, match="rules version 5 is not 1 to 4"):
-        ClearingCore(participants(), SETTINGS, MONDAY, rules=5)
+    with pytest.raises(ValueError, match="rules version 6 is not 1 to 5"):
+        ClearingCore(participants(), SETTINGS, MONDAY, rules=6)
 
 
 def test_a_ledger_keeps_its_rules_version_across_restarts(tmp_path: Path) -> None:
@@ -75,7 +78,7 @@ def test_a_ledger_keeps_its_rules_version_across_restarts(tmp_path: Path) -> Non
             await open_service()
         assert str(refused.value) == (
             f"the ledger {tmp_path / 'gateway.sqlite3'} was written by a later release, with "
-            f"clearing rules version 5; this release replays versions 1 to 4 (start the "
+            f"clearing rules version 6; this release replays versions 1 to 5 (start the "
             "release that wrote it)"
         )
 

@@ -401,6 +401,32 @@ async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     assert len((await harness.outbox(CCB))["messages"]) == 1
 
 
+async def test_an_id_first_used_by_a_message_that_clears_nothing_is_taken_du01(
+    harness: Harness,
+) -> None:
+    """A message that only travels (here a bank's admi.002 about nothing the centre forwarded)
+    still takes its id: the same id with other content, even content that would clear, is
+    DU01 and changes nothing (it used to fail the commit: a 500 and an internal error)."""
+    await harness.post(BOCOM, harness.sign(BOCOM, C100))
+    status, _ = await harness.post(CCB, bank_reject(harness, CCB, "G20261123090000A00000001"))
+    assert status == 200
+    # The same id, now about the credit forwarded to CCB: it would reject it (AB10).
+    status, answer = await harness.post(CCB, bank_reject(harness, CCB, C100_ID))
+    assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer, answer
+    assert harness.runtime.clearing.core.items[f"{BOCOM}:{C100_ID}/{C100_TX}"].state == (
+        "awaiting-receipt"
+    )
+    assert kinds(await harness.outbox(BOCOM)) == []
+    # The other way round: an id a payment took, reused by a message that only travels.
+    status, answer = await harness.post(
+        BOCOM, bank_reject(harness, BOCOM, "G20261123090000A00000001", number=7)
+    )
+    assert status == 200
+    reused = C100.replace(C100_ID.encode(), f"J{BOCOM}{7:08d}".encode())
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, reused))
+    assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer, answer
+
+
 async def test_a_message_id_the_core_has_retired_still_gets_its_original_answer(
     harness: Harness,
 ) -> None:
@@ -419,6 +445,25 @@ async def test_a_message_id_the_core_has_retired_still_gets_its_original_answer(
     assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer
     assert await clearing.logged_commands() == logged
     assert len((await harness.outbox(CCB))["messages"]) == 1
+
+
+async def test_a_ledger_of_rules_4_looks_up_ids_its_log_does_not_hold(harness: Harness) -> None:
+    """Under rules 1 to 4 a message that clears nothing was not logged: its id is only in the
+    record of submissions, which such a ledger's gateway asks before clearing a new id."""
+    status, _ = await harness.post(
+        BOCOM, bank_reject(harness, BOCOM, "G20261123090000A00000001", number=7)
+    )
+    assert status == 200
+    clearing = harness.runtime.clearing
+    taken = f"J{BOCOM}{7:08d}"
+    del clearing.core.seen[command_id(BOCOM, taken)]  # as a rules 4 ledger never logged it
+    clearing.core.rules = 4
+    logged = await clearing.logged_commands()
+    reused = C100.replace(C100_ID.encode(), taken.encode())
+    status, answer = await harness.post(BOCOM, harness.sign(BOCOM, reused))
+    assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer, answer
+    assert await clearing.logged_commands() == logged
+    assert kinds(await harness.outbox(CCB)) == []
 
 
 async def test_a_repeated_rejection_gets_the_same_answer_with_its_code(harness: Harness) -> None:

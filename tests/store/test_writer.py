@@ -16,16 +16,12 @@ from gateway.store.write_batch import WriteBatch
 from gateway.store.writer import WriterThread
 
 
-async def no_answer(sender: str, message_id: str) -> None:
-    return None
-
-
 async def not_in_transaction(work: object) -> None:
     raise AssertionError("these batches only insert")
 
 
 def batch(command_id: str) -> WriteBatch:
-    writes = WriteBatch(no_answer, not_in_transaction)
+    writes = WriteBatch(not_in_transaction)
     writes.log.append(
         {"command_id": command_id, "kind": "test", "issued_at": "2026-11-23", "payload": "{}"}
     )
