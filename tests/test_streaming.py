@@ -118,3 +118,39 @@ def test_concurrent_validations_keep_their_own_errors(gateway: Gateway) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(check, codes))
     assert all(result == {code} for code, result in zip(codes, results, strict=True))
+
+
+def streamed(data: bytes, name: str) -> InputSource:
+    """``data`` as a large file is read: streamed (no size known), its rules checked as its
+    items arrive, before the schema's verdict on the whole."""
+    whole = InputSource.from_bytes(data, name)
+    return InputSource(name, whole.open, None)
+
+
+def test_a_streamed_business_header_missing_a_field_is_reported_not_crashed(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """The business header is read before the Document; a field missing from it used to stop
+    the validator (an assertion) instead of reaching the schema's verdict."""
+    path = write_package(tmp_path / "package.xml", 10)
+    text = path.read_text(encoding="utf-8").replace("<MmbId>999999999999</MmbId>", "", 1)
+    verdict = gateway.validator.validate(streamed(text.encode(), "package.xml"))
+    assert [(problem.code, problem.line, problem.path) for problem in verdict.problems] == [
+        ("FF01", 5, "/Message/AppHdr/To/FIId/FinInstnId/ClrSysMmbId")
+    ]
+    assert "Missing child element(s). Expected is ( " in verdict.problems[0].text
+
+
+def test_a_streamed_cheque_without_an_image_is_reported_not_crashed(gateway: Gateway) -> None:
+    """A cheque's rule sees the items of a streamed file before the schema's verdict: one
+    without its front image used to stop the validator (a digest of nothing)."""
+    sample = PROJECT / "samples/pacs.003.001.08/valid-B308-cheque-truncation.xml"
+    text = sample.read_text(encoding="utf-8")
+    start, end = text.index("<FrntImg>"), text.index("</FrntImg>") + len("</FrntImg>")
+    verdict = gateway.validator.validate(streamed((text[:start] + text[end:]).encode(), "b308"))
+    assert [(problem.code, problem.path) for problem in verdict.problems] == [
+        (
+            "FF01",
+            "/Message/Document/FIToFICstmrDrctDbt/DrctDbtTxInf[1]/SplmtryData/Envlp/Chq/BckImg",
+        )
+    ]

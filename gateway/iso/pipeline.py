@@ -382,19 +382,28 @@ class _Run:
         if failures:
             return None
         if not required.issubset(values):
-            missing = ", ".join(sorted(required.difference(values)))
-            self.report("FF01", f"required fields missing: {missing}", Location(at))
+            missing = sorted(required.difference(values))
+            self._report_field(
+                f"required fields missing: {', '.join(missing)}", at, base, missing[0]
+            )
             return None
         return view(**values)
 
     def _report_failure(
         self, failure: FieldFailure, at: ItemRef | None, base: etree._Element | None
     ) -> None:
+        self._report_field(f"{failure.path}: {failure.reason}", at, base, failure.field)
+
+    def _report_field(
+        self, text: str, at: ItemRef | None, base: etree._Element | None, field: str
+    ) -> None:
+        """FF01 about a field of the document (``at``: its item, if any), or of ``base``: the
+        business header, read before the Document (and its codec) when the input is streamed."""
         if base is not None:
-            line, path = self._locate_in(base, _element_path(base), failure.field, header=True)
-            self._add(Problem("FF01", f"{failure.path}: {failure.reason}", line, path))
+            line, path = self._locate_in(base, _element_path(base), field, header=True)
+            self._add(Problem("FF01", text, line, path))
         else:
-            self.report("FF01", f"{failure.path}: {failure.reason}", Location(at, failure.field))
+            self.report("FF01", text, Location(at, field))
 
     def _check_comments(self) -> None:
         for comment in self.comments:

@@ -72,6 +72,10 @@ class Cheque(Rule):
                 "cheque_number",
             )
             return
+        if any(getattr(item, field) is None for field in _CHEQUE_FIELDS):
+            # Only a schema-invalid item lacks some (the schema's verdict says which element):
+            # a large file is streamed, its rules checked on each item before that verdict.
+            return
         for side in ("front", "back"):
             image: bytes = getattr(item, f"cheque_{side}_image")
             declared: str = getattr(item, f"cheque_{side}_image_sha256")
