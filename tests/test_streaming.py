@@ -154,3 +154,31 @@ def test_a_streamed_cheque_without_an_image_is_reported_not_crashed(gateway: Gat
             "/Message/Document/FIToFICstmrDrctDbt/DrctDbtTxInf[1]/SplmtryData/Envlp/Chq/BckImg",
         )
     ]
+
+
+def test_a_large_package_cut_short_is_not_well_formed(gateway: Gateway, tmp_path: Path) -> None:
+    """lxml's schema-validating stream parser raises nothing at a syntax error (it stops giving
+    events): a truncated package used to pass as valid, with 0 transactions."""
+    path = write_package(tmp_path / "package.xml", 3_000)
+    data = path.read_bytes()
+    cut = data.index(b"<TxId>TX0000000000002000</TxId>") + len(b"<TxId>TX0000")
+    path.write_bytes(data[:cut])
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert [(problem.code, problem.line) for problem in verdict.problems] == [
+        ("FF01", transaction_line(2_000) + 1)
+    ]
+    assert verdict.problems[0].text.startswith("not well-formed XML: ")
+
+
+def test_a_syntax_error_deep_in_a_large_package_is_named_not_a_bound(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """After a bare & the schema-validating parser frees no element any more: the bound on
+    elements held is met further on, but the error is the &, at its line."""
+    path = write_package(tmp_path / "package.xml", 30_000)
+    text = path.read_text(encoding="utf-8").replace("<Ustrd>货款 7<", "<Ustrd>货款 & 7<", 1)
+    path.write_text(text, encoding="utf-8")
+    verdict = gateway.validator.validate(InputSource.from_path(path))
+    assert [(problem.code, problem.line, problem.text) for problem in verdict.problems] == [
+        ("FF01", transaction_line(7) + 10, "not well-formed XML: xmlParseEntityRef: no name")
+    ]

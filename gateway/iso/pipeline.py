@@ -32,6 +32,7 @@ from gateway.iso.rules.base import ItemRef, Location, Rule, RuleContext
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS, syntax_text
 from gateway.iso.schema_catalogue import SchemaCatalogue
+from gateway.iso.well_formedness import first_syntax_error
 from gateway.iso.xml_paths import strip_namespaces
 
 _EVENTS = ("end", "comment", "pi")
@@ -63,7 +64,8 @@ class MessageValidator:
         self.message_codecs = {codec.message_tag: codec for codec in codecs}
         self.item_codecs = {codec.item_tag: codec for codec in codecs if codec.item_tag}
         self.always_index = frozenset(self.item_codecs)
-        self.tags = sorted({*self.message_codecs, *self.item_codecs})
+        # The envelope's end too: the streaming pass notes that its input ended whole.
+        self.tags = sorted({MESSAGE_TAG, *self.message_codecs, *self.item_codecs})
         self.diagnostics = SchemaDiagnostics(schemas, codecs, settings.parser)
 
     def validate(self, source: InputSource, parsed: etree._Element | None = None) -> Verdict:
@@ -75,6 +77,12 @@ class MessageValidator:
         small = source.size is not None and source.size <= self.settings.parser.tree_max_bytes
         with source.open() as stream:
             schema_errors = run.whole(stream, parsed) if small else run.streamed(stream)
+        if not small and not run.ended_whole:
+            # The schema-validating stream parser reports no syntax error: it stops
+            # (gateway/iso/well_formedness.py). A second pass finds it, if there is one.
+            syntax = first_syntax_error(source, self.settings.parser)
+            if syntax is not None:
+                verdict.problems, verdict.truncated, schema_errors = [syntax], False, []
         if schema_errors:
             verdict.problems, verdict.truncated = self.diagnostics.locate(
                 source, self.settings.validation.max_reported_problems
@@ -110,6 +118,8 @@ class _Run:
         self.count = 0
         self.comments: list[etree._Element] = []
         self.document_root: etree._Element | None = None
+        self.ended_whole = False
+        """The streaming pass saw its root element end, with no error or bound met."""
 
     # The two ways in ----------------------------------------------------------------------
 
@@ -127,9 +137,11 @@ class _Run:
         try:
             self._handle(context)
         except UnsafeInputError as rejected:
+            self.ended_whole = False  # a bound met may be a syntax error's consequence
             self._replace_with(rejected.problem)
             return []
         except etree.XMLSyntaxError as error:
+            self.ended_whole = False  # the second pass words it better (no "line 0")
             # The context's own log: the exception's log also holds other parses' entries.
             log = context.error_log
             syntax = [entry for entry in log if entry.domain_name != "SCHEMASV"]
@@ -227,6 +239,7 @@ class _Run:
                 elif tag == validator.header_codec.message_tag and element.getparent() is not None:
                     self._decode_business_header(element)
                 else:
+                    self.ended_whole = element.getparent() is None
                     self._on_document_end(element)
             elif event == "comment":
                 self.comments.append(element)
