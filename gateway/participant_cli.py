@@ -20,6 +20,8 @@ from lxml import etree
 
 from gateway.commands.inbound import BusinessHeader
 from gateway.composition import Gateway, build_gateway, state_directory
+from gateway.iso.encoder import EncodingError
+from gateway.iso.input_source import InputSource
 from gateway.iso.namespaces import MESSAGE_TAG
 from gateway.iso.safe_input import GuardedStream, UnsafeInputError
 from gateway.iso.safe_parsing import SAFE_PARSE_OPTIONS, syntax_text
@@ -128,7 +130,22 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
         message_definition=codec.message,
         created_at=datetime.now(UTC),
     )
-    message = gateway.encoder.envelope_around(header, root)
+    try:
+        message = gateway.encoder.envelope_around(header, root)
+    except EncodingError as error:
+        # The Document's own message id cannot be the header's BizMsgIdr (a character or a
+        # length the identifier types refuse): the validator says where, as for any file.
+        verdict = gateway.validator.validate(InputSource.from_bytes(data, name))
+        first = verdict.problems[0] if verdict.problems else None
+        where = (
+            f"{name}:{first.line}: {first.code} {first.text} at {first.path}"
+            if first is not None
+            else f"{name}: {error}"
+        )
+        raise ParticipantToolError(
+            f"{where}; the tool cannot write a business header for it, so it is not sent "
+            f"(`isogw validate {name}` tells more)"
+        ) from error
     text: bytes = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
     return text
 

@@ -280,6 +280,20 @@ def test_submit_says_why_it_cannot_write_a_business_header(gateway) -> None:  # 
         with pytest.raises(ParticipantToolError) as failure:
             envelope(gateway, "102100099996", path.read_bytes(), str(path))
         assert str(failure.value).startswith(f"{path}: {said}")
+    # A message id the business header cannot carry (the Document's own is refused too).
+    credit = SAMPLES / "pacs.008.001.08" / "valid-bare-document-A100.xml"
+    text = credit.read_text(encoding="utf-8")
+    message_id = text.split("<MsgId>", 1)[1].split("</MsgId>", 1)[0]
+    odd = text.replace(f"<MsgId>{message_id}</MsgId>", "<MsgId>中文名称</MsgId>", 1)
+    line = odd[: odd.index("中文名称")].count("\n") + 1
+    with pytest.raises(ParticipantToolError) as failure:
+        envelope(gateway, "103100000026", odd.encode(), "odd.xml")
+    said = str(failure.value)
+    assert said.startswith(f"odd.xml:{line}: FF01 ") and "/FIToFICstmrCdtTrf/GrpHdr/MsgId" in said
+    assert said.endswith(
+        "; the tool cannot write a business header for it, so it is not sent "
+        "(`isogw validate odd.xml` tells more)"
+    )
     empty = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><Other/></Document>'
     with pytest.raises(ParticipantToolError) as failure:
         envelope(gateway, "102100099996", empty, "empty.xml")
