@@ -271,4 +271,53 @@ def test_template_bounds_are_kept(gateway: Gateway) -> None:
     )
     small = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
     text = etree.tostring(small._build(long_report))
-    assert small._templates == {} and text.count(b"<OrgnlTxId>") == 20
+    assert text.count(b"<OrgnlTxId>") == 20
+    # No template of the long report's own: one of its entries' shape (all twenty share it).
+    (shape,) = small._templates
+    assert shape[0] == "entry" and str(shape[1]).endswith("}TxInfAndSts")
+    # Within the bound: a full store writes entries without keeping their templates.
+    full = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
+    for document in _variants():
+        full._build(document)
+    assert etree.tostring(full._build(long_report)) == text and len(full._templates) == 2
+
+
+def test_entries_of_a_long_document_write_exactly_what_laying_out_writes(
+    gateway: Gateway,
+) -> None:
+    """A long document (more values than template_max_values) has each list entry filled into
+    its shape's template, nested lists too: byte for byte the document laid out element by
+    element, entries of several shapes mixed, first use and reuse alike."""
+    settings = gateway.settings.encoding.model_copy(update={"template_max_values": 4})
+    entries = DocumentEncoder(gateway.codecs, gateway.schemas, settings)
+    without = DocumentEncoder(
+        gateway.codecs, gateway.schemas, settings.model_copy(update={"template_entries": 0})
+    )
+    shapes = [
+        ReportedTransaction(original_transaction_id="T1", status="ACSP", amount=1, currency="CNY"),
+        ReportedTransaction(
+            original_transaction_id="T2", status="RJCT", reason_code="AM04", reason_text="a&<b>"
+        ),
+        ReportedTransaction(
+            original_transaction_id="T3",
+            status="ACSP",
+            clearing_reference="20261123-S01",
+            settlement_date=date(2026, 11, 23),
+        ),
+    ]
+    mixed = StatusReport(
+        message_id="R10",
+        created_at=NOW,
+        original_message_id="B1",
+        original_message_type="pacs.008.001.08",
+        transactions=tuple(shapes[index % 3] for index in range(30)),
+    )
+    notification = DOCUMENTS[-1]
+    assert isinstance(notification, SessionNotification)
+    nested = notification.model_copy(update={"notifications": notification.notifications * 3})
+    for _ in range(2):
+        for document in [*_variants(), mixed, nested]:
+            expected = etree.tostring(without._build(document))
+            assert etree.tostring(entries._build(document)) == expected
+    kept = [shape for shape in entries._templates if shape[0] == "entry"]
+    assert len(kept) >= 4  # three transaction shapes and the notification's

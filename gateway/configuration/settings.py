@@ -183,7 +183,8 @@ class EncodingSettings(StrictModel):
     template_entries: int = Field(default=1_024, ge=0, le=100_000)
     """Document shapes (which optional parts are present) kept; 0 turns templates off."""
     template_max_values: int = Field(default=64, gt=0, le=10_000)
-    """Documents with more values than this (long reports) are written without a template."""
+    """Documents with more values than this (long reports) get no template of their own:
+    each entry of their lists (a transaction, a statement entry) is filled into its shape's."""
 
 
 SQLITE_URL_PREFIX = "sqlite+aiosqlite:///"
