@@ -18,7 +18,12 @@ after another in this process. With the echo server's cost of a request, that gi
 this machine allows with these libraries, and what the targets leave for the gateway's own
 Python.
 
+Last, real-time debits one at a time while one batch package (``--batch`` credits, 15,000 by
+default, about 13 MB) is submitted: how long the batch takes to its answer and how long the
+debits under way meanwhile wait.
+
 Usage: .venv/bin/python bench/realtime.py [--payments 2000] [--concurrency 32] [--workers N]
+       [--batch 15000]
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ from lxml import etree
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from package_generator import write_package  # noqa: E402
 
 from gateway.commands.inbound import BusinessHeader  # noqa: E402
 from gateway.commands.outbound import ReportedTransaction, StatusReport  # noqa: E402
@@ -186,6 +194,50 @@ async def run_inbound(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return count / (time.perf_counter() - started), failures
+
+
+async def run_beside_batch(
+    banks: Banks, url: str, folder: Path, transactions: int, offset: int
+) -> tuple[float, list[float]]:
+    """Real-time debits one after another (a light load) while one batch package of
+    ``transactions`` credits (ICBC to BOC, signed before the clock starts) is submitted: the
+    batch's time to its answer, and the debits' times while it was under way."""
+    path = write_package(folder / "batch.xml", transactions)
+    batch = banks.signers[ICBC].sign(path.read_bytes())
+    prepared = []
+    for number in range(offset, offset + 2_000):
+        debit, message_id, transaction = banks.debit(number)
+        prepared.append((debit, banks.receipt(number, message_id, transaction)))
+    connector = aiohttp.TCPConnector(limit=8)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        under_way = asyncio.Event()
+        finished = asyncio.Event()
+        latencies: list[float] = []
+
+        async def payments() -> None:
+            for debit, receipt in prepared:
+                if finished.is_set():
+                    return
+                started = time.perf_counter()
+                await post(session, url + "/v1/messages", debit, banks.contexts[ICBC])
+                await post(session, url + "/v1/messages", receipt, banks.contexts[CCB])
+                if under_way.is_set():
+                    latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.005)
+
+        async def submit_batch() -> float:
+            await asyncio.sleep(0.5)
+            under_way.set()
+            started = time.perf_counter()
+            status = await post(session, url + "/v1/messages", batch, banks.contexts[ICBC])
+            elapsed = time.perf_counter() - started
+            finished.set()
+            if status != 200:
+                raise SystemExit(f"the batch package was answered {status}")
+            return elapsed
+
+        _, elapsed = await asyncio.gather(payments(), submit_batch())
+    return elapsed, latencies
 
 
 @dataclass(frozen=True)
@@ -370,6 +422,12 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=2000)
     parser.add_argument("--inbound", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=15_000,
+        help="credits in the batch package submitted beside real-time debits (0: none)",
+    )
     parser.add_argument("--port", type=int, default=18443)
     parser.add_argument(
         "--workers", type=int, help="gateway processes (default: http.workers in the config)"
@@ -465,6 +523,16 @@ def main() -> None:
                 f"answered): {inbound:,.0f}/s ({failed} failed); "
                 f"ratio {inbound / baseline:.2f} of the echo server"
             )
+            if arguments.batch:
+                elapsed, waits = asyncio.run(
+                    run_beside_batch(banks, url, base, arguments.batch, 20_000_000)
+                )
+                print(
+                    f"a batch package of {arguments.batch:,} credits beside real-time debits "
+                    f"(one at a time): answered in {elapsed:.2f} s; the {len(waits)} debits "
+                    f"under way meanwhile took at most {max(waits, default=0) * 1000:.0f} ms "
+                    f"(p50 {statistics.median(waits or [0]) * 1000:.0f} ms)"
+                )
             print(
                 "beyond the library floor and the echo server's HTTP, the gateway spent "
                 f"{(cores / rate - payment_floor) * 1000:.2f} ms of the machine a payment and "
