@@ -138,7 +138,7 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
         verdict = gateway.validator.validate(InputSource.from_bytes(data, name))
         first = verdict.problems[0] if verdict.problems else None
         where = (
-            f"{name}:{first.line}: {first.code} {first.text} at {first.path}"
+            f"{name}:{first.line}: {first.path}: {first.code} {first.text}"  # as validate says
             if first is not None
             else f"{name}: {error}"
         )
