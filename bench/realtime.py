@@ -110,6 +110,15 @@ class Banks:
         text = D100.replace(D100_ID, message_id).replace(D100_TX, transaction)
         return self.signers[ICBC].sign(text.encode()), message_id, transaction
 
+    def payments(self, offset: int, count: int) -> list[tuple[bytes, bytes]]:
+        """``count`` real-time debits, each the payee bank's pacs.003 and the payer bank's
+        pacs.002 for it, signed."""
+        prepared = []
+        for number in range(offset, offset + count):
+            debit, message_id, transaction = self.debit(number)
+            prepared.append((debit, self.receipt(number, message_id, transaction)))
+        return prepared
+
     def credit(self, number: int) -> bytes:
         message_id = f"B301290000007{number:012d}"
         text = C100.replace(C100_ID, message_id).replace(C100_TX, f"{number:028d}")
@@ -151,11 +160,7 @@ async def run_payments(
     failures = 0
     # The banks sign their messages before the clock starts: their signing is not the
     # gateway's work (the HTTP clients still share the cores with the gateway).
-    prepared = []
-    for number in range(offset, offset + payments):
-        debit, message_id, transaction = banks.debit(number)
-        prepared.append((debit, banks.receipt(number, message_id, transaction)))
-    work = iter(prepared)
+    work = iter(banks.payments(offset, payments))
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -204,10 +209,7 @@ async def run_beside_batch(
     batch's time to its answer, and the debits' times while it was under way."""
     path = write_package(folder / "batch.xml", transactions)
     batch = banks.signers[ICBC].sign(path.read_bytes())
-    prepared = []
-    for number in range(offset, offset + 2_000):
-        debit, message_id, transaction = banks.debit(number)
-        prepared.append((debit, banks.receipt(number, message_id, transaction)))
+    prepared = banks.payments(offset, 2_000)
     connector = aiohttp.TCPConnector(limit=8)
     async with aiohttp.ClientSession(connector=connector) as session:
         under_way = asyncio.Event()

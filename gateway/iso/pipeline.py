@@ -141,21 +141,11 @@ class _Run:
             self._replace_with(rejected.problem)
             return []
         except etree.XMLSyntaxError as error:
-            self.ended_whole = False  # the second pass words it better (no "line 0")
-            # The context's own log: the exception's log also holds other parses' entries.
-            log = context.error_log
-            syntax = [entry for entry in log if entry.domain_name != "SCHEMASV"]
-            if syntax:
-                first = syntax[0]
-                self._replace_with(
-                    Problem(
-                        "FF01",
-                        f"not well-formed XML: {syntax_text(first.message)}",
-                        first.line or 0,
-                    )
-                )
-                return []
-            return [entry.message for entry in log] or [str(error)]
+            # A syntax error is named by the second pass (``validate``), which words it better
+            # (this parser may say "no element found", line 0); schema errors are located by
+            # the diagnostics. The context's own log: the exception's holds other parses' too.
+            self.ended_whole = False
+            return [entry.message for entry in context.error_log] or [str(error)]
         self.document_root = context.root
         return []
 

@@ -415,7 +415,7 @@ class MessageGateway:
                 signature_checked=False,
             )
         source = InputSource.from_bytes(body, "request")
-        if len(body) <= self._gateway.settings.parser.tree_max_bytes:
+        if not self._large(body):
             # A single message validates in well under a millisecond: a thread would only add
             # switching (the GIL gives no parallelism); large packages go to a thread.
             verdict = self._gateway.validator.validate(source, parsed)
@@ -443,6 +443,11 @@ class MessageGateway:
                 participant, verified.root, codec, message_id, content_hash, now, body, provenance
             )
         return replace(answer, message_id=message_id)
+
+    def _large(self, body: bytes) -> bool:
+        """Over ``parser.tree_max_bytes``: its validation, decoding and forward go to a thread
+        (a small message's would take less than the switching)."""
+        return len(body) > self._gateway.settings.parser.tree_max_bytes
 
     def _unreadable(
         self, participant: str, reference: str, body: bytes, parsed: etree._Element | None
@@ -537,7 +542,7 @@ class MessageGateway:
         # there, whatever the size, rather than streaming the body a second time. A large
         # package's decoding and forward take a while (0.5 s and 0.2 s for 15,000 items): in a
         # thread, this process's event loop goes on serving the other banks meanwhile.
-        large = len(body) > self._gateway.settings.parser.tree_max_bytes
+        large = self._large(body)
         decoded = (
             await asyncio.to_thread(decode_tree, root, codec) if large else decode_tree(root, codec)
         )

@@ -401,6 +401,17 @@ async def test_same_message_twice_gets_the_same_answer_and_other_content_du01(
     assert len((await harness.outbox(CCB))["messages"]) == 1
 
 
+async def credit_reusing_a_rejects_id(harness: Harness) -> tuple[str, bytes]:
+    """BOCOM's admi.002 about nothing the centre forwarded (accepted: it clears nothing), and
+    the C100 sample under that admi.002's message id: (the id, the credit, unsigned)."""
+    status, _ = await harness.post(
+        BOCOM, bank_reject(harness, BOCOM, "G20261123090000A00000001", number=7)
+    )
+    assert status == 200
+    taken = f"J{BOCOM}{7:08d}"
+    return taken, C100.replace(C100_ID.encode(), taken.encode())
+
+
 async def test_an_id_first_used_by_a_message_that_clears_nothing_is_taken_du01(
     harness: Harness,
 ) -> None:
@@ -417,12 +428,8 @@ async def test_an_id_first_used_by_a_message_that_clears_nothing_is_taken_du01(
         "awaiting-receipt"
     )
     assert kinds(await harness.outbox(BOCOM)) == []
-    # The other way round: an id a payment took, reused by a message that only travels.
-    status, answer = await harness.post(
-        BOCOM, bank_reject(harness, BOCOM, "G20261123090000A00000001", number=7)
-    )
-    assert status == 200
-    reused = C100.replace(C100_ID.encode(), f"J{BOCOM}{7:08d}".encode())
+    # The other way round: an id a message that only travels took, reused by a payment.
+    _, reused = await credit_reusing_a_rejects_id(harness)
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, reused))
     assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer, answer
 
@@ -450,16 +457,11 @@ async def test_a_message_id_the_core_has_retired_still_gets_its_original_answer(
 async def test_a_ledger_of_rules_4_looks_up_ids_its_log_does_not_hold(harness: Harness) -> None:
     """Under rules 1 to 4 a message that clears nothing was not logged: its id is only in the
     record of submissions, which such a ledger's gateway asks before clearing a new id."""
-    status, _ = await harness.post(
-        BOCOM, bank_reject(harness, BOCOM, "G20261123090000A00000001", number=7)
-    )
-    assert status == 200
+    taken, reused = await credit_reusing_a_rejects_id(harness)
     clearing = harness.runtime.clearing
-    taken = f"J{BOCOM}{7:08d}"
     del clearing.core.seen[command_id(BOCOM, taken)]  # as a rules 4 ledger never logged it
     clearing.core.rules = 4
     logged = await clearing.logged_commands()
-    reused = C100.replace(C100_ID.encode(), taken.encode())
     status, answer = await harness.post(BOCOM, harness.sign(BOCOM, reused))
     assert status == 409 and b"<RjctgPtyRsn>DU01</RjctgPtyRsn>" in answer, answer
     assert await clearing.logged_commands() == logged
