@@ -185,6 +185,17 @@ class EncodingSettings(StrictModel):
     template_max_values: int = Field(default=64, gt=0, le=10_000)
     """Documents with more values than this (long reports) get no template of their own:
     each entry of their lists (a transaction, a statement entry) is filled into its shape's."""
+    sign_after_commit_entries: int = Field(default=1_000, ge=1, le=100_000_000)
+    """A message the centre sends with more list entries than this (a receipt of more
+    transactions, a statement of more entries) is built and signed just after the commit that
+    owes it, not inside it: the clearing writer's lock (which every gateway process waits for)
+    is not held while it is written. It is kept in the outbox as a document to sign meanwhile,
+    and its participant's later messages wait for it."""
+    signing_sweep_seconds: float = Field(default=5.0, gt=0, le=3_600)
+    """How often each gateway process looks for messages still to sign that a process which
+    stopped before signing them left (any found are signed, by whichever process is first)."""
+    signing_sweep_batch: int = Field(default=100, gt=0, le=10_000)
+    """Messages still to sign a sweep reads at a time."""
 
 
 SQLITE_URL_PREFIX = "sqlite+aiosqlite:///"

@@ -34,10 +34,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, func, insert, inspect, select
+from sqlalchemy import Connection, Row, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clearing.commands import ClearingCommand
@@ -52,7 +52,7 @@ from gateway.store.checkpoint_texts import checkpoint_text
 from gateway.store.database import create_reading_engine
 from gateway.store.retired_items import retired_item_rows
 from gateway.store.tables import (
-    add_missing_columns,
+    add_missing_columns_and_indexes,
     checkpoint,
     command_log,
     genesis,
@@ -82,6 +82,7 @@ class Applied:
 
 
 AfterCommand = Callable[[WriteBatch, Applied], Awaitable[None]]
+Result = TypeVar("Result")
 CommandSource = ClearingCommand | Callable[[ClearingCore], ClearingCommand | None]
 Pending = tuple[CommandSource, AfterCommand | None, "asyncio.Future[list[Event]]"]
 GROUP_COMMIT_LIMIT = 256
@@ -178,7 +179,7 @@ class ClearingService:
                 lambda sync: inspect(sync).has_table(retired_item.name)
             )
             await connection.run_sync(metadata.create_all)
-            await connection.run_sync(add_missing_columns)
+            await connection.run_sync(add_missing_columns_and_indexes)
             row = (await connection.execute(select(genesis))).first()
             if row is None:
                 started = self._start()
@@ -542,6 +543,13 @@ class ClearingService:
                 "yes" if retired.complete else "no",
             )
         return results
+
+    async def write_apart(self, work: Callable[[Connection], Result]) -> Result:
+        """``work``, a function of a connection run on the writer's thread, in a transaction
+        of its own between the writer's, under the lock the gateway processes share (a write
+        outside the clearing that should not wait in SQLite's busy handler)."""
+        async with self._transactions:
+            return await self._thread.alone(work)
 
     async def catch_up(self) -> None:
         """Bring the in-memory core up to date with what every gateway process committed

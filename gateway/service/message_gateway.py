@@ -67,6 +67,7 @@ from gateway.log_text import sender_text
 from gateway.security.signatures import MessageSigner, SignatureProblemError, SignatureVerifier
 from gateway.service.clearing_service import Applied, ClearingService
 from gateway.service.clock import Clock
+from gateway.service.notice_delivery import NoticeDelivery
 from gateway.service.notifications import Notice, notices
 from gateway.service.receipts import RECEIPT, receipts
 from gateway.service.translation import command_id, translate
@@ -166,6 +167,13 @@ class MessageGateway:
         self._centre = gateway.directory.centre_member_id
         self._counter = itertools.count(1)
         self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
+        encoding = gateway.settings.encoding
+        self.notices = NoticeDelivery(
+            clearing,
+            self.envelope,
+            encoding.sign_after_commit_entries,
+            encoding.signing_sweep_batch,
+        )
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -549,6 +557,7 @@ class MessageGateway:
         header, items = decoded[0], decoded[1:]
         outcome: dict[str, Any] = {}
         delivered: set[str] = set()
+        later: list[Notice] = []  # long messages, signed after the commit
         translated: dict[str, Any] = {}
         # What does not depend on the clearing outcome is built and signed before the writer
         # takes the database lock (several gateway processes take turns holding it): the
@@ -581,13 +590,14 @@ class MessageGateway:
             # whatever the answer: the banks are owed those receipts either way.
             own = applied.own
             refused = [event for event in own if isinstance(event, CommandRefused)]
+            later.clear()  # a group commit that failed is tried again one command at a time
             if message == "camt.056.001.08":
-                self._resolve(writes, participant, header, own, now, delivered)
+                self._resolve(writes, participant, header, own, now, delivered, later)
             if refused and not _partly_applied(own):
                 status = REFUSAL_STATUS.get(refused[0].code, 400)
                 answer = self._reject(participant, message_id, refused[0].code, refused[0].text)
                 outcome.update(status=status, answer=answer, accepted=False, code=refused[0].code)
-                self._deliver_caused(writes, applied.passed, now, delivered)
+                self._deliver_caused(writes, applied.passed, now, delivered, later)
             else:
                 answer = accepted
                 outcome.update(status=200, answer=answer, accepted=True, code=None)
@@ -604,7 +614,7 @@ class MessageGateway:
                     header,
                     forwards,
                 )
-                self._deliver_caused(writes, applied.events, now, delivered)
+                self._deliver_caused(writes, applied.events, now, delivered, later)
             writes.answer(
                 participant,
                 message_id,
@@ -620,6 +630,7 @@ class MessageGateway:
         await self._clearing.execute(command, after=after)
         if not outcome:  # the log already held this message (an earlier or concurrent copy)
             return await self._repeated(participant, message_id, content_hash)
+        await self.notices.sign(later)  # what it cannot sign, it logs and leaves to a sweep
         try:
             if message == "admi.002.001.01" and outcome["accepted"]:
                 self._log_participant_reject(participant, header, translated["command"])
@@ -750,6 +761,7 @@ class MessageGateway:
         events: list[Event],
         now: datetime,
         delivered: set[str],
+        later: list[Notice],
     ) -> None:
         """The camt.029 paired with a camt.056: CNCL with the items cancelled or stopped, or
         RJCR with the reason the centre refused it."""
@@ -777,16 +789,21 @@ class MessageGateway:
                 for transaction in done
             ),
         )
-        payload = self.envelope(requester, resolution, "camt.029.001.09", resolution.message_id)
-        writes.deliver(requester, resolution.message_id, "camt.029.001.09", payload, now)
+        notice = Notice(requester, "camt.029.001.09", resolution.message_id, resolution)
+        self.notices.deliver(writes, notice, now, later)
         delivered.add(requester)
 
     def _deliver_caused(
-        self, writes: WriteBatch, events: list[Event], now: datetime, delivered: set[str]
+        self,
+        writes: WriteBatch,
+        events: list[Event],
+        now: datetime,
+        delivered: set[str],
+        later: list[Notice],
     ) -> None:
         """What the events owe the banks: pacs.002 receipts for items that changed state,
         then the notices of sessions and days (camt.054 nets, admi.004 events, camt.053
-        statements)."""
+        statements). Long ones are added to ``later``, to sign after the commit."""
         core = self._clearing.core
         owed = [
             Notice(receipt.recipient, RECEIPT, receipt.report.message_id, receipt.report)
@@ -794,10 +811,7 @@ class MessageGateway:
         ]
         owed += notices(events, core.directory, now, core.zone, self.new_message_id)
         for notice in owed:
-            payload = self.envelope(
-                notice.recipient, notice.document, notice.message, notice.message_id
-            )
-            writes.deliver(notice.recipient, notice.message_id, notice.message, payload, now)
+            self.notices.deliver(writes, notice, now, later)
             delivered.add(notice.recipient)
 
     async def tick(self) -> list[Event]:
@@ -816,14 +830,17 @@ class MessageGateway:
         for a command id already logged) and the banks with new messages in their outboxes."""
         now = self._clock.now()
         delivered: set[str] = set()
+        later: list[Notice] = []
         done: list[Applied] = []
 
         async def after(writes: WriteBatch, applied: Applied) -> None:
             delivered.clear()  # a batch that failed is tried again alone
-            self._deliver_caused(writes, applied.events, now, delivered)
+            later.clear()
+            self._deliver_caused(writes, applied.events, now, delivered, later)
             done[:] = [applied]
 
         await self._clearing.execute(command, after=after)
+        await self.notices.sign(later)
         self._notify(delivered)
         return (done[0] if done else Applied()), delivered
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import inbound_message, outbox, refused_submission
@@ -133,6 +133,27 @@ async def find_submission(
     )
 
 
+@dataclass(frozen=True)
+class DocumentToSign:
+    sequence: int
+    participant: str
+    message_id: str
+    message_type: str
+    document: str
+    """JSON: ``{"model": NAME, "document": DOCUMENT}``, NAME a model of ``OUTBOUND_MODELS``."""
+
+
+def _before_waiting(participant: str) -> ColumnElement[bool]:
+    """Rows of ``participant`` before its first message still to sign (all when none): a
+    participant reads and acknowledges its messages in order, with none missing."""
+    first = (
+        select(func.min(outbox.c.sequence))
+        .where(outbox.c.participant == participant, outbox.c.document_to_sign.is_not(None))
+        .scalar_subquery()
+    )
+    return or_(first.is_(None), outbox.c.sequence < first)
+
+
 async def read_outbox(
     connection: AsyncConnection, participant: str, after: int, limit: int
 ) -> list[OutboxMessage]:
@@ -144,6 +165,7 @@ async def read_outbox(
                     outbox.c.participant == participant,
                     outbox.c.sequence > after,
                     outbox.c.acknowledged_at.is_(None),
+                    _before_waiting(participant),
                 )
             )
             .order_by(outbox.c.sequence)
@@ -166,11 +188,53 @@ async def acknowledge(
                 outbox.c.participant == participant,
                 outbox.c.sequence <= through,
                 outbox.c.acknowledged_at.is_(None),
+                _before_waiting(participant),
             )
         )
         .values(acknowledged_at=now.isoformat())
     )
     return int(result.rowcount or 0)
+
+
+async def documents_to_sign(connection: AsyncConnection, limit: int) -> list[DocumentToSign]:
+    """Outbox messages still to sign, oldest first (at most ``limit``)."""
+    rows = (
+        await connection.execute(
+            select(
+                outbox.c.sequence,
+                outbox.c.participant,
+                outbox.c.message_id,
+                outbox.c.message_type,
+                outbox.c.document_to_sign,
+            )
+            .where(outbox.c.document_to_sign.is_not(None))
+            .order_by(outbox.c.sequence)
+            .limit(limit)
+        )
+    ).all()
+    return [DocumentToSign(*row) for row in rows]
+
+
+async def count_documents_to_sign(connection: AsyncConnection) -> int:
+    found = await connection.execute(
+        select(func.count()).select_from(outbox).where(outbox.c.document_to_sign.is_not(None))
+    )
+    return int(found.scalar_one())
+
+
+def store_signed(connection: Connection, participant: str, message_id: str, payload: bytes) -> bool:
+    """Put the signed message in place of its document (on the writer's thread); False when
+    it is signed already (by another process)."""
+    result = connection.execute(
+        update(outbox)
+        .where(
+            outbox.c.participant == participant,
+            outbox.c.message_id == message_id,
+            outbox.c.document_to_sign.is_not(None),
+        )
+        .values(payload=payload.decode("utf-8"), document_to_sign=None)
+    )
+    return bool(result.rowcount)
 
 
 async def outbox_depths(connection: AsyncConnection) -> dict[str, int]:

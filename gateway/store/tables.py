@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Index,
     Integer,
     MetaData,
     String,
@@ -138,20 +139,24 @@ ADDED_COLUMNS = {
     "inbound_message": ("body", "client_address", "certificate_sha256", "signature_method"),
     "clearing_genesis": ("rules",),
     "clearing_checkpoint": ("parts",),
+    "outbox": ("document_to_sign",),
 }
 """Columns added to a table since it was first released: nullable, added in place."""
 
 
-def add_missing_columns(connection: Connection) -> None:
+def add_missing_columns_and_indexes(connection: Connection) -> None:
     """Bring a ledger written by an earlier release up to these tables (``create_all`` makes
-    missing tables, not missing columns). SQLite adds a nullable column in place, of the type
-    the table declares."""
+    missing tables, not the columns and indexes a table gained). SQLite adds a nullable column
+    in place, of the type the table declares."""
     for table, names in ADDED_COLUMNS.items():
         present = {column["name"] for column in inspect(connection).get_columns(table)}
         for name in names:
             if name not in present:
                 kind = metadata.tables[table].c[name].type.compile(dialect=connection.dialect)
                 connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+    for each in metadata.sorted_tables:
+        for index in each.indexes:
+            index.create(connection, checkfirst=True)  # those added since
 
 
 outbox = Table(
@@ -164,8 +169,23 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("acknowledged_at", String(40), nullable=True),
+    Column("document_to_sign", Text, nullable=True),
 )
-"""Signed messages waiting for a participant: forwards, receipts, notifications."""
+"""Signed messages waiting for a participant: forwards, receipts, notifications.
+
+A long message (a receipt of thousands of transactions) is built and signed after the commit
+that owes it, outside the clearing writer's lock: its row is written with the document as JSON
+in ``document_to_sign`` and an empty payload, and signed in a transaction of its own just after.
+Until then neither it nor any later message of its participant is read or acknowledged, so a
+participant's messages still come in order."""
+
+Index(
+    "outbox_waiting_to_be_signed",
+    outbox.c.participant,
+    outbox.c.sequence,
+    sqlite_where=outbox.c.document_to_sign.is_not(None),
+    postgresql_where=outbox.c.document_to_sign.is_not(None),
+)
 
 refused_submission = Table(
     "refused_submission",

@@ -42,6 +42,24 @@ class WriteBatch:
                 "payload": payload.decode("utf-8"),
                 "created_at": now.isoformat(),
                 "acknowledged_at": None,
+                "document_to_sign": None,
+            }
+        )
+
+    def deliver_to_sign(
+        self, participant: str, message_id: str, message_type: str, document: str, now: datetime
+    ) -> None:
+        """A message whose document (JSON) is signed after the commit (``outbox`` tells why);
+        its participant's later messages wait for it."""
+        self.deliveries.append(
+            {
+                "participant": participant,
+                "message_id": message_id,
+                "message_type": message_type,
+                "payload": "",
+                "created_at": now.isoformat(),
+                "acknowledged_at": None,
+                "document_to_sign": document,
             }
         )
 

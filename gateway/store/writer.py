@@ -222,6 +222,11 @@ class WriterThread:
         the lock the processes share; False when there is none."""
         return await self._alone(lambda transaction: transaction.delete_unkept_part())
 
+    async def alone(self, work: Callable[[Connection], Result]) -> Result:
+        """``work``, a function of a connection, in a transaction of its own under the lock
+        the processes share."""
+        return await self._alone(lambda transaction: work(transaction.connection))
+
     async def _alone(self, work: Callable[[WriterTransaction], Result]) -> Result:
         def run() -> Result:
             transaction = WriterTransaction(self._engine, self._lock, self.statistics)

@@ -609,10 +609,14 @@ async def metrics(request: web.Request) -> web.Response:
     ]
     async with runtime.clearing.reader.connect() as connection:
         depths = await messages.outbox_depths(connection)
+        to_sign = await messages.count_documents_to_sign(connection)
     lines += [
         f'isogw_outbox_depth{{participant="{code}"}} {depth}'
         for code, depth in sorted(depths.items())
     ]
+    # Long messages committed and not signed yet: each process signs its own at once, so a
+    # figure that stays above zero means signing fails (the log says why).
+    lines += ["# TYPE isogw_outbox_to_sign gauge", f"isogw_outbox_to_sign {to_sign}"]
     core = clearing.core
     accounts = sorted(core.accounts.items())
     queued = {code: core.netting.queued(code) for code, _ in accounts}
@@ -729,6 +733,28 @@ async def _pushers(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def _signing_sweeps(app: web.Application) -> AsyncIterator[None]:
+    """Sign the long outbox messages a stopped process left as documents: all of them at the
+    start, then every ``encoding.signing_sweep_seconds`` (``gateway.service.notice_delivery``)."""
+    task = asyncio.create_task(_sweep_forever(app[RUNTIME]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    pause = runtime.gateway.settings.encoding.signing_sweep_seconds
+    everything = True
+    while True:
+        try:
+            runtime.notify(await runtime.messages.notices.sweep(everything))
+            everything = False
+        except Exception:
+            LOG.exception("event=signing-sweep-failed")
+        await asyncio.sleep(pause)
+
+
 async def _ticker(app: web.Application) -> AsyncIterator[None]:
     """Let clearing time pass: wake when a deadline, session close or day switch is due."""
     runtime = app[RUNTIME]
@@ -796,6 +822,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_ticker)
     app.cleanup_ctx.append(_pushers)
+    app.cleanup_ctx.append(_signing_sweeps)
     app.cleanup_ctx.append(_authentication_counting)
     app.cleanup_ctx.append(_publishing_figures)
     app.cleanup_ctx.append(_watching_certificates)

@@ -1,0 +1,265 @@
+"""Long messages (a receipt of a large batch package) are built and signed just after the
+commit that owes them, outside the clearing writer's lock; until then their participant reads
+none of its later messages, and a process that stopped before signing leaves them to the
+others' sweeps (``gateway.service.notice_delivery``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from package_generator import write_package
+from sqlalchemy import insert
+
+from gateway.commands.outbound import (
+    Entry,
+    EntryDetail,
+    Notification,
+    SessionNotification,
+)
+from gateway.composition import open_runtime
+from gateway.security.keys import KeyStore
+from gateway.service.clock import ManualClock
+from gateway.service.notice_delivery import NoticeDelivery, entries_over
+from gateway.service.notifications import Notice
+from gateway.store import messages
+from gateway.store.tables import outbox
+from tests.conftest import CONFIG
+from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, listening
+
+BOC = "104100000004"
+TRANSACTIONS = 1_200
+"""More than ``encoding.sign_after_commit_entries`` (1,000 in the sample configuration)."""
+
+
+def package(harness: Harness, folder: Path) -> bytes:
+    assert harness.runtime.gateway.settings.encoding.sign_after_commit_entries < TRANSACTIONS
+    return harness.sign(ICBC, write_package(folder / "package.xml", TRANSACTIONS).read_bytes())
+
+
+async def waiting_documents(harness: Harness) -> list[messages.DocumentToSign]:
+    async with harness.runtime.clearing.reader.connect() as connection:
+        return await messages.documents_to_sign(connection, 10)
+
+
+def assert_receipt_of_every_transaction(harness: Harness, payload: str) -> None:
+    report = harness.verify_from_centre(payload.encode())
+    statuses = [element.text for element in report.iter("{*}TxSts")]
+    assert len(statuses) == TRANSACTIONS and set(statuses) <= {"ACSP", "PDNG"}
+
+
+async def test_a_long_receipt_is_signed_after_the_commit_that_owes_it(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the receipt is being signed the package is committed (forwarded, its document
+    waiting in the sender's outbox, unread) and other banks' payments go through."""
+    signing, release = asyncio.Event(), asyncio.Event()
+    original = NoticeDelivery.sign
+
+    async def held(self: NoticeDelivery, notices: Sequence[Notice]) -> None:
+        if notices:
+            signing.set()
+            await release.wait()
+        await original(self, notices)
+
+    monkeypatch.setattr(NoticeDelivery, "sign", held)
+    submitted = asyncio.create_task(harness.post(ICBC, package(harness, tmp_path)))
+    await asyncio.wait_for(signing.wait(), 30)
+    (waiting,) = await waiting_documents(harness)
+    assert (waiting.participant, waiting.message_type) == (ICBC, "pacs.002.001.10")
+    assert (await harness.outbox(ICBC))["messages"] == []
+    assert len((await harness.outbox(BOC))["messages"]) == 1  # the forward: signed in the commit
+    assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
+    assert not submitted.done()
+    release.set()
+    status, answer = await submitted
+    assert status == 200 and b"<RctAck>" in answer
+    assert await waiting_documents(harness) == []
+    (receipt,) = (await harness.outbox(ICBC))["messages"]
+    assert receipt["message_id"] == waiting.message_id
+    assert_receipt_of_every_transaction(harness, receipt["xml"])
+
+
+async def test_a_receipt_that_could_not_be_signed_is_signed_by_a_later_sweep(
+    harness: Harness,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The package is committed and answered all the same; the failure is logged; a sweep
+    signs a document it found waiting at the previous sweep (one just written is its own
+    process's to sign)."""
+    caplog.set_level(logging.WARNING, logger="isogw.outbox")
+    original = messages.store_signed
+
+    def failing(*arguments: object, **named: object) -> bool:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(messages, "store_signed", failing)
+    status, _ = await harness.post(ICBC, package(harness, tmp_path))
+    assert status == 200
+    (waiting,) = await waiting_documents(harness)
+    (failure,) = [record for record in caplog.records if "signing-failed" in record.getMessage()]
+    assert failure.getMessage() == (
+        f"event=signing-failed participant={ICBC} message_id={waiting.message_id} "
+        "result=left-for-the-sweep"
+    )
+    assert "\nisogw_outbox_to_sign 1\n" in (await harness.get(ICBC, "/metrics"))[2]
+    monkeypatch.setattr(messages, "store_signed", original)
+    notices = harness.runtime.messages.notices
+    assert await notices.sweep() == set()  # seen for the first time
+    assert (await harness.outbox(ICBC))["messages"] == []
+    assert await notices.sweep() == {ICBC}
+    assert await notices.sweep() == set()
+    (receipt,) = (await harness.outbox(ICBC))["messages"]
+    assert receipt["sequence"] == waiting.sequence
+    assert_receipt_of_every_transaction(harness, receipt["xml"])
+    assert any("event=left-unsigned-signed" in record.getMessage() for record in caplog.records)
+    assert "\nisogw_outbox_to_sign 0\n" in (await harness.get(ICBC, "/metrics"))[2]
+
+
+async def test_a_process_that_stopped_before_signing_leaves_the_receipt_to_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    clock = ManualClock(START)
+
+    async def stopped(self: NoticeDelivery, notices: Sequence[Notice]) -> None:
+        return None
+
+    async def no_sweep(self: NoticeDelivery, everything: bool = False) -> set[str]:
+        return set()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(NoticeDelivery, "sign", stopped)
+        patched.setattr(NoticeDelivery, "sweep", no_sweep)
+        runtime = await open_runtime(CONFIG, clock, run_ticker=False)
+        async with listening(runtime) as site:
+            harness = Harness(
+                runtime, KeyStore(tmp_path), clock, f"https://127.0.0.1:{site.port}", site
+            )
+            assert (await harness.post(ICBC, package(harness, tmp_path)))[0] == 200
+            (waiting,) = await waiting_documents(harness)
+            assert (await harness.outbox(ICBC))["messages"] == []
+    runtime = await open_runtime(CONFIG, clock, run_ticker=False)
+    async with listening(runtime) as site:
+        harness = Harness(
+            runtime, KeyStore(tmp_path), clock, f"https://127.0.0.1:{site.port}", site
+        )
+        found = await harness.outbox(ICBC, wait=10)  # the start's sweep signs it
+        (receipt,) = found["messages"]
+        assert (receipt["sequence"], receipt["message_id"]) == (
+            waiting.sequence,
+            waiting.message_id,
+        )
+        assert_receipt_of_every_transaction(harness, receipt["xml"])
+        assert await waiting_documents(harness) == []
+
+
+async def test_a_participants_messages_after_one_to_sign_wait_for_it(harness: Harness) -> None:
+    """Read and acknowledged in order, none missed: nothing after a message still to sign
+    is read or acknowledged until it is signed; other participants are not held up."""
+    rows = [
+        (ICBC, "M1", "signed one"),
+        (ICBC, "M2", None),
+        (BOCOM, "M3", "another bank's"),
+        (ICBC, "M4", "signed after it"),
+    ]
+    async with harness.runtime.clearing.engine.begin() as connection:
+        for participant, message_id, payload in rows:
+            await connection.execute(
+                insert(outbox).values(
+                    participant=participant,
+                    message_id=message_id,
+                    message_type="admi.004.001.02",
+                    payload=payload or "",
+                    created_at=START.isoformat(),
+                    document_to_sign=None if payload else "{}",
+                )
+            )
+
+    async def read(participant: str) -> list[str]:
+        async with harness.runtime.clearing.reader.connect() as connection:
+            found = await messages.read_outbox(connection, participant, 0, 10)
+        return [message.message_id for message in found]
+
+    assert await read(ICBC) == ["M1"]
+    assert await read(BOCOM) == ["M3"]
+    async with harness.runtime.clearing.engine.begin() as connection:
+        assert await messages.acknowledge(connection, ICBC, 2**40, START) == 1
+    assert await read(ICBC) == []
+    store = messages.store_signed
+    assert await harness.runtime.clearing.write_apart(
+        lambda connection: store(connection, ICBC, "M2", b"signed now")
+    )
+    assert not await harness.runtime.clearing.write_apart(
+        lambda connection: store(connection, ICBC, "M2", b"signed twice")
+    )
+    assert await read(ICBC) == ["M2", "M4"]
+    async with harness.runtime.clearing.reader.connect() as connection:
+        (second,) = await messages.read_outbox(connection, ICBC, 0, 1)
+    assert second.payload == b"signed now"
+
+
+def test_entries_are_counted_through_nested_lists() -> None:
+    """A session notification of 2 notifications with 2 entries of 2 details each: 2 + 4 + 8
+    entries."""
+    detail = EntryDetail(
+        message_id="M1",
+        transaction_id="T1",
+        amount=100,
+        currency="CNY",
+        direction="CRDT",
+        debtor_agent=BOCOM,
+        creditor_agent=ICBC,
+    )
+    entry = Entry(
+        amount=200,
+        currency="CNY",
+        direction="CRDT",
+        status="BOOK",
+        transaction_code="PMNT",
+        details=(detail, detail),
+    )
+    notification = Notification(
+        notification_id="N1", account="A1", created_at=START, entries=(entry, entry)
+    )
+    session = SessionNotification(
+        message_id="S1", created_at=START, notifications=(notification, notification)
+    )
+    assert entries_over(session, 13)
+    assert not entries_over(session, 14)
+    assert not entries_over(notification.model_copy(update={"entries": ()}), 0)
+
+
+async def test_a_ledger_from_before_signing_after_commit_gains_its_column_and_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    database = sqlite3.connect(tmp_path / "gateway.sqlite3")
+    with database:
+        database.execute("DROP INDEX outbox_waiting_to_be_signed")
+        database.execute("ALTER TABLE outbox DROP COLUMN document_to_sign")
+    database.close()
+    runtime = await open_runtime(CONFIG, ManualClock(START), run_ticker=False)
+    await runtime.clearing.close()
+    database = sqlite3.connect(tmp_path / "gateway.sqlite3")
+    columns = [row[1] for row in database.execute("PRAGMA table_info(outbox)")]
+    indexes = [row[1] for row in database.execute("PRAGMA index_list(outbox)")]
+    plan = " ".join(
+        str(row[3])
+        for row in database.execute(
+            "EXPLAIN QUERY PLAN SELECT min(sequence) FROM outbox "
+            "WHERE participant = 'X' AND document_to_sign IS NOT NULL"
+        )
+    )
+    database.close()
+    assert columns[-1] == "document_to_sign"
+    assert "outbox_waiting_to_be_signed" in indexes
+    assert "outbox_waiting_to_be_signed" in plan
