@@ -91,14 +91,7 @@ class NoticeDelivery:
         cannot be signed now is logged and left to the sweeps: what owes it is committed and
         answered either way."""
         for notice in notices:
-            try:
-                await self._sign(notice)
-            except Exception:
-                LOG.exception(
-                    "event=signing-failed participant=%s message_id=%s result=left-for-the-sweep",
-                    notice.recipient,
-                    sender_text(notice.message_id),
-                )
+            await self._sign_or_log(notice.recipient, notice.message_id, notice)
 
     async def sweep(self, everything: bool = False) -> set[str]:
         """Sign the documents left waiting: those this sweep found waiting at the previous one
@@ -113,10 +106,7 @@ class NoticeDelivery:
         self._seen = found
         signed: set[str] = set()
         for row in due:
-            stored = json.loads(row.document)
-            document = OUTBOUND_MODELS[stored["model"]].model_validate(stored["document"])
-            notice = Notice(row.participant, row.message_type, row.message_id, document)
-            if await self._sign(notice):
+            if await self._sign_or_log(row.participant, row.message_id, row):
                 LOG.warning(
                     "event=left-unsigned-signed participant=%s message_id=%s sequence=%d",
                     row.participant,
@@ -125,6 +115,23 @@ class NoticeDelivery:
                 )
                 signed.add(row.participant)
         return signed
+
+    async def _sign_or_log(
+        self, participant: str, message_id: str, notice: Notice | messages.DocumentToSign
+    ) -> bool:
+        """Sign and store ``notice`` (or the one a document left to sign was written for);
+        False if another process had, or if it failed (logged: the next sweep tries again)."""
+        try:
+            if isinstance(notice, messages.DocumentToSign):
+                notice = _notice(notice)
+            return await self._sign(notice)
+        except Exception:
+            LOG.exception(
+                "event=signing-failed participant=%s message_id=%s result=left-for-the-sweep",
+                participant,
+                sender_text(message_id),
+            )
+            return False
 
     async def _sign(self, notice: Notice) -> bool:
         # In a thread: the event loop serves the other banks meanwhile.
@@ -139,3 +146,10 @@ class NoticeDelivery:
                 payload=payload,
             )
         )
+
+
+def _notice(row: messages.DocumentToSign) -> Notice:
+    """The notice a document left to sign was written for."""
+    stored = json.loads(row.document)
+    document = OUTBOUND_MODELS[stored["model"]].model_validate(stored["document"])
+    return Notice(row.participant, row.message_type, row.message_id, document)

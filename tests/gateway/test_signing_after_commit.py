@@ -20,12 +20,14 @@ from gateway.commands.outbound import (
     EntryDetail,
     Notification,
     SessionNotification,
+    StatusReport,
 )
 from gateway.composition import open_runtime
 from gateway.security.keys import KeyStore
 from gateway.service.clock import ManualClock
 from gateway.service.notice_delivery import NoticeDelivery, entries_over
 from gateway.service.notifications import Notice
+from gateway.service.receipts import RECEIPT
 from gateway.store import messages
 from gateway.store.tables import outbox
 from tests.conftest import CONFIG
@@ -203,6 +205,39 @@ async def test_a_participants_messages_after_one_to_sign_wait_for_it(harness: Ha
     async with harness.runtime.clearing.reader.connect() as connection:
         (second,) = await messages.read_outbox(connection, ICBC, 0, 1)
     assert second.payload == b"signed now"
+
+
+async def test_a_document_that_cannot_be_signed_is_logged_and_the_sweep_goes_on(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged document (here not JSON) is logged at each sweep and stays (its bank's later
+    messages wait: ``isogw_outbox_to_sign`` shows it); the sweep signs the others."""
+    caplog.set_level(logging.WARNING, logger="isogw.outbox")
+    report = StatusReport(
+        message_id="G1", created_at=START, original_message_id="B1", original_message_type=RECEIPT
+    )
+    document = f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
+    async with harness.runtime.clearing.engine.begin() as connection:
+        for participant, message_id, text in ((ICBC, "G0", "{damaged"), (BOCOM, "G1", document)):
+            await connection.execute(
+                insert(outbox).values(
+                    participant=participant,
+                    message_id=message_id,
+                    message_type=RECEIPT,
+                    payload="",
+                    created_at=START.isoformat(),
+                    document_to_sign=text,
+                )
+            )
+    assert await harness.runtime.messages.notices.sweep(everything=True) == {BOCOM}
+    (failure,) = [record for record in caplog.records if "signing-failed" in record.getMessage()]
+    assert failure.getMessage() == (
+        f"event=signing-failed participant={ICBC} message_id=G0 result=left-for-the-sweep"
+    )
+    (signed,) = (await harness.outbox(BOCOM))["messages"]
+    assert signed["message_id"] == "G1"
+    harness.verify_from_centre(signed["xml"].encode())
+    assert [row.message_id for row in await waiting_documents(harness)] == ["G0"]
 
 
 def test_entries_are_counted_through_nested_lists() -> None:
