@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, Row, func, insert, inspect, select
@@ -60,7 +60,13 @@ from gateway.store.tables import (
     retired_item,
 )
 from gateway.store.write_batch import WriteBatch
-from gateway.store.writer import WriterStatistics, WriterThread, WriterTransaction, log_after
+from gateway.store.writer import (
+    Result,
+    WriterStatistics,
+    WriterThread,
+    WriterTransaction,
+    log_after,
+)
 
 COMMANDS: TypeAdapter[ClearingCommand] = TypeAdapter(ClearingCommand)
 LOG = logging.getLogger("isogw.clearing")
@@ -82,7 +88,6 @@ class Applied:
 
 
 AfterCommand = Callable[[WriteBatch, Applied], Awaitable[None]]
-Result = TypeVar("Result")
 CommandSource = ClearingCommand | Callable[[ClearingCore], ClearingCommand | None]
 Pending = tuple[CommandSource, AfterCommand | None, "asyncio.Future[list[Event]]"]
 GROUP_COMMIT_LIMIT = 256
