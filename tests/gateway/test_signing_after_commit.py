@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from package_generator import write_package
 from sqlalchemy import insert
 
@@ -30,10 +31,11 @@ from gateway.service.notifications import Notice
 from gateway.service.receipts import RECEIPT
 from gateway.store import messages
 from gateway.store.tables import outbox
-from tests.conftest import CONFIG
+from tests.conftest import CONFIG, SAMPLES, config_copy
 from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, listening
 
 BOC = "104100000004"
+A100 = (SAMPLES / "pacs.008.001.08" / "valid-A100-ordinary-credit.xml").read_bytes()
 TRANSACTIONS = 1_200
 """More than ``encoding.sign_after_commit_entries`` (1,000 in the sample configuration)."""
 
@@ -48,10 +50,13 @@ async def waiting_documents(harness: Harness) -> list[messages.DocumentToSign]:
         return await messages.documents_to_sign(connection, 10)
 
 
+def statuses(report: etree._Element) -> list[str | None]:
+    return [element.text for element in report.iter("{*}TxSts")]
+
+
 def assert_receipt_of_every_transaction(harness: Harness, payload: str) -> None:
-    report = harness.verify_from_centre(payload.encode())
-    statuses = [element.text for element in report.iter("{*}TxSts")]
-    assert len(statuses) == TRANSACTIONS and set(statuses) <= {"ACSP", "PDNG"}
+    found = statuses(harness.verify_from_centre(payload.encode()))
+    assert len(found) == TRANSACTIONS and set(found) <= {"ACSP", "PDNG"}
 
 
 async def test_a_long_receipt_is_signed_after_the_commit_that_owes_it(
@@ -160,6 +165,49 @@ async def test_a_process_that_stopped_before_signing_leaves_the_receipt_to_the_n
         )
         assert_receipt_of_every_transaction(harness, receipt["xml"])
         assert await waiting_documents(harness) == []
+
+
+async def test_an_operator_command_signs_the_long_messages_it_causes_once_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the setting at 1, a receipt of 4 transactions is long: the one of the queued
+    items (PDNG), and the one of those items netted when the operator raises the cap (ACSP).
+    The operator's command, as the gateway's ticks, signs it once committed: nothing is left
+    for a sweep."""
+    import argparse
+    import io
+
+    from gateway.operator_cli import _run
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
+    settings = config_copy(tmp_path, 8443)
+    text = settings.read_text()
+    assert "\nsign_after_commit_entries = 1000\n" in text
+    settings.write_text(
+        text.replace("sign_after_commit_entries = 1000", "sign_after_commit_entries = 1")
+    )
+    clock = ManualClock(START)
+    runtime = await open_runtime(settings, clock, run_ticker=False)
+    async with listening(runtime) as site:
+        harness = Harness(runtime, KeyStore(state), clock, f"https://127.0.0.1:{site.port}", site)
+        await harness.remove_cap(ICBC)
+        assert (await harness.post(ICBC, harness.sign(ICBC, A100)))[0] == 200
+        (pending,) = (await harness.outbox(ICBC))["messages"]
+        assert statuses(harness.verify_from_centre(pending["xml"].encode())) == ["PDNG"] * 4
+        out = io.StringIO()
+        arguments = argparse.Namespace(
+            action="set-cap",
+            json=False,
+            participant=ICBC,
+            collateral="100000.00",
+            credit_line=None,
+            ring_fenced=None,
+        )
+        assert await _run(settings, arguments, out, clock) == 0, out.getvalue()
+        assert await waiting_documents(harness) == []
+        (netted,) = (await harness.outbox(ICBC, after=pending["sequence"]))["messages"]
+        assert statuses(harness.verify_from_centre(netted["xml"].encode())) == ["ACSP"] * 4
 
 
 async def test_a_participants_messages_after_one_to_sign_wait_for_it(harness: Harness) -> None:
