@@ -630,7 +630,6 @@ class MessageGateway:
         await self._clearing.execute(command, after=after)
         if not outcome:  # the log already held this message (an earlier or concurrent copy)
             return await self._repeated(participant, message_id, content_hash)
-        await self.notices.sign(later)  # what it cannot sign, it logs and leaves to a sweep
         try:
             if message == "admi.002.001.01" and outcome["accepted"]:
                 self._log_participant_reject(participant, header, translated["command"])
@@ -641,6 +640,7 @@ class MessageGateway:
                 participant,
                 sender_text(message_id),
             )
+        await self._sign_later(later)
         return Answer(
             outcome["status"], outcome["answer"], outcome["accepted"], outcome["code"], kept=True
         )
@@ -840,9 +840,18 @@ class MessageGateway:
             done[:] = [applied]
 
         await self._clearing.execute(command, after=after)
-        await self.notices.sign(later)
         self._notify(delivered)
+        await self._sign_later(later)
         return (done[0] if done else Applied()), delivered
+
+    async def _sign_later(self, later: list[Notice]) -> None:
+        """Sign the long messages a committed command delivered as documents, then wake their
+        banks again (woken already for what the commit made readable: a package's receiving
+        bank need not wait for the sender's receipt). What cannot be signed now is logged and
+        left to a sweep."""
+        if later:
+            await self.notices.sign(later)
+            self._notify({notice.recipient for notice in later})
 
 
 def _partly_applied(events: list[Event]) -> bool:

@@ -6,9 +6,11 @@ others' sweeps (``gateway.service.notice_delivery``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,27 @@ def package(harness: Harness, folder: Path) -> bytes:
     return harness.sign(ICBC, write_package(folder / "package.xml", TRANSACTIONS).read_bytes())
 
 
+@contextlib.asynccontextmanager
+async def configured(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, **settings: str
+) -> AsyncIterator[tuple[Harness, Path]]:
+    """A harness on a copy of the sample configuration whose gateway.toml has ``settings``
+    (name = value) changed; and that gateway.toml."""
+    state = folder / "state"
+    monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
+    path = config_copy(folder, 8443)
+    text = path.read_text()
+    for name, value in settings.items():
+        text, changed = re.subn(rf"^{name} = .*$", f"{name} = {value}", text, flags=re.MULTILINE)
+        assert changed == 1, name
+    path.write_text(text)
+    clock = ManualClock(START)
+    runtime = await open_runtime(path, clock, run_ticker=False)
+    async with listening(runtime) as site:
+        url = f"https://127.0.0.1:{site.port}"
+        yield Harness(runtime, KeyStore(state), clock, url, site), path
+
+
 async def waiting_documents(harness: Harness) -> list[messages.DocumentToSign]:
     async with harness.runtime.clearing.reader.connect() as connection:
         return await messages.documents_to_sign(connection, 10)
@@ -60,10 +83,19 @@ def assert_receipt_of_every_transaction(harness: Harness, payload: str) -> None:
 
 
 async def test_a_long_receipt_is_signed_after_the_commit_that_owes_it(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While the receipt is being signed the package is committed (forwarded, its document
-    waiting in the sender's outbox, unread) and other banks' payments go through."""
+    waiting in the sender's outbox, unread) and other banks' payments go through. Long polls
+    look again here only when woken (not every half second): the receiving bank is woken for
+    the forward at once, the sender once its receipt is signed."""
+    async with configured(tmp_path, monkeypatch, outbox_poll_seconds="30.0") as (harness, _):
+        await signed_after_the_commit(harness, tmp_path, monkeypatch)
+
+
+async def signed_after_the_commit(
+    harness: Harness, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     signing, release = asyncio.Event(), asyncio.Event()
     original = NoticeDelivery.sign
 
@@ -74,19 +106,24 @@ async def test_a_long_receipt_is_signed_after_the_commit_that_owes_it(
         await original(self, notices)
 
     monkeypatch.setattr(NoticeDelivery, "sign", held)
-    submitted = asyncio.create_task(harness.post(ICBC, package(harness, tmp_path)))
+    receiving_bank = asyncio.create_task(harness.outbox(BOC, wait=30))
+    sender = asyncio.create_task(harness.outbox(ICBC, wait=30))
+    submitted = asyncio.create_task(harness.post(ICBC, package(harness, folder)))
     await asyncio.wait_for(signing.wait(), 30)
     (waiting,) = await waiting_documents(harness)
     assert (waiting.participant, waiting.message_type) == (ICBC, "pacs.002.001.10")
+    # The receiving bank is woken for the forward (signed in the commit) at once.
+    (forward,) = (await asyncio.wait_for(receiving_bank, 10))["messages"]
+    assert forward["message_type"] == "pacs.008.001.08"
     assert (await harness.outbox(ICBC))["messages"] == []
-    assert len((await harness.outbox(BOC))["messages"]) == 1  # the forward: signed in the commit
+    assert not sender.done()
     assert (await harness.post(BOCOM, harness.sign(BOCOM, C100)))[0] == 200
     assert not submitted.done()
     release.set()
     status, answer = await submitted
     assert status == 200 and b"<RctAck>" in answer
     assert await waiting_documents(harness) == []
-    (receipt,) = (await harness.outbox(ICBC))["messages"]
+    (receipt,) = (await asyncio.wait_for(sender, 10))["messages"]  # woken once it is signed
     assert receipt["message_id"] == waiting.message_id
     assert_receipt_of_every_transaction(harness, receipt["xml"])
 
@@ -179,18 +216,10 @@ async def test_an_operator_command_signs_the_long_messages_it_causes_once_commit
 
     from gateway.operator_cli import _run
 
-    state = tmp_path / "state"
-    monkeypatch.setenv("GATEWAY_STATE_DIR", str(state))
-    settings = config_copy(tmp_path, 8443)
-    text = settings.read_text()
-    assert "\nsign_after_commit_entries = 1000\n" in text
-    settings.write_text(
-        text.replace("sign_after_commit_entries = 1000", "sign_after_commit_entries = 1")
-    )
-    clock = ManualClock(START)
-    runtime = await open_runtime(settings, clock, run_ticker=False)
-    async with listening(runtime) as site:
-        harness = Harness(runtime, KeyStore(state), clock, f"https://127.0.0.1:{site.port}", site)
+    async with configured(tmp_path, monkeypatch, sign_after_commit_entries="1") as (
+        harness,
+        settings,
+    ):
         await harness.remove_cap(ICBC)
         assert (await harness.post(ICBC, harness.sign(ICBC, A100)))[0] == 200
         (pending,) = (await harness.outbox(ICBC))["messages"]
@@ -204,7 +233,7 @@ async def test_an_operator_command_signs_the_long_messages_it_causes_once_commit
             credit_line=None,
             ring_fenced=None,
         )
-        assert await _run(settings, arguments, out, clock) == 0, out.getvalue()
+        assert await _run(settings, arguments, out, harness.clock) == 0, out.getvalue()
         assert await waiting_documents(harness) == []
         (netted,) = (await harness.outbox(ICBC, after=pending["sequence"]))["messages"]
         assert statuses(harness.verify_from_centre(netted["xml"].encode())) == ["ACSP"] * 4
