@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import re
@@ -101,7 +102,8 @@ class Gateway:
 
     def kill(self) -> None:
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # all gone already
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def command(self, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -232,7 +234,8 @@ async def kills(gateway: Gateway, run: Run, stop: asyncio.Event, randomness: ran
         recent = [at for at in recent if now - at < 60]
         others = gateway.others()
         if others and len(recent) < WORKER_KILLS_A_MINUTE and randomness.random() < 0.6:
-            os.kill(randomness.choice(others), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it had just stopped
+                os.kill(randomness.choice(others), signal.SIGKILL)
             recent.append(now)
             run.counts["one process killed"] += 1
         else:
