@@ -16,12 +16,15 @@ Then, after a last kill and start, it checks the ledger:
   signature);
 - every debit whose pacs.002 was accepted has its receipts in both banks' outboxes, every batch
   package accepted was forwarded once;
-- the net positions sum to zero, and ``isogw core verify-checkpoints`` passes.
+- the net positions and the settlement debits queued sum to zero, and ``isogw core
+  verify-checkpoints`` passes.
+``--sessions`` closes a netting session every minute and switches the day half-way (the real
+clock), so kills also fall during closes, settlement and the day switch.
 It prints what happened and each problem found, and exits 1 if there is one (keeping the state
 folder and the gateway's log for a look).
 
 Usage: .venv/bin/python bench/crash.py [--seconds 90] [--seed 1] [--batch 2000]
-       [--during-batches]
+       [--during-batches] [--sessions]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import random
 import re
@@ -41,9 +45,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -291,11 +296,37 @@ def check(database: sqlite3.Connection, keys: KeyStore, run: Run) -> list[str]:
     return problems
 
 
-def net_positions_sum(gateway: Gateway) -> tuple[Decimal, str]:
-    """The sum of the net positions ``isogw core positions`` prints (CNY), and its text."""
+def session_every_minute(clearing: Path, seconds: float) -> None:
+    """Session closes every minute from the second minute of the run on, and the day switch
+    half-way through it (the clock is the real one: kills fall during closes, statements and
+    the day switch's checkpoint; after the switch the samples' settlement date is refused)."""
+    text = clearing.read_text()
+    zone = ZoneInfo(re.search(r'^time_zone = "([^"]+)"', text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    now = datetime.now(zone).replace(second=0, microsecond=0)
+    minutes = max(int(seconds // 60), 3)
+    switch = now + timedelta(minutes=2 + minutes // 2)
+    closes = [now + timedelta(minutes=2 + minute) for minute in range(minutes)]
+    if now.date() != switch.date():
+        raise SystemExit("--sessions needs the run to end before midnight, local time")
+    times = ", ".join(f'"{at:%H:%M}"' for at in closes if at < switch)
+    text = re.sub(r"^times = .*$", f"times = [{times}]", text, count=1, flags=re.MULTILINE)
+    text = re.sub(
+        r"^day_switch = .*$", f'day_switch = "{switch:%H:%M}"', text, count=1, flags=re.MULTILINE
+    )
+    clearing.write_text(text)
+
+
+def positions_balance(gateway: Gateway) -> tuple[Decimal, str]:
+    """The net positions ``isogw core positions`` prints plus the settlement debits queued
+    (``core status``: a session's creditors are paid at once, a debtor short of funds keeps its
+    debit in its position while it waits), in CNY: zero when every item's two sides are there;
+    and the positions' text."""
     text = gateway.command("core", "positions").stdout
     rows = [line.split() for line in text.splitlines()[1:]]
-    return sum((Decimal(columns[2]) for columns in rows if len(columns) > 2), Decimal(0)), text
+    positions = sum((Decimal(columns[2]) for columns in rows if len(columns) > 2), Decimal(0))
+    status = json.loads(gateway.command("core", "status", "--json").stdout)
+    queued = sum((Decimal(entry["amount"]) for entry in status["settlement_queue"]), Decimal(0))
+    return positions + queued, text
 
 
 async def main() -> int:
@@ -304,11 +335,18 @@ async def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--during-batches", action="store_true")
+    parser.add_argument(
+        "--sessions",
+        action="store_true",
+        help="a netting session closes every minute of the run, and the day switches half-way",
+    )
     parser.add_argument("--port", type=int, default=19443)
     arguments = parser.parse_args()
     randomness = random.Random(arguments.seed)
     base = Path(tempfile.mkdtemp(prefix="isogw-crash-"))
     config = config_folder(base, arguments.port) / "gateway.toml"
+    if arguments.sessions:
+        session_every_minute(config.parent / "clearing.toml", arguments.seconds)
     state = base / "state"
     gateway = Gateway(config, state, base / "gateway.log")
     gateway.start()
@@ -352,9 +390,17 @@ async def main() -> int:
     verified = gateway.command("core", "verify-checkpoints")
     if verified.returncode != 0:
         problems.append(f"isogw core verify-checkpoints: {verified.stdout}{verified.stderr}")
-    total, positions = net_positions_sum(gateway)
+    sessions = gateway.command("core", "sessions").stdout.splitlines()[1:]
+    status = json.loads(gateway.command("core", "status", "--json").stdout)
+    print(
+        f"business date {status['business_date']}; sessions: "
+        + ", ".join(f"{line.split()[0]} {line.split()[2]}" for line in sessions if line.strip())
+    )
+    total, positions = positions_balance(gateway)
     if total != 0:
-        problems.append(f"the net positions sum to {total} CNY:\n{positions}")
+        problems.append(
+            f"the net positions and queued settlement debits sum to {total} CNY:\n{positions}"
+        )
     print(
         f"{arguments.seconds:.0f} s of load, {gateway.starts} starts of isogw serve; "
         + ", ".join(f"{what}: {count}" for what, count in sorted(run.counts.items()))
