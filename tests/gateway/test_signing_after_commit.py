@@ -37,6 +37,8 @@ from tests.conftest import CONFIG, SAMPLES, config_copy
 from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, listening
 
 BOC = "104100000004"
+QUIET = {"signing_sweep_seconds": "3600.0"}
+"""No sweep of the gateway's own while a test calls the sweeps (each is the next one)."""
 A100 = (SAMPLES / "pacs.008.001.08" / "valid-A100-ordinary-credit.xml").read_bytes()
 TRANSACTIONS = 1_200
 """More than ``encoding.sign_after_commit_entries`` (1,000 in the sample configuration)."""
@@ -89,7 +91,10 @@ async def test_a_long_receipt_is_signed_after_the_commit_that_owes_it(
     waiting in the sender's outbox, unread) and other banks' payments go through. Long polls
     look again here only when woken (not every half second): the receiving bank is woken for
     the forward at once, the sender once its receipt is signed."""
-    async with configured(tmp_path, monkeypatch, outbox_poll_seconds="30.0") as (harness, _):
+    async with configured(tmp_path, monkeypatch, **QUIET, outbox_poll_seconds="30.0") as (
+        harness,
+        _,
+    ):
         await signed_after_the_commit(harness, tmp_path, monkeypatch)
 
 
@@ -129,41 +134,41 @@ async def signed_after_the_commit(
 
 
 async def test_a_receipt_that_could_not_be_signed_is_signed_by_a_later_sweep(
-    harness: Harness,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The package is committed and answered all the same; the failure is logged; a sweep
     signs a document it found waiting at the previous sweep (one just written is its own
     process's to sign)."""
-    caplog.set_level(logging.WARNING, logger="isogw.outbox")
-    original = messages.store_signed
+    async with configured(tmp_path, monkeypatch, **QUIET) as (harness, _):
+        caplog.set_level(logging.WARNING, logger="isogw.outbox")
+        original = messages.store_signed
 
-    def failing(*arguments: object, **named: object) -> bool:
-        raise RuntimeError("disk full")
+        def failing(*arguments: object, **named: object) -> bool:
+            raise RuntimeError("disk full")
 
-    monkeypatch.setattr(messages, "store_signed", failing)
-    status, _ = await harness.post(ICBC, package(harness, tmp_path))
-    assert status == 200
-    (waiting,) = await waiting_documents(harness)
-    (failure,) = [record for record in caplog.records if "signing-failed" in record.getMessage()]
-    assert failure.getMessage() == (
-        f"event=signing-failed participant={ICBC} message_id={waiting.message_id} "
-        "result=left-for-the-sweep"
-    )
-    assert "\nisogw_outbox_to_sign 1\n" in (await harness.get(ICBC, "/metrics"))[2]
-    monkeypatch.setattr(messages, "store_signed", original)
-    notices = harness.runtime.messages.notices
-    assert await notices.sweep() == set()  # seen for the first time
-    assert (await harness.outbox(ICBC))["messages"] == []
-    assert await notices.sweep() == {ICBC}
-    assert await notices.sweep() == set()
-    (receipt,) = (await harness.outbox(ICBC))["messages"]
-    assert receipt["sequence"] == waiting.sequence
-    assert_receipt_of_every_transaction(harness, receipt["xml"])
-    assert any("event=left-unsigned-signed" in record.getMessage() for record in caplog.records)
-    assert "\nisogw_outbox_to_sign 0\n" in (await harness.get(ICBC, "/metrics"))[2]
+        monkeypatch.setattr(messages, "store_signed", failing)
+        status, _ = await harness.post(ICBC, package(harness, tmp_path))
+        assert status == 200
+        (waiting,) = await waiting_documents(harness)
+        (failure,) = [
+            record for record in caplog.records if "signing-failed" in record.getMessage()
+        ]
+        assert failure.getMessage() == (
+            f"event=signing-failed participant={ICBC} message_id={waiting.message_id} "
+            "result=left-for-the-sweep"
+        )
+        assert "\nisogw_outbox_to_sign 1\n" in (await harness.get(ICBC, "/metrics"))[2]
+        monkeypatch.setattr(messages, "store_signed", original)
+        notices = harness.runtime.messages.notices
+        assert await notices.sweep() == set()  # seen for the first time
+        assert (await harness.outbox(ICBC))["messages"] == []
+        assert await notices.sweep() == {ICBC}
+        assert await notices.sweep() == set()
+        (receipt,) = (await harness.outbox(ICBC))["messages"]
+        assert receipt["sequence"] == waiting.sequence
+        assert_receipt_of_every_transaction(harness, receipt["xml"])
+        assert any("event=left-unsigned-signed" in record.getMessage() for record in caplog.records)
+        assert "\nisogw_outbox_to_sign 0\n" in (await harness.get(ICBC, "/metrics"))[2]
 
 
 async def test_a_process_that_stopped_before_signing_leaves_the_receipt_to_the_next_start(
@@ -285,36 +290,45 @@ async def test_a_participants_messages_after_one_to_sign_wait_for_it(harness: Ha
 
 
 async def test_a_document_that_cannot_be_signed_is_logged_and_the_sweep_goes_on(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A damaged document (here not JSON) is logged at each sweep and stays (its bank's later
     messages wait: ``isogw_outbox_to_sign`` shows it); the sweep signs the others."""
-    caplog.set_level(logging.WARNING, logger="isogw.outbox")
-    report = StatusReport(
-        message_id="G1", created_at=START, original_message_id="B1", original_message_type=RECEIPT
-    )
-    document = f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
-    async with harness.runtime.clearing.engine.begin() as connection:
-        for participant, message_id, text in ((ICBC, "G0", "{damaged"), (BOCOM, "G1", document)):
-            await connection.execute(
-                insert(outbox).values(
-                    participant=participant,
-                    message_id=message_id,
-                    message_type=RECEIPT,
-                    payload="",
-                    created_at=START.isoformat(),
-                    document_to_sign=text,
+    async with configured(tmp_path, monkeypatch, **QUIET) as (harness, _):
+        caplog.set_level(logging.WARNING, logger="isogw.outbox")
+        report = StatusReport(
+            message_id="G1",
+            created_at=START,
+            original_message_id="B1",
+            original_message_type=RECEIPT,
+        )
+        document = f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
+        async with harness.runtime.clearing.engine.begin() as connection:
+            for participant, message_id, text in (
+                (ICBC, "G0", "{damaged"),
+                (BOCOM, "G1", document),
+            ):
+                await connection.execute(
+                    insert(outbox).values(
+                        participant=participant,
+                        message_id=message_id,
+                        message_type=RECEIPT,
+                        payload="",
+                        created_at=START.isoformat(),
+                        document_to_sign=text,
+                    )
                 )
-            )
-    assert await harness.runtime.messages.notices.sweep(everything=True) == {BOCOM}
-    (failure,) = [record for record in caplog.records if "signing-failed" in record.getMessage()]
-    assert failure.getMessage() == (
-        f"event=signing-failed participant={ICBC} message_id=G0 result=left-for-the-sweep"
-    )
-    (signed,) = (await harness.outbox(BOCOM))["messages"]
-    assert signed["message_id"] == "G1"
-    harness.verify_from_centre(signed["xml"].encode())
-    assert [row.message_id for row in await waiting_documents(harness)] == ["G0"]
+        assert await harness.runtime.messages.notices.sweep(everything=True) == {BOCOM}
+        (failure,) = [
+            record for record in caplog.records if "signing-failed" in record.getMessage()
+        ]
+        assert failure.getMessage() == (
+            f"event=signing-failed participant={ICBC} message_id=G0 result=left-for-the-sweep"
+        )
+        (signed,) = (await harness.outbox(BOCOM))["messages"]
+        assert signed["message_id"] == "G1"
+        harness.verify_from_centre(signed["xml"].encode())
+        assert [row.message_id for row in await waiting_documents(harness)] == ["G0"]
 
 
 def test_entries_are_counted_through_nested_lists() -> None:
