@@ -390,6 +390,7 @@ async def main() -> int:
     verified = gateway.command("core", "verify-checkpoints")
     if verified.returncode != 0:
         problems.append(f"isogw core verify-checkpoints: {verified.stdout}{verified.stderr}")
+    print(f"isogw core verify-checkpoints: {verified.stdout.splitlines()[0]}")
     sessions = gateway.command("core", "sessions").stdout.splitlines()[1:]
     status = json.loads(gateway.command("core", "status", "--json").stdout)
     print(
@@ -416,7 +417,9 @@ async def main() -> int:
     log = gateway.log.read_text(errors="replace")
     print(
         f"{log.count('event=left-unsigned-signed')} receipts left unsigned by a kill and signed "
-        f"at a start or by a sweep; {log.count('Traceback')} tracebacks in the gateway's log"
+        f"at a start or by a sweep; checkpoints stored {log.count('event=checkpoint ')}, failed "
+        f"{log.count('event=checkpoint-failed')}; {log.count('Traceback')} tracebacks in the "
+        "gateway's log"
     )
     print(f"{len(problems)} problems")
     for problem in problems:
