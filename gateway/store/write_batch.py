@@ -34,32 +34,33 @@ class WriteBatch:
     def deliver(
         self, participant: str, message_id: str, message_type: str, payload: bytes, now: datetime
     ) -> None:
-        self.deliveries.append(
-            {
-                "participant": participant,
-                "message_id": message_id,
-                "message_type": message_type,
-                "payload": payload.decode("utf-8"),
-                "created_at": now.isoformat(),
-                "acknowledged_at": None,
-                "document_to_sign": None,
-            }
-        )
+        self._delivery(participant, message_id, message_type, now, payload.decode("utf-8"), None)
 
     def deliver_to_sign(
         self, participant: str, message_id: str, message_type: str, document: str, now: datetime
     ) -> None:
         """A message whose document (JSON) is signed after the commit (``outbox`` tells why);
         its participant's later messages wait for it."""
+        self._delivery(participant, message_id, message_type, now, "", document)
+
+    def _delivery(
+        self,
+        participant: str,
+        message_id: str,
+        message_type: str,
+        now: datetime,
+        payload: str,
+        document_to_sign: str | None,
+    ) -> None:
         self.deliveries.append(
             {
                 "participant": participant,
                 "message_id": message_id,
                 "message_type": message_type,
-                "payload": "",
+                "payload": payload,
                 "created_at": now.isoformat(),
                 "acknowledged_at": None,
-                "document_to_sign": document,
+                "document_to_sign": document_to_sign,
             }
         )
 

@@ -245,8 +245,7 @@ class WriterThread:
         transaction of its own under the lock the processes share; False (nothing written)
         when it holds another number: another process is recording them."""
 
-        def record(transaction: WriterTransaction) -> bool:
-            connection = transaction.connection
+        def record(connection: Connection) -> bool:
             present = connection.execute(select(func.count()).select_from(retired_item))
             if present.scalar_one() != after:
                 return False
@@ -254,7 +253,7 @@ class WriterThread:
                 connection.execute(insert(retired_item), rows)
             return True
 
-        return await self._alone(record)
+        return await self.alone(record)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

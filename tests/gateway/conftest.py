@@ -295,14 +295,20 @@ async def listening(runtime: Runtime) -> AsyncIterator[TlsSite]:
         await runtime.clearing.close()
 
 
+@contextlib.asynccontextmanager
+async def serving(config: Path, state: Path, clock: ManualClock) -> AsyncIterator[Harness]:
+    """The gateway of ``config`` on ``clock`` (its state folder ``state``, which
+    GATEWAY_STATE_DIR names), listening, and the harness to reach it."""
+    runtime = await open_runtime(config, clock, run_ticker=False)
+    async with listening(runtime) as site:
+        yield Harness(runtime, KeyStore(state), clock, f"https://127.0.0.1:{site.port}", site)
+
+
 @pytest.fixture
 async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     monkeypatch.setenv("GATEWAY_STATE_DIR", str(tmp_path))
-    clock = ManualClock(START)
-    runtime = await open_runtime(CONFIG, clock, run_ticker=False)
-    keys = KeyStore(tmp_path)
-    async with listening(runtime) as site:
-        yield Harness(runtime, keys, clock, f"https://127.0.0.1:{site.port}", site)
+    async with serving(CONFIG, tmp_path, ManualClock(START)) as harness:
+        yield harness
 
 
 def assert_prometheus_text(text: str) -> None:

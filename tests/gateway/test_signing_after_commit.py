@@ -26,7 +26,6 @@ from gateway.commands.outbound import (
     StatusReport,
 )
 from gateway.composition import open_runtime
-from gateway.security.keys import KeyStore
 from gateway.service.clock import ManualClock
 from gateway.service.notice_delivery import NoticeDelivery, entries_over
 from gateway.service.notifications import Notice
@@ -34,7 +33,7 @@ from gateway.service.receipts import RECEIPT
 from gateway.store import messages
 from gateway.store.tables import outbox
 from tests.conftest import CONFIG, SAMPLES, config_copy
-from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, listening
+from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, serving
 
 BOC = "104100000004"
 QUIET = {"signing_sweep_seconds": "3600.0"}
@@ -63,11 +62,8 @@ async def configured(
         text, changed = re.subn(rf"^{name} = .*$", f"{name} = {value}", text, flags=re.MULTILINE)
         assert changed == 1, name
     path.write_text(text)
-    clock = ManualClock(START)
-    runtime = await open_runtime(path, clock, run_ticker=False)
-    async with listening(runtime) as site:
-        url = f"https://127.0.0.1:{site.port}"
-        yield Harness(runtime, KeyStore(state), clock, url, site), path
+    async with serving(path, state, ManualClock(START)) as harness:
+        yield harness, path
 
 
 async def waiting_documents(harness: Harness) -> list[messages.DocumentToSign]:
@@ -186,19 +182,11 @@ async def test_a_process_that_stopped_before_signing_leaves_the_receipt_to_the_n
     with monkeypatch.context() as patched:
         patched.setattr(NoticeDelivery, "sign", stopped)
         patched.setattr(NoticeDelivery, "sweep", no_sweep)
-        runtime = await open_runtime(CONFIG, clock, run_ticker=False)
-        async with listening(runtime) as site:
-            harness = Harness(
-                runtime, KeyStore(tmp_path), clock, f"https://127.0.0.1:{site.port}", site
-            )
+        async with serving(CONFIG, tmp_path, clock) as harness:
             assert (await harness.post(ICBC, package(harness, tmp_path)))[0] == 200
             (waiting,) = await waiting_documents(harness)
             assert (await harness.outbox(ICBC))["messages"] == []
-    runtime = await open_runtime(CONFIG, clock, run_ticker=False)
-    async with listening(runtime) as site:
-        harness = Harness(
-            runtime, KeyStore(tmp_path), clock, f"https://127.0.0.1:{site.port}", site
-        )
+    async with serving(CONFIG, tmp_path, clock) as harness:
         found = await harness.outbox(ICBC, wait=10)  # the start's sweep signs it
         (receipt,) = found["messages"]
         assert (receipt["sequence"], receipt["message_id"]) == (
