@@ -57,7 +57,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from package_generator import write_package  # noqa: E402
-from realtime import BOCOM, CCB, CENTRE, ICBC, Banks, config_folder, wait_ready  # noqa: E402
+from realtime import (  # noqa: E402
+    BOCOM,
+    CCB,
+    CENTRE,
+    ICBC,
+    Banks,
+    check_running,
+    config_folder,
+    wait_ready,
+    wait_started,
+)
 
 from gateway.security.keys import KeyStore  # noqa: E402
 from gateway.security.signatures import SignatureVerifier  # noqa: E402
@@ -104,6 +114,11 @@ class Gateway:
             if int(fields[1]) == self.process.pid:
                 found.append(int(entry.name))
         return found
+
+    def still_starting(self) -> None:
+        """Stops the benchmark with the end of the log if ``isogw serve`` has exited."""
+        assert self.process is not None
+        check_running(self.process, self.log)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -350,14 +365,8 @@ async def main() -> int:
     state = base / "state"
     gateway = Gateway(config, state, base / "gateway.log")
     gateway.start()
-    deadline = time.monotonic() + 60
-    while not (state / "keys" / "ca.pem").is_file():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the gateway made no keys in 60 s: {gateway.log}")
-        await asyncio.sleep(0.2)
-    keys = KeyStore(state)
     url = f"https://127.0.0.1:{arguments.port}"
-    await asyncio.to_thread(wait_ready, url, keys, lambda: None)
+    keys = await asyncio.to_thread(wait_started, url, state, gateway.still_starting)
     run, stop = Run(), asyncio.Event()
     sender = Senders(Banks(keys), url, run, stop)
     load = [asyncio.create_task(sender.debits(1_000_000 * index)) for index in (1, 2, 3)]
@@ -379,7 +388,7 @@ async def main() -> int:
     await asyncio.wait_for(asyncio.gather(*load), 300)
     gateway.kill()  # once more, whatever was under way
     gateway.start()
-    await asyncio.to_thread(wait_ready, url, keys, lambda: None)
+    await asyncio.to_thread(wait_ready, url, keys, gateway.still_starting)
     await asyncio.sleep(2)  # the start's sweep of messages left to sign
     database = sqlite3.connect(state / "gateway.sqlite3")
     try:

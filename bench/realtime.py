@@ -406,6 +406,20 @@ def check_running(server: subprocess.Popen[bytes], log: Path, lines: int = 20) -
         )
 
 
+def wait_started(url: str, state: Path, still_starting: Callable[[], None]) -> KeyStore:
+    """Until the gateway started on the empty ``state`` folder has made its keys (its first
+    start does) and is ready; its keys. ``still_starting`` raises if it has stopped."""
+    deadline = time.monotonic() + 60
+    while not (state / "keys" / "ca.pem").is_file():
+        still_starting()
+        if time.monotonic() > deadline:
+            raise SystemExit("the gateway made no keys in 60 s")
+        time.sleep(0.2)
+    keys = KeyStore(state)
+    wait_ready(url, keys, still_starting)
+    return keys
+
+
 def wait_ready(url: str, keys: KeyStore, still_starting: Callable[[], None]) -> None:
     async def probe() -> None:
         async with (
@@ -463,14 +477,7 @@ def main() -> None:
             )
         try:
             url = f"https://127.0.0.1:{arguments.port}"
-            deadline = time.monotonic() + 60
-            while not (state / "keys" / "ca.pem").is_file():
-                check_running(server, log)
-                if time.monotonic() > deadline:
-                    raise SystemExit("the gateway made no keys in 60 s")
-                time.sleep(0.2)
-            keys = KeyStore(state)
-            wait_ready(url, keys, lambda: check_running(server, log))
+            keys = wait_started(url, state, lambda: check_running(server, log))
             banks = Banks(keys)
             workers = arguments.workers or banks.gateway.settings.http.workers
             print(
