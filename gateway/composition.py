@@ -281,6 +281,7 @@ async def open_runtime(
     except BaseException:
         rate_limit.close()
         raise
+    clearing.service.store_owed_checkpoint()
     messages = MessageGateway(gateway, clearing.service, signer, verifier, clock, os.getpid())
     runtime = Runtime(
         gateway,

@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 
@@ -160,6 +160,8 @@ class ClearingService:
         """The log sequence of the checkpoint the core was last restored from (0: genesis)."""
         self.replayed = 0
         """Commands replayed on top of it at that restore."""
+        self._restored_date: date | None = None
+        """The business date of the core as restored, before the replay."""
 
     @property
     def core(self) -> ClearingCore:
@@ -308,6 +310,7 @@ class ClearingService:
             async with self._reader.connect() as connection:
                 self._core, self._sequence = await self._restored(connection)
             self.restored_from = self._sequence
+            self._restored_date = self._core.business_date
             async for sequence, _ in self.replay(self._core, after=self._sequence):
                 self._sequence = sequence
         self.replayed = self._sequence - self.restored_from
@@ -436,6 +439,30 @@ class ClearingService:
                 # One stored at a time; one due meanwhile is taken after the batch that
                 # follows the end of the storing (the writer never waits for a storing).
                 self._checkpoint()
+
+    def store_owed_checkpoint(self) -> str | None:
+        """At a gateway's start: store a checkpoint of the core as restored when one is owed,
+        in a task of its own (``close`` lets it finish); why, or None. One is owed when the
+        day switched after the newest checkpoint stored (the process that switched it stopped
+        before its checkpoint was stored, or failed to store it), or when the replay covered
+        ``checkpoint_every_commands`` commands or more: otherwise each later start would replay
+        the same commands again until the next day switch."""
+        if self._restored_date is None or self._storing is not None:
+            return None
+        if self.core.business_date != self._restored_date:
+            reason = f"day-switched from {self._restored_date} to {self.core.business_date}"
+        elif self.replayed >= self._checkpoint_every:
+            reason = f"replayed {self.replayed} commands"
+        else:
+            return None
+        LOG.info(
+            "event=checkpoint-owed sequence=%d restored_from=%d reason=%s",
+            self._sequence,
+            self.restored_from,
+            reason,
+        )
+        self._checkpoint()
+        return reason
 
     def _checkpoint(self) -> None:
         """Take a snapshot of the core as it is now, between two of the writer's transactions

@@ -278,6 +278,67 @@ def test_a_checkpoint_stored_before_parts_existed_still_restores(tmp_path: Path)
     assert "checkpoint 13 (business date 2026-11-24): matches\n" in verified.stdout
 
 
+def owed_at_start(folder: Path, **checkpoints: int) -> tuple[str | None, int, int]:
+    """What a gateway's start says of the owed checkpoint, and where the start after it
+    restores from and how much it replays."""
+
+    async def flow() -> str | None:
+        service = await service_at(folder, **checkpoints)
+        owed = service.store_owed_checkpoint()
+        await service.close()  # lets the storing finish
+        return owed
+
+    owed: str | None = run(flow())
+    restored_from, replayed, _ = reopened(folder)
+    return owed, restored_from, replayed
+
+
+def test_a_day_switch_whose_checkpoint_was_not_stored_gets_it_at_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The process that switched the day stopped (or failed) before the checkpoint was stored:
+    the next gateway start stores one of the core as restored, not the next day switch."""
+    commands = write(tmp_path)
+    edit_checkpoints(
+        tmp_path, "DELETE FROM clearing_checkpoint", "DELETE FROM clearing_checkpoint_part"
+    )
+    caplog.set_level(logging.INFO, "isogw.clearing")
+    owed, restored_from, replayed = owed_at_start(tmp_path)
+    assert owed == "day-switched from 2026-11-23 to 2026-11-24"
+    assert (
+        "event=checkpoint-owed sequence=14 restored_from=0 "
+        "reason=day-switched from 2026-11-23 to 2026-11-24"
+    ) in caplog.text
+    assert checkpoints(tmp_path) == [(14, "2026-11-24")]
+    assert (restored_from, replayed) == (14, 0)
+    assert reopened(tmp_path)[2] == replayed_from_genesis(commands)
+    assert core(tmp_path, "verify-checkpoints").returncode == 0
+    # Owed no more: the next start stores nothing.
+    assert owed_at_start(tmp_path) == (None, 14, 0)
+    assert checkpoints(tmp_path) == [(14, "2026-11-24")]
+
+
+def test_a_start_that_replayed_more_than_the_checkpoint_interval_stores_one(
+    tmp_path: Path,
+) -> None:
+    """Twelve commands of one day, no checkpoint (the interval was larger then); a start with
+    an interval of ten stores one, and one that replays fewer than that stores none."""
+    commands = two_days()[:12]
+
+    async def flow() -> None:
+        service = await service_at(tmp_path)
+        for command in commands:
+            await service.execute(command)
+        await service.close()
+
+    run(flow())
+    assert checkpoints(tmp_path) == []
+    assert owed_at_start(tmp_path, checkpoint_every_commands=13) == (None, 0, 12)
+    assert checkpoints(tmp_path) == []
+    assert owed_at_start(tmp_path, checkpoint_every_commands=12) == ("replayed 12 commands", 12, 0)
+    assert checkpoints(tmp_path) == [(12, "2026-11-23")]
+
+
 def test_a_replay_of_the_log_holds_no_connection_the_writer_would_wait_for(
     tmp_path: Path,
 ) -> None:

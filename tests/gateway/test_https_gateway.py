@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from gateway.clearing.commands import SubmitPackage
 from gateway.clearing.refusals import CommandRefusedError
@@ -29,7 +29,7 @@ from gateway.security.keys import KeyStore, certificate_sha256, read_certificate
 from gateway.service.clock import SystemClock
 from gateway.service.translation import command_id
 from gateway.store.authentication_failures import failing
-from gateway.store.tables import command_log
+from gateway.store.tables import checkpoint, checkpoint_part, command_log
 from gateway.transport.authentication_alarm import AuthenticationMonitor
 from tests.conftest import CONFIG, SAMPLES
 from tests.gateway.conftest import (
@@ -850,6 +850,27 @@ async def test_operations_endpoints(harness: Harness) -> None:
             select(command_log.c.kind).where(command_log.c.sequence == checkpoint)
         )
     assert kind == "switch-day"  # taken right after the command that switched the day
+
+
+async def test_a_gateway_start_stores_the_checkpoint_a_stopped_day_switch_owed(
+    harness: Harness,
+) -> None:
+    """The day switch's checkpoint was not stored (its process was killed while storing it):
+    the next gateway start stores it, so later starts replay from the new day."""
+    await operator(harness, "day-switch")
+    clearing = harness.runtime.clearing
+    await clearing.catch_up()
+    switched = clearing.sequence
+    assert await clearing.newest_checkpoint() == switched
+    async with clearing.engine.begin() as connection:
+        await connection.execute(delete(checkpoint))
+        await connection.execute(delete(checkpoint_part))
+    await clearing.close()
+    reopened = await open_runtime(CONFIG, harness.clock, run_ticker=False)
+    harness.runtime.clearing = reopened.clearing
+    await reopened.clearing.checkpoint_stored()
+    assert await reopened.clearing.newest_checkpoint() == switched
+    assert reopened.clearing.restored_from == 0
 
 
 def rejection(harness: Harness, answer: bytes) -> tuple[str | None, str | None, str]:
