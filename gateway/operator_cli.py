@@ -159,6 +159,22 @@ def add_core_commands(commands: Any) -> None:
     )
     _add_limit(transactions)
     transactions.add_argument("--json", action="store_true", help="print JSON")
+    unsigned = actions.add_parser(
+        "unsigned",
+        help="outbox messages committed but not yet signed, and what holds them",
+        description=(
+            "List the long messages (receipts of large packages, long statements) committed to "
+            "an outbox but not yet signed, oldest first: to whom, their type and id, when "
+            "they were written, how many of that bank's later messages wait for them, and "
+            "whether their document can be read at all. Gateway processes sign them within "
+            "seconds; one listed for longer failed to sign (the log says why: "
+            "event=signing-failed). With --sign, sign them now with the gateway's key, as "
+            "the gateway would (after the cause is mended). Exit 1 while any is left waiting."
+        ),
+    )
+    unsigned.add_argument("--sign", action="store_true", help="sign them now")
+    _add_limit(unsigned)
+    unsigned.add_argument("--json", action="store_true", help="print JSON")
     funds = actions.add_parser("credit-account", help="funds arrive on a settlement account")
     funds.add_argument("participant")
     funds.add_argument("amount", help="CNY, e.g. 1000000.00")
@@ -379,6 +395,8 @@ async def _run(config: Path, arguments: argparse.Namespace, out: TextIO, clock: 
             return await _transactions(config, service, arguments, out)
         if action == "verify-checkpoints":
             return await _verify_checkpoints(service, arguments, out)
+        if action == "unsigned":
+            return await _unsigned(config, clearing, arguments, out)
         if action in QUERIES:
             view: Callable[[ClearingCore], Any] = {
                 "status": status,
@@ -525,6 +543,65 @@ async def _verify_checkpoints(service: Any, arguments: argparse.Namespace, out: 
             "this record, so report this (the log is the record, and is unchanged)\n"
         )
     return 0 if verdicts.matches else 1
+
+
+async def _unsigned(config: Path, clearing: Any, arguments: argparse.Namespace, out: TextIO) -> int:
+    # Storage: not loaded by validate.
+    from gateway.service.notice_delivery import waiting_documents
+    from gateway.store.messages import count_documents_to_sign
+
+    service = clearing.service
+    waiting = await waiting_documents(service, arguments.limit)
+    outcomes: list[str | None] = [None] * len(waiting)
+    if arguments.sign and waiting:
+        notices = operator_messages(config, clearing).notices
+        for number, entry in enumerate(waiting):
+            outcomes[number] = await notices.sign_now(entry.row)
+    async with service.reader.connect() as connection:
+        left = await count_documents_to_sign(connection)
+    if arguments.json:
+        listed = [
+            {
+                "sequence": entry.row.sequence,
+                "participant": entry.row.participant,
+                "message_type": entry.row.message_type,
+                "message_id": entry.row.message_id,
+                "written_at": entry.row.written_at,
+                "later_messages_waiting": entry.held_back,
+                "problem": entry.problem,
+                "outcome": outcome,
+            }
+            for entry, outcome in zip(waiting, outcomes, strict=True)
+        ]
+        json.dump({"messages": listed, "left_waiting": left}, out, indent=2)
+        out.write("\n")
+        return 1 if left else 0
+    if not waiting:
+        out.write("no outbox message is waiting to be signed\n")
+        return 0
+    out.write(f"outbox messages committed but not yet signed, oldest first ({len(waiting)}):\n")
+    for entry, outcome in zip(waiting, outcomes, strict=True):
+        row = entry.row
+        out.write(
+            f"#{row.sequence} to {row.participant}: {row.message_type} {row.message_id}, "
+            f"written {_local(row.written_at, service.core)}; "
+            f"{entry.held_back} later message(s) of {row.participant} wait for it\n"
+        )
+        if entry.problem:
+            out.write(
+                f"  cannot be read: {entry.problem}. No signing will help: restore the ledger "
+                "from its backup, or report it\n"
+            )
+        if outcome:
+            out.write(f"  {outcome}\n")
+    if arguments.sign:
+        out.write(f"{left} left waiting to be signed\n")
+    else:
+        out.write(
+            "gateway processes sign these within seconds; one that stays failed to sign (the "
+            "log says why: event=signing-failed). `isogw core unsigned --sign` signs them now\n"
+        )
+    return 1 if left else 0
 
 
 async def _message(service: Any, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -18,10 +18,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from gateway.commands.outbound import OUTBOUND_MODELS
 from gateway.log_text import sender_text
@@ -51,6 +52,30 @@ def entries_over(document: BaseModel, limit: int) -> bool:
                     return True
                 remaining.extend(entry for entry in value if isinstance(entry, BaseModel))
     return False
+
+
+@dataclass(frozen=True)
+class WaitingDocument:
+    """An outbox message still to sign, as the operator sees it."""
+
+    row: messages.DocumentToSign
+    held_back: int
+    """Its participant's later messages that wait for it (unacknowledged)."""
+    problem: str | None
+    """Why its document cannot be read (a damaged row: no signing will help), or None."""
+
+
+async def waiting_documents(clearing: ClearingService, limit: int) -> list[WaitingDocument]:
+    """The outbox messages still to sign, oldest first (at most ``limit``)."""
+    async with clearing.reader.connect() as connection:
+        rows = await messages.documents_to_sign(connection, limit)
+        held = [
+            await messages.messages_held_back(connection, row.participant, row.sequence)
+            for row in rows
+        ]
+    return [
+        WaitingDocument(row, count, unreadable(row)) for row, count in zip(rows, held, strict=True)
+    ]
 
 
 class NoticeDelivery:
@@ -116,6 +141,21 @@ class NoticeDelivery:
                 signed.add(row.participant)
         return signed
 
+    async def sign_now(self, row: messages.DocumentToSign) -> str:
+        """For the operator (``isogw core unsigned --sign``): build, sign and store one
+        document left waiting; what came of it."""
+        try:
+            signed = await self._sign(_notice(row))
+        except Exception as error:
+            LOG.warning(
+                "event=signing-failed participant=%s message_id=%s result=left-waiting reason=%s",
+                row.participant,
+                sender_text(row.message_id),
+                error,
+            )
+            return f"not signed: {type(error).__name__}: {error}"
+        return "signed" if signed else "signed already (by a gateway process)"
+
     async def _sign_or_log(
         self, participant: str, message_id: str, notice: Notice | messages.DocumentToSign
     ) -> bool:
@@ -146,6 +186,24 @@ class NoticeDelivery:
                 payload=payload,
             )
         )
+
+
+def unreadable(row: messages.DocumentToSign) -> str | None:
+    """Why the document of ``row`` cannot be read back into its message, or None."""
+    try:
+        _notice(row)
+    except json.JSONDecodeError as error:
+        return f"its document is not JSON ({error})"
+    except ValidationError as error:
+        first = error.errors()[0]
+        place = ".".join(str(part) for part in first["loc"])
+        return (
+            f"its document does not fit {error.title}: {error.error_count()} problem(s), the "
+            f"first at {place or 'the top'}: {first['msg']}"
+        )
+    except (KeyError, TypeError) as error:
+        return f"its document names no known message model ({type(error).__name__}: {error})"
+    return None
 
 
 def _notice(row: messages.DocumentToSign) -> Notice:

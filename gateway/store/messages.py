@@ -141,6 +141,8 @@ class DocumentToSign:
     message_type: str
     document: str
     """JSON: ``{"model": NAME, "document": DOCUMENT}``, NAME a model of ``OUTBOUND_MODELS``."""
+    written_at: str
+    """When the transaction that owes it wrote it (ISO 8601)."""
 
 
 def _before_waiting(participant: str) -> ColumnElement[bool]:
@@ -206,6 +208,7 @@ async def documents_to_sign(connection: AsyncConnection, limit: int) -> list[Doc
                 outbox.c.message_id,
                 outbox.c.message_type,
                 outbox.c.document_to_sign,
+                outbox.c.created_at,
             )
             .where(outbox.c.document_to_sign.is_not(None))
             .order_by(outbox.c.sequence)
@@ -213,6 +216,21 @@ async def documents_to_sign(connection: AsyncConnection, limit: int) -> list[Doc
         )
     ).all()
     return [DocumentToSign(*row) for row in rows]
+
+
+async def messages_held_back(connection: AsyncConnection, participant: str, sequence: int) -> int:
+    """How many of ``participant``'s unacknowledged outbox messages come after ``sequence``
+    (held back while a message before them is still to sign)."""
+    found = await connection.execute(
+        select(func.count())
+        .select_from(outbox)
+        .where(
+            outbox.c.participant == participant,
+            outbox.c.sequence > sequence,
+            outbox.c.acknowledged_at.is_(None),
+        )
+    )
+    return int(found.scalar_one())
 
 
 async def count_documents_to_sign(connection: AsyncConnection) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import sqlite3
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from package_generator import write_package
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from gateway.commands.outbound import (
     Entry,
@@ -27,11 +28,12 @@ from gateway.commands.outbound import (
 )
 from gateway.composition import open_runtime
 from gateway.service.clock import ManualClock
-from gateway.service.notice_delivery import NoticeDelivery, entries_over
+from gateway.service.notice_delivery import NoticeDelivery, entries_over, unreadable
 from gateway.service.notifications import Notice
 from gateway.service.receipts import RECEIPT
 from gateway.store import messages
 from gateway.store.tables import outbox
+from tests.clearing.test_operator_cli import core
 from tests.conftest import CONFIG, SAMPLES, config_copy
 from tests.gateway.conftest import BOCOM, C100, ICBC, START, Harness, serving
 
@@ -317,6 +319,126 @@ async def test_a_document_that_cannot_be_signed_is_logged_and_the_sweep_goes_on(
         assert signed["message_id"] == "G1"
         harness.verify_from_centre(signed["xml"].encode())
         assert [row.message_id for row in await waiting_documents(harness)] == ["G0"]
+
+
+def document_of(report: StatusReport) -> str:
+    return f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
+
+
+async def test_the_operator_lists_what_waits_to_be_signed_and_signs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``isogw core unsigned``: each waiting message, how many of its bank's later messages
+    wait for it, and a damaged one named as such; ``--sign`` signs what can be read (exit 1
+    while one is left), and once the damaged one is mended, it too."""
+    async with configured(tmp_path, monkeypatch, **QUIET) as (harness, _):
+        report = StatusReport(
+            message_id="G1",
+            created_at=START,
+            original_message_id="B1",
+            original_message_type=RECEIPT,
+        )
+        async with harness.runtime.clearing.engine.begin() as connection:
+            for participant, message_id, payload, text in (
+                (ICBC, "G0", "", "{damaged"),
+                (BOCOM, "G1", "", document_of(report)),
+                (ICBC, "G2", "signed after it", None),
+            ):
+                await connection.execute(
+                    insert(outbox).values(
+                        participant=participant,
+                        message_id=message_id,
+                        message_type=RECEIPT,
+                        payload=payload,
+                        created_at=START.isoformat(),
+                        document_to_sign=text,
+                    )
+                )
+        state = tmp_path / "state"
+        listed = core(state, "unsigned")
+        assert listed.returncode == 1, listed.stderr
+        written = START.astimezone(harness.runtime.clearing.core.zone).isoformat()
+        assert listed.stdout.splitlines() == [
+            "outbox messages committed but not yet signed, oldest first (2):",
+            f"#1 to {ICBC}: {RECEIPT} G0, written {written}; 1 later message(s) of {ICBC} "
+            "wait for it",
+            "  cannot be read: its document is not JSON (Expecting property name enclosed in "
+            "double quotes: line 1 column 2 (char 1)). No signing will help: restore the ledger "
+            "from its backup, or report it",
+            f"#2 to {BOCOM}: {RECEIPT} G1, written {written}; 0 later message(s) of {BOCOM} "
+            "wait for it",
+            "gateway processes sign these within seconds; one that stays failed to sign (the "
+            "log says why: event=signing-failed). `isogw core unsigned --sign` signs them now",
+        ]
+        signed = core(state, "unsigned", "--sign", "--json")
+        assert signed.returncode == 1, signed.stderr
+        result = json.loads(signed.stdout)
+        assert result["left_waiting"] == 1
+        damaged, readable = result["messages"]
+        assert (damaged["message_id"], damaged["later_messages_waiting"]) == ("G0", 1)
+        assert damaged["problem"].startswith("its document is not JSON")
+        assert damaged["outcome"].startswith("not signed: JSONDecodeError: Expecting property")
+        assert (readable["message_id"], readable["problem"], readable["outcome"]) == (
+            "G1",
+            None,
+            "signed",
+        )
+        (g1,) = (await harness.outbox(BOCOM))["messages"]
+        harness.verify_from_centre(g1["xml"].encode())
+        assert (await harness.outbox(ICBC))["messages"] == []  # G2 waits for G0
+        # The operator mends the row (from a backup, say): it is signed, and G2 follows.
+        mended = document_of(report.model_copy(update={"message_id": "G0"}))
+        async with harness.runtime.clearing.engine.begin() as connection:
+            await connection.execute(
+                update(outbox).where(outbox.c.message_id == "G0").values(document_to_sign=mended)
+            )
+        signed = core(state, "unsigned", "--sign")
+        assert signed.returncode == 0, signed.stderr
+        assert signed.stdout.splitlines()[-2:] == ["  signed", "0 left waiting to be signed"]
+        assert [message["message_id"] for message in (await harness.outbox(ICBC))["messages"]] == [
+            "G0",
+            "G2",
+        ]
+        final = core(state, "unsigned")
+        assert (final.stdout, final.returncode) == (
+            "no outbox message is waiting to be signed\n",
+            0,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '{"model":"Nothing","document":{}}',
+            "its document names no known message model (KeyError: 'Nothing')",
+        ),
+        (
+            "[1]",
+            "its document names no known message model (TypeError: list indices must be "
+            "integers or slices, not str)",
+        ),
+        (
+            '{"model":"StatusReport","document":{"message_id":"G1"}}',
+            "its document does not fit StatusReport: 1 problem(s), the first at created_at: "
+            "Field required",
+        ),
+        (
+            document_of(
+                StatusReport(
+                    message_id="G1",
+                    created_at=START,
+                    original_message_id="B1",
+                    original_message_type=RECEIPT,
+                )
+            ),
+            None,
+        ),
+    ],
+)
+def test_why_a_waiting_document_cannot_be_read(text: str, problem: str | None) -> None:
+    row = messages.DocumentToSign(1, ICBC, "G1", RECEIPT, text, START.isoformat())
+    assert unreadable(row) == problem
 
 
 def test_entries_are_counted_through_nested_lists() -> None:
