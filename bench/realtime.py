@@ -180,6 +180,30 @@ async def run_payments(
     return payments / elapsed, latencies, failures
 
 
+WRITER_FIGURES = (
+    "isogw_writer_transactions_total",
+    "isogw_writer_commands_total",
+    "isogw_writer_lock_held_seconds_total",
+    "isogw_writer_lock_wait_seconds_total",
+)
+
+
+async def writer_figures(banks: Banks, url: str) -> dict[str, float]:
+    """The clearing writers' figures summed over the gateway processes (``/metrics``; a
+    process's figures are as it last published them, every ``http.metrics_publish_seconds``)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url + "/metrics", ssl=banks.contexts[CCB]) as response,
+    ):
+        text = await response.text()
+    totals = dict.fromkeys(WRITER_FIGURES, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 async def run_inbound(
     banks: Banks, url: str, count: int, concurrency: int, offset: int
 ) -> tuple[float, int]:
@@ -514,15 +538,34 @@ def main() -> None:
                 f"{(cores / 3000 - request - floor.inbound) * 1000:.3f} ms a message and "
                 f"{(cores / 1000 - payment_floor) * 1000:.3f} ms a payment"
             )
+            publish = banks.gateway.settings.http.metrics_publish_seconds
+            before = asyncio.run(writer_figures(banks, url))
+            started = time.perf_counter()
             rate, latencies, failures = asyncio.run(
                 run_payments(banks, url, arguments.payments, arguments.concurrency, 1)
             )
+            time.sleep(publish + 0.5)  # every process has published its figures since
+            after = asyncio.run(writer_figures(banks, url))
+            run_seconds = time.perf_counter() - started
             quantiles = statistics.quantiles(latencies, n=100)
             print(
                 f"real-time debits end to end: {rate:,.0f} completed payments/s "
                 f"(2 signed submissions + 2 signed receipts each; {failures} failed), "
                 f"p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms; "
                 f"ratio {rate * 2 / baseline:.2f} of the echo server's requests/s"
+            )
+            spent = {name: after[name] - before[name] for name in WRITER_FIGURES}
+            transactions = spent["isogw_writer_transactions_total"] or 1
+            print(
+                "the clearing writers meanwhile (all processes; the run and the wait for their "
+                f"figures, {run_seconds:.1f} s): {transactions:,.0f} transactions of "
+                f"{spent['isogw_writer_commands_total'] / transactions:.1f} commands on "
+                "average; the lock the processes share held "
+                f"{spent['isogw_writer_lock_held_seconds_total'] / run_seconds:.0%} of the "
+                f"time ({spent['isogw_writer_lock_held_seconds_total'] / transactions * 1000:.2f}"
+                " ms a transaction), waited for "
+                f"{spent['isogw_writer_lock_wait_seconds_total'] / transactions * 1000:.2f} ms a "
+                "transaction"
             )
             inbound, failed = asyncio.run(
                 run_inbound(banks, url, arguments.inbound, arguments.concurrency, 10_000_000)
