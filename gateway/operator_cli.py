@@ -29,7 +29,7 @@ from gateway.clearing.commands import (
 from gateway.clearing.core import ClearingCore
 from gateway.clearing.events import DaySwitched, Event, SessionClosed
 from gateway.clearing.items import ItemState
-from gateway.composition import ensure_keys, open_clearing, operator_messages
+from gateway.composition import Clearing, ensure_keys, open_clearing, operator_messages
 from gateway.configuration.participants import load_participants
 from gateway.configuration.settings import load_settings
 from gateway.iso.converters import from_amount
@@ -545,7 +545,9 @@ async def _verify_checkpoints(service: Any, arguments: argparse.Namespace, out: 
     return 0 if verdicts.matches else 1
 
 
-async def _unsigned(config: Path, clearing: Any, arguments: argparse.Namespace, out: TextIO) -> int:
+async def _unsigned(
+    config: Path, clearing: Clearing, arguments: argparse.Namespace, out: TextIO
+) -> int:
     # Storage: not loaded by validate.
     from gateway.service.notice_delivery import waiting_documents
     from gateway.store.messages import count_documents_to_sign
