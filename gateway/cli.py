@@ -139,14 +139,8 @@ def _check_readable(paths: list[Path | str]) -> None:
 
 
 def _print_human(verdict: Verdict, out: TextIO) -> None:
-    from gateway.log_text import one_line
-
     for problem in verdict.problems:
-        # One line per problem, even when the text quotes a value with a line break.
-        out.write(
-            f"{verdict.source}:{problem.line}: {problem.path}: {problem.code} "
-            f"{one_line(problem.text)}\n"
-        )
+        out.write(f"{problem.located(verdict.source)}\n")
     what = verdict.message_type or "unknown message"
     if verdict.valid:
         count = verdict.transactions

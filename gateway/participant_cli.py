@@ -136,12 +136,7 @@ def envelope(gateway: Gateway, participant: str, data: bytes, name: str = "messa
         # The Document's own message id cannot be the header's BizMsgIdr (a character or a
         # length the identifier types refuse): the validator says where, as for any file.
         verdict = gateway.validator.validate(InputSource.from_bytes(data, name))
-        first = verdict.problems[0] if verdict.problems else None
-        where = (
-            f"{name}:{first.line}: {first.path}: {first.code} {first.text}"  # as validate says
-            if first is not None
-            else f"{name}: {error}"
-        )
+        where = verdict.problems[0].located(name) if verdict.problems else f"{name}: {error}"
         raise ParticipantToolError(
             f"{where}; the tool cannot write a business header for it, so it is not sent "
             f"(`isogw validate {name}` tells more)"

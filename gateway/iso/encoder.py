@@ -384,7 +384,7 @@ def _entry_template(tag: str, inherited: str, operations: list[_Operation]) -> _
     _place([entry], operations, markers, 0, len(operations), None)
     parts: list[str] = []
     entry.render(parts, inherited)
-    return _split(parts, operations)
+    return _split("".join(parts), operations)
 
 
 def _template(codec: Codec, operations: list[_Operation]) -> _Template:
@@ -393,12 +393,12 @@ def _template(codec: Codec, operations: list[_Operation]) -> _Template:
         f"{_MARK}{index}{_MARK}" if kind == _VALUE else None
         for index, (kind, _, _) in enumerate(operations)
     ]
-    return _split([_lay_out(codec, operations, markers)], operations)
+    return _split(_lay_out(codec, operations, markers), operations)
 
 
-def _split(parts: list[str], operations: list[_Operation]) -> _Template:
+def _split(text: str, operations: list[_Operation]) -> _Template:
     """A template from text laid out with markers."""
-    pieces = "".join(parts).split(_MARK)
+    pieces = text.split(_MARK)
     texts = tuple(pieces[0::2])
     slots = tuple(
         (int(index), operations[int(index)][1].path.attribute is not None) for index in pieces[1::2]

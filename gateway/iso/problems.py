@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.iso.reason_codes import REASON_CODES
+from gateway.log_text import one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,11 @@ class Problem:
 
     def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "path": self.path, "code": self.code, "text": self.text}
+
+    def located(self, source: str) -> str:
+        """As ``isogw validate`` prints it: ``source:line: xpath: CODE text``, on one line
+        (a value quoted with a line break in it is escaped)."""
+        return f"{source}:{self.line}: {self.path}: {self.code} {one_line(self.text)}"
 
 
 @dataclass(slots=True)

@@ -97,10 +97,7 @@ class NoticeDelivery:
         long, as its document, added to ``later`` to sign once the transaction is committed
         (``sign``)."""
         if entries_over(notice.document, self._entries):
-            model = type(notice.document).__name__
-            document = (
-                f'{{"model":{json.dumps(model)},"document":{notice.document.model_dump_json()}}}'
-            )
+            document = stored_document(notice.document)
             writes.deliver_to_sign(
                 notice.recipient, notice.message_id, notice.message, document, now
             )
@@ -116,7 +113,7 @@ class NoticeDelivery:
         cannot be signed now is logged and left to the sweeps: what owes it is committed and
         answered either way."""
         for notice in notices:
-            await self._sign_or_log(notice.recipient, notice.message_id, notice)
+            await self._sign_or_log(notice)
 
     async def sweep(self, everything: bool = False) -> set[str]:
         """Sign the documents left waiting: those this sweep found waiting at the previous one
@@ -131,7 +128,7 @@ class NoticeDelivery:
         self._seen = found
         signed: set[str] = set()
         for row in due:
-            if await self._sign_or_log(row.participant, row.message_id, row):
+            if await self._sign_or_log(row) is True:
                 LOG.warning(
                     "event=left-unsigned-signed participant=%s message_id=%s sequence=%d",
                     row.participant,
@@ -144,34 +141,30 @@ class NoticeDelivery:
     async def sign_now(self, row: messages.DocumentToSign) -> str:
         """For the operator (``isogw core unsigned --sign``): build, sign and store one
         document left waiting; what came of it."""
-        try:
-            signed = await self._sign(_notice(row))
-        except Exception as error:
-            LOG.warning(
-                "event=signing-failed participant=%s message_id=%s result=left-waiting reason=%s",
-                row.participant,
-                sender_text(row.message_id),
-                error,
-            )
-            return f"not signed: {type(error).__name__}: {error}"
+        signed = await self._sign_or_log(row, result="left-waiting")
+        if isinstance(signed, Exception):
+            return f"not signed: {type(signed).__name__}: {signed}"
         return "signed" if signed else "signed already (by a gateway process)"
 
     async def _sign_or_log(
-        self, participant: str, message_id: str, notice: Notice | messages.DocumentToSign
-    ) -> bool:
-        """Sign and store ``notice`` (or the one a document left to sign was written for);
-        False if another process had, or if it failed (logged: the next sweep tries again)."""
+        self, item: Notice | messages.DocumentToSign, result: str = "left-for-the-sweep"
+    ) -> bool | Exception:
+        """Sign and store ``item`` (or the notice a document left to sign was written for);
+        False if another process had; the error if it failed (logged: the next sweep tries
+        again, ``result`` says)."""
         try:
-            if isinstance(notice, messages.DocumentToSign):
-                notice = _notice(notice)
-            return await self._sign(notice)
-        except Exception:
+            if isinstance(item, messages.DocumentToSign):
+                return await self._sign(_notice(item))
+            return await self._sign(item)
+        except Exception as error:
+            participant = item.recipient if isinstance(item, Notice) else item.participant
             LOG.exception(
-                "event=signing-failed participant=%s message_id=%s result=left-for-the-sweep",
+                "event=signing-failed participant=%s message_id=%s result=%s",
                 participant,
-                sender_text(message_id),
+                sender_text(item.message_id),
+                result,
             )
-            return False
+            return error
 
     async def _sign(self, notice: Notice) -> bool:
         # In a thread: the event loop serves the other banks meanwhile.
@@ -186,6 +179,12 @@ class NoticeDelivery:
                 payload=payload,
             )
         )
+
+
+def stored_document(document: BaseModel) -> str:
+    """A document as its outbox row keeps it until it is signed (``_notice`` reads it back)."""
+    model = json.dumps(type(document).__name__)
+    return f'{{"model":{model},"document":{document.model_dump_json()}}}'
 
 
 def unreadable(row: messages.DocumentToSign) -> str | None:

@@ -647,6 +647,16 @@ def _certificate_lines(certificates: list[KnownCertificate]) -> list[str]:
     return lines
 
 
+async def _stopped(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel the background tasks (those running: None is none) and wait until each ends."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _watching_certificates(app: web.Application) -> AsyncIterator[None]:
     """The first process logs the certificates that need attention, at start and then every
     ``http.certificate_check_seconds`` (each again when its days left change)."""
@@ -664,10 +674,7 @@ async def _watching_certificates(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(watch_forever()) if runtime.slot == 0 else None
     yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await _stopped(task)
 
 
 async def _publishing_figures(app: web.Application) -> AsyncIterator[None]:
@@ -702,9 +709,7 @@ async def _publishing_figures(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(publish_forever())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stopped(task)
     publish()
 
 
@@ -716,9 +721,7 @@ async def _authentication_counting(app: web.Application) -> AsyncIterator[None]:
     yield
     # The requests are over: failures they saw are counted before the ledger closes.
     await runtime.authentication.finish(runtime.gateway.settings.http.shutdown_seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stopped(task)
 
 
 async def _pushers(app: web.Application) -> AsyncIterator[None]:
@@ -726,11 +729,7 @@ async def _pushers(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     tasks = [asyncio.create_task(pusher.run_forever()) for pusher in runtime.pushers.values()]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await _stopped(*tasks)
 
 
 async def _signing_sweeps(app: web.Application) -> AsyncIterator[None]:
@@ -738,9 +737,7 @@ async def _signing_sweeps(app: web.Application) -> AsyncIterator[None]:
     start, then every ``encoding.signing_sweep_seconds`` (``gateway.service.notice_delivery``)."""
     task = asyncio.create_task(_sweep_forever(app[RUNTIME]))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stopped(task)
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
@@ -760,10 +757,7 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     task = asyncio.create_task(_tick_forever(runtime)) if runtime.run_ticker else None
     yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await _stopped(task)
 
 
 async def _tick_forever(runtime: Runtime) -> None:

@@ -28,7 +28,12 @@ from gateway.commands.outbound import (
 )
 from gateway.composition import open_runtime
 from gateway.service.clock import ManualClock
-from gateway.service.notice_delivery import NoticeDelivery, entries_over, unreadable
+from gateway.service.notice_delivery import (
+    NoticeDelivery,
+    entries_over,
+    stored_document,
+    unreadable,
+)
 from gateway.service.notifications import Notice
 from gateway.service.receipts import RECEIPT
 from gateway.store import messages
@@ -71,6 +76,31 @@ async def configured(
 async def waiting_documents(harness: Harness) -> list[messages.DocumentToSign]:
     async with harness.runtime.clearing.reader.connect() as connection:
         return await messages.documents_to_sign(connection, 10)
+
+
+REPORT = StatusReport(
+    message_id="G1", created_at=START, original_message_id="B1", original_message_type=RECEIPT
+)
+"""A receipt's document, written into an outbox to sign."""
+
+
+async def in_outbox(
+    harness: Harness, *rows: tuple[str, str, str, str | None], message_type: str = RECEIPT
+) -> None:
+    """Outbox rows as a transaction writes them: participant, message id, the signed message
+    ("" while it is to sign) and the document to sign (None once signed)."""
+    async with harness.runtime.clearing.engine.begin() as connection:
+        for participant, message_id, payload, document in rows:
+            await connection.execute(
+                insert(outbox).values(
+                    participant=participant,
+                    message_id=message_id,
+                    message_type=message_type,
+                    payload=payload,
+                    created_at=START.isoformat(),
+                    document_to_sign=document,
+                )
+            )
 
 
 def statuses(report: etree._Element) -> list[str | None]:
@@ -237,24 +267,14 @@ async def test_an_operator_command_signs_the_long_messages_it_causes_once_commit
 async def test_a_participants_messages_after_one_to_sign_wait_for_it(harness: Harness) -> None:
     """Read and acknowledged in order, none missed: nothing after a message still to sign
     is read or acknowledged until it is signed; other participants are not held up."""
-    rows = [
-        (ICBC, "M1", "signed one"),
-        (ICBC, "M2", None),
-        (BOCOM, "M3", "another bank's"),
-        (ICBC, "M4", "signed after it"),
-    ]
-    async with harness.runtime.clearing.engine.begin() as connection:
-        for participant, message_id, payload in rows:
-            await connection.execute(
-                insert(outbox).values(
-                    participant=participant,
-                    message_id=message_id,
-                    message_type="admi.004.001.02",
-                    payload=payload or "",
-                    created_at=START.isoformat(),
-                    document_to_sign=None if payload else "{}",
-                )
-            )
+    await in_outbox(
+        harness,
+        (ICBC, "M1", "signed one", None),
+        (ICBC, "M2", "", "{}"),
+        (BOCOM, "M3", "another bank's", None),
+        (ICBC, "M4", "signed after it", None),
+        message_type="admi.004.001.02",
+    )
 
     async def read(participant: str) -> list[str]:
         async with harness.runtime.clearing.reader.connect() as connection:
@@ -286,28 +306,9 @@ async def test_a_document_that_cannot_be_signed_is_logged_and_the_sweep_goes_on(
     messages wait: ``isogw_outbox_to_sign`` shows it); the sweep signs the others."""
     async with configured(tmp_path, monkeypatch, **QUIET) as (harness, _):
         caplog.set_level(logging.WARNING, logger="isogw.outbox")
-        report = StatusReport(
-            message_id="G1",
-            created_at=START,
-            original_message_id="B1",
-            original_message_type=RECEIPT,
+        await in_outbox(
+            harness, (ICBC, "G0", "", "{damaged"), (BOCOM, "G1", "", stored_document(REPORT))
         )
-        document = f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
-        async with harness.runtime.clearing.engine.begin() as connection:
-            for participant, message_id, text in (
-                (ICBC, "G0", "{damaged"),
-                (BOCOM, "G1", document),
-            ):
-                await connection.execute(
-                    insert(outbox).values(
-                        participant=participant,
-                        message_id=message_id,
-                        message_type=RECEIPT,
-                        payload="",
-                        created_at=START.isoformat(),
-                        document_to_sign=text,
-                    )
-                )
         assert await harness.runtime.messages.notices.sweep(everything=True) == {BOCOM}
         (failure,) = [
             record for record in caplog.records if "signing-failed" in record.getMessage()
@@ -321,10 +322,6 @@ async def test_a_document_that_cannot_be_signed_is_logged_and_the_sweep_goes_on(
         assert [row.message_id for row in await waiting_documents(harness)] == ["G0"]
 
 
-def document_of(report: StatusReport) -> str:
-    return f'{{"model":"StatusReport","document":{report.model_dump_json()}}}'
-
-
 async def test_the_operator_lists_what_waits_to_be_signed_and_signs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -332,28 +329,12 @@ async def test_the_operator_lists_what_waits_to_be_signed_and_signs_it(
     wait for it, and a damaged one named as such; ``--sign`` signs what can be read (exit 1
     while one is left), and once the damaged one is mended, it too."""
     async with configured(tmp_path, monkeypatch, **QUIET) as (harness, _):
-        report = StatusReport(
-            message_id="G1",
-            created_at=START,
-            original_message_id="B1",
-            original_message_type=RECEIPT,
+        await in_outbox(
+            harness,
+            (ICBC, "G0", "", "{damaged"),
+            (BOCOM, "G1", "", stored_document(REPORT)),
+            (ICBC, "G2", "signed after it", None),
         )
-        async with harness.runtime.clearing.engine.begin() as connection:
-            for participant, message_id, payload, text in (
-                (ICBC, "G0", "", "{damaged"),
-                (BOCOM, "G1", "", document_of(report)),
-                (ICBC, "G2", "signed after it", None),
-            ):
-                await connection.execute(
-                    insert(outbox).values(
-                        participant=participant,
-                        message_id=message_id,
-                        message_type=RECEIPT,
-                        payload=payload,
-                        created_at=START.isoformat(),
-                        document_to_sign=text,
-                    )
-                )
         state = tmp_path / "state"
         listed = core(state, "unsigned")
         assert listed.returncode == 1, listed.stderr
@@ -387,7 +368,7 @@ async def test_the_operator_lists_what_waits_to_be_signed_and_signs_it(
         harness.verify_from_centre(g1["xml"].encode())
         assert (await harness.outbox(ICBC))["messages"] == []  # G2 waits for G0
         # The operator mends the row (from a backup, say): it is signed, and G2 follows.
-        mended = document_of(report.model_copy(update={"message_id": "G0"}))
+        mended = stored_document(REPORT.model_copy(update={"message_id": "G0"}))
         async with harness.runtime.clearing.engine.begin() as connection:
             await connection.execute(
                 update(outbox).where(outbox.c.message_id == "G0").values(document_to_sign=mended)
@@ -423,17 +404,7 @@ async def test_the_operator_lists_what_waits_to_be_signed_and_signs_it(
             "its document does not fit StatusReport: 1 problem(s), the first at created_at: "
             "Field required",
         ),
-        (
-            document_of(
-                StatusReport(
-                    message_id="G1",
-                    created_at=START,
-                    original_message_id="B1",
-                    original_message_type=RECEIPT,
-                )
-            ),
-            None,
-        ),
+        (stored_document(REPORT), None),
     ],
 )
 def test_why_a_waiting_document_cannot_be_read(text: str, problem: str | None) -> None:
